@@ -1,0 +1,396 @@
+"""The ModelEndpoint spec: what a user declares.
+
+Field descriptions end up in the CRD (``kubectl explain``), so they are written for users.
+Constraints that one field can express live in ``Field(...)``; rules spanning several
+fields live in :mod:`mme_operator.api.validation` (with exact field paths) and, where
+CEL can express them, as ``x-kubernetes-validations`` on the model (see ``CEL_RULES``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic.alias_generators import to_camel
+
+GROUP = "mme-operator.io"
+VERSION = "v1alpha1"
+KIND = "ModelEndpoint"
+PLURAL = "modelendpoints"
+SINGULAR = "modelendpoint"
+SHORT_NAMES = ["mep"]
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Default Triton release of the SageMaker Triton image (``sagemaker-tritonserver:<v>-py3``).
+DEFAULT_TRITON_VERSION = "24.09"
+
+MODEL_NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
+ENDPOINT_NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
+BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$"
+REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$"
+INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"
+SOURCE_PATTERN = r"^(s3://[^/]+/.+|https://.+|file://.+)$"
+MAX_MODELS = 1000
+
+
+class ApiModel(BaseModel):
+    """Base of every API model: camelCase in YAML, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_enum_values=False,
+    )
+
+    def to_k8s(self) -> dict[str, Any]:
+        """The object as it is written to Kubernetes: camelCase, no unset optionals."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class Platform(StrEnum):
+    """Triton ``platform`` values (framework-specific model formats)."""
+
+    ONNXRUNTIME_ONNX = "onnxruntime_onnx"
+    TENSORRT_PLAN = "tensorrt_plan"
+    PYTORCH_LIBTORCH = "pytorch_libtorch"
+    TENSORFLOW_SAVEDMODEL = "tensorflow_savedmodel"
+    TENSORFLOW_GRAPHDEF = "tensorflow_graphdef"
+    ENSEMBLE = "ensemble"
+
+
+# Triton backends that ship in the SageMaker Triton image; any other name is accepted
+# (custom backends exist) but these get the right weights file name by default.
+KNOWN_BACKENDS = (
+    "python",
+    "vllm",
+    "onnxruntime",
+    "pytorch",
+    "tensorrt",
+    "tensorflow",
+    "fil",
+    "dali",
+    "openvino",
+    "tensorrtllm",
+)
+
+
+class DataType(StrEnum):
+    """Triton tensor data types."""
+
+    TYPE_BOOL = "TYPE_BOOL"
+    TYPE_UINT8 = "TYPE_UINT8"
+    TYPE_UINT16 = "TYPE_UINT16"
+    TYPE_UINT32 = "TYPE_UINT32"
+    TYPE_UINT64 = "TYPE_UINT64"
+    TYPE_INT8 = "TYPE_INT8"
+    TYPE_INT16 = "TYPE_INT16"
+    TYPE_INT32 = "TYPE_INT32"
+    TYPE_INT64 = "TYPE_INT64"
+    TYPE_FP16 = "TYPE_FP16"
+    TYPE_FP32 = "TYPE_FP32"
+    TYPE_FP64 = "TYPE_FP64"
+    TYPE_STRING = "TYPE_STRING"
+    TYPE_BF16 = "TYPE_BF16"
+
+
+class InstanceKind(StrEnum):
+    """Where Triton places the copies of a model."""
+
+    KIND_GPU = "KIND_GPU"
+    KIND_CPU = "KIND_CPU"
+    KIND_AUTO = "KIND_AUTO"
+
+
+class TensorSpec(ApiModel):
+    """One model input or output tensor."""
+
+    name: str = Field(
+        min_length=1, max_length=256, description="Tensor name as the model names it."
+    )
+    data_type: DataType = Field(description="Triton data type, e.g. TYPE_FP32.")
+    dims: list[Annotated[int, Field(ge=-1)]] = Field(
+        max_length=16,
+        description="Shape without the batch dimension; -1 marks a variable-size dimension.",
+    )
+
+
+class InstanceGroupSpec(ApiModel):
+    """Concurrent model execution: how many copies of the model run, and where."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.gpus) || size(self.gpus) == 0 || self.kind == 'KIND_GPU'",
+                    "message": "gpus may only be set when kind is KIND_GPU",
+                    "fieldPath": ".gpus",
+                }
+            ]
+        }
+    )
+
+    count: int = Field(default=1, ge=1, le=64, description="Copies of the model per device.")
+    kind: InstanceKind = Field(
+        default=InstanceKind.KIND_GPU, description="KIND_GPU, KIND_CPU or KIND_AUTO."
+    )
+    gpus: list[Annotated[int, Field(ge=0, le=63)]] | None = Field(
+        default=None,
+        max_length=64,
+        description="GPU indices to place copies on (KIND_GPU only); all GPUs when unset.",
+    )
+
+
+class QueuePolicySpec(ApiModel):
+    """What the dynamic batcher does with requests that wait too long."""
+
+    timeout_action: Literal["REJECT", "DELAY"] = Field(
+        default="REJECT", description="REJECT or DELAY a request whose queue timeout expired."
+    )
+    default_timeout_microseconds: int = Field(
+        default=0, ge=0, description="Queue timeout; 0 means none."
+    )
+    allow_timeout_override: bool = Field(
+        default=False, description="Let a request set a shorter timeout."
+    )
+    max_queue_size: int = Field(
+        default=0, ge=0, description="Maximum queued requests; 0 means unlimited."
+    )
+
+
+class DynamicBatchingSpec(ApiModel):
+    """Dynamic batching: Triton merges requests into one batch within a short queue delay."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.defaultPriorityLevel) || !has(self.priorityLevels)"
+                    " || self.defaultPriorityLevel <= self.priorityLevels",
+                    "message": "defaultPriorityLevel must not exceed priorityLevels",
+                    "fieldPath": ".defaultPriorityLevel",
+                }
+            ]
+        }
+    )
+
+    max_queue_delay_microseconds: int = Field(
+        default=100,
+        ge=0,
+        le=10_000_000,
+        description="How long a request may wait for a batch to fill.",
+    )
+    preferred_batch_size: list[Annotated[int, Field(ge=1)]] | None = Field(
+        default=None,
+        max_length=32,
+        description="Batch sizes the batcher aims for; each <= maxBatchSize.",
+    )
+    preserve_ordering: bool = Field(default=False, description="Return responses in request order.")
+    priority_levels: int | None = Field(
+        default=None, ge=0, le=1000, description="Number of priority levels."
+    )
+    default_priority_level: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="Priority of requests that set none (<= priorityLevels).",
+    )
+    default_queue_policy: QueuePolicySpec | None = Field(
+        default=None, description="Queue policy for all requests."
+    )
+
+
+_MODEL_RULES: list[JsonValue] = [
+    {
+        "rule": "has(self.platform) != has(self.backend)",
+        "message": "set exactly one of platform or backend",
+    },
+    {
+        "rule": "!has(self.dynamicBatching) || self.maxBatchSize > 0",
+        "message": "dynamicBatching needs maxBatchSize > 0",
+        "fieldPath": ".dynamicBatching",
+    },
+    {
+        "rule": "!has(self.dynamicBatching) || !has(self.dynamicBatching.preferredBatchSize)"
+        " || self.dynamicBatching.preferredBatchSize.all(b, b <= self.maxBatchSize)",
+        "message": "every dynamicBatching.preferredBatchSize must be <= maxBatchSize",
+        "fieldPath": ".dynamicBatching.preferredBatchSize",
+    },
+]
+
+
+class ModelSpec(ApiModel):
+    """One model served by the endpoint."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _MODEL_RULES})
+
+    name: str = Field(
+        pattern=MODEL_NAME_PATTERN,
+        max_length=128,
+        description="Model name; the Triton model directory and the start of the TargetModel name.",
+    )
+    source: str = Field(
+        pattern=SOURCE_PATTERN,
+        max_length=2048,
+        description="Where the weights are: s3://bucket/key (file, prefix or .tar.gz), https:// (one file) "
+        "or file:// (a file or directory on a mounted volume).",
+    )
+    platform: Platform | None = Field(
+        default=None, description="Triton platform, e.g. onnxruntime_onnx. Set this or backend."
+    )
+    backend: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9_]+$",
+        max_length=64,
+        description="Triton backend, e.g. python or vllm. Set this or platform.",
+    )
+    max_batch_size: int = Field(
+        default=0, ge=0, le=65536, description="Largest batch Triton forms; 0 disables batching."
+    )
+    inputs: list[TensorSpec] | None = Field(
+        default=None, max_length=64, description="Input tensors."
+    )
+    outputs: list[TensorSpec] | None = Field(
+        default=None, max_length=64, description="Output tensors."
+    )
+    instance_groups: list[InstanceGroupSpec] | None = Field(
+        default=None,
+        max_length=16,
+        description="Concurrent model execution; e.g. [{count: 2, kind: KIND_GPU}] runs two copies per GPU.",
+    )
+    dynamic_batching: DynamicBatchingSpec | None = Field(
+        default=None, description="Enable dynamic batching (needs maxBatchSize > 0)."
+    )
+    parameters: dict[str, str] | None = Field(
+        default=None, description="Triton model parameters (string values), passed to the backend."
+    )
+    warmup: bool = Field(
+        default=False,
+        description="Invoke the model once after deployment so the first request is not cold.",
+    )
+
+
+class ArtifactsSpec(ApiModel):
+    """Where the operator puts the model archives the endpoint loads."""
+
+    bucket: str = Field(pattern=BUCKET_PATTERN, description="S3 bucket for the model archives.")
+    prefix: str | None = Field(
+        default=None,
+        max_length=512,
+        pattern=r"^[^/].*/$",
+        description="Key prefix (ending in '/') for this endpoint's archives; default '<namespace>/<name>/'.",
+    )
+    kms_key_id: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="KMS key (id, alias or ARN) for SSE-KMS on uploaded archives.",
+    )
+
+
+class AutoscalingSpec(ApiModel):
+    """Target-tracking autoscaling of the endpoint's instances on invocations per instance."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.minInstances <= self.maxInstances",
+                    "message": "minInstances must be <= maxInstances",
+                    "fieldPath": ".minInstances",
+                }
+            ]
+        }
+    )
+
+    min_instances: int = Field(default=1, ge=1, le=1000, description="Fewest instances.")
+    max_instances: int = Field(ge=1, le=1000, description="Most instances.")
+    target_invocations_per_instance: int = Field(
+        ge=1,
+        le=1_000_000,
+        description="Target of SageMakerVariantInvocationsPerInstance (per minute).",
+    )
+    scale_in_cooldown_seconds: int = Field(
+        default=300, ge=0, le=86400, description="Wait after scaling in."
+    )
+    scale_out_cooldown_seconds: int = Field(
+        default=60, ge=0, le=86400, description="Wait after scaling out."
+    )
+
+
+class DeletionPolicy(StrEnum):
+    """What happens to AWS resources when the ModelEndpoint is deleted."""
+
+    DELETE = "Delete"
+    RETAIN = "Retain"
+
+
+_SPEC_RULES: list[JsonValue] = [
+    {
+        "rule": "!has(self.autoscaling) || (self.instanceCount >= self.autoscaling.minInstances"
+        " && self.instanceCount <= self.autoscaling.maxInstances)",
+        "message": "instanceCount must lie within autoscaling.minInstances..maxInstances",
+        "fieldPath": ".instanceCount",
+    },
+]
+
+
+class ModelEndpointSpec(ApiModel):
+    """A SageMaker Multi-Model Endpoint on GPU instances, served by NVIDIA Triton."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _SPEC_RULES})
+
+    region: str = Field(
+        pattern=REGION_PATTERN, description="AWS region of the endpoint, e.g. us-east-1."
+    )
+    execution_role_arn: str = Field(
+        pattern=ROLE_ARN_PATTERN,
+        max_length=2048,
+        description="IAM role SageMaker assumes to read the archives and pull the image.",
+    )
+    artifacts: ArtifactsSpec = Field(description="S3 location of the model archives.")
+    endpoint_name: str | None = Field(
+        default=None,
+        pattern=ENDPOINT_NAME_PATTERN,
+        max_length=63,
+        description="SageMaker endpoint name; default derived from namespace and name. Immutable.",
+    )
+    instance_type: str = Field(
+        pattern=INSTANCE_TYPE_PATTERN,
+        max_length=64,
+        description="SageMaker instance type, e.g. ml.g5.xlarge.",
+    )
+    instance_count: int = Field(
+        default=1, ge=1, le=1000, description="Instances behind the endpoint."
+    )
+    image: str | None = Field(
+        default=None,
+        max_length=512,
+        description="Serving image; default the SageMaker Triton image for region and tritonVersion.",
+    )
+    triton_version: str = Field(
+        default=DEFAULT_TRITON_VERSION,
+        pattern=r"^[0-9]{2}\.[0-9]{2}$",
+        description="Triton release of the default image, e.g. 24.09.",
+    )
+    environment: dict[str, str] | None = Field(
+        default=None,
+        description="Environment of the serving container (e.g. SAGEMAKER_TRITON_* settings).",
+    )
+    autoscaling: AutoscalingSpec | None = Field(
+        default=None, description="Autoscaling of the instance count."
+    )
+    deletion_policy: DeletionPolicy = Field(
+        default=DeletionPolicy.DELETE,
+        description="Delete removes the endpoint, its configs, model and archives with the resource; "
+        "Retain leaves them in place.",
+    )
+    tags: dict[str, str] | None = Field(
+        default=None, description="Extra tags on every AWS resource created."
+    )
+    models: list[ModelSpec] = Field(
+        min_length=1,
+        max_length=MAX_MODELS,
+        description="Models served by the endpoint; names unique.",
+    )

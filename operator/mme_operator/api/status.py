@@ -1,0 +1,133 @@
+"""The ModelEndpoint status: what the operator reports.
+
+Every field here is in the CRD schema: a structural schema silently drops the rest.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from mme_operator.api.spec import ApiModel
+
+
+class Phase(StrEnum):
+    """Coarse lifecycle of a ModelEndpoint, shown by ``kubectl get mep``."""
+
+    PENDING = "Pending"
+    SYNCING = "Syncing"
+    CREATING = "Creating"
+    UPDATING = "Updating"
+    READY = "Ready"
+    FAILED = "Failed"
+    DELETING = "Deleting"
+
+
+class ConditionType(StrEnum):
+    """Condition types; ``Ready`` summarises the others."""
+
+    READY = "Ready"
+    SPEC_VALID = "SpecValid"
+    ARTIFACTS_SYNCED = "ArtifactsSynced"
+    ENDPOINT_READY = "EndpointReady"
+    AUTOSCALING_READY = "AutoscalingReady"
+
+
+class Reason(StrEnum):
+    """Machine-readable condition reasons (CamelCase, as Kubernetes convention has them)."""
+
+    RECONCILED = "Reconciled"
+    INVALID_SPEC = "InvalidSpec"
+    SOURCE_ERROR = "SourceError"
+    UPLOADING = "Uploading"
+    SYNCED = "Synced"
+    CREATING = "EndpointCreating"
+    UPDATING = "EndpointUpdating"
+    IN_SERVICE = "InService"
+    ENDPOINT_FAILED = "EndpointFailed"
+    UPDATE_FAILED = "UpdateFailed"
+    ROLLING_BACK = "RollingBack"
+    ACCESS_DENIED = "AccessDenied"
+    AWS_ERROR = "AwsError"
+    RETRYING = "Retrying"
+    NOT_OWNED = "NotOwned"
+    DELETING = "Deleting"
+    DISABLED = "Disabled"
+    CONFIGURED = "Configured"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(ApiModel):
+    """A Kubernetes-style condition."""
+
+    type: str = Field(description="Condition type, e.g. Ready.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(default="", description="CamelCase reason for the last transition.")
+    message: str = Field(default="", description="What happened and, on failure, what to change.")
+    observed_generation: int | None = Field(
+        default=None, description="metadata.generation this reflects."
+    )
+    last_transition_time: str | None = Field(
+        default=None, description="When status last changed (RFC 3339)."
+    )
+
+
+class ModelState(StrEnum):
+    PENDING = "Pending"
+    UPLOADING = "Uploading"
+    AVAILABLE = "Available"
+    FAILED = "Failed"
+
+
+class ModelStatus(ApiModel):
+    """Per-model status: what a client sends as TargetModel, and where the archive is."""
+
+    name: str = Field(description="Model name from the spec.")
+    target_model: str | None = Field(
+        default=None, description="TargetModel to send to InvokeEndpoint."
+    )
+    s3_key: str | None = Field(default=None, description="S3 key of the model archive.")
+    sha256: str | None = Field(default=None, description="sha256 of the model archive.")
+    state: ModelState = Field(
+        default=ModelState.PENDING, description="Pending, Uploading, Available or Failed."
+    )
+    message: str | None = Field(default=None, description="Why the model is not available.")
+
+
+class ModelEndpointStatus(ApiModel):
+    """Observed state of a ModelEndpoint."""
+
+    model_config = ApiModel.model_config | {"extra": "ignore"}
+
+    observed_generation: int | None = Field(
+        default=None, description="metadata.generation last reconciled."
+    )
+    phase: Phase | None = Field(
+        default=None, description="Pending, Syncing, Creating, Updating, Ready, Failed or Deleting."
+    )
+    conditions: list[Condition] | None = Field(default=None, description="Latest observations.")
+    endpoint_name: str | None = Field(default=None, description="SageMaker endpoint name.")
+    endpoint_arn: str | None = Field(default=None, description="SageMaker endpoint ARN.")
+    endpoint_status: str | None = Field(
+        default=None, description="SageMaker EndpointStatus, e.g. InService."
+    )
+    endpoint_config_name: str | None = Field(default=None, description="EndpointConfig in effect.")
+    failed_endpoint_config_name: str | None = Field(
+        default=None,
+        description="EndpointConfig whose update failed; not retried until the spec changes.",
+    )
+    model_count: int | None = Field(default=None, description="Number of models declared.")
+    models: list[ModelStatus] | None = Field(default=None, description="Per-model status.")
+    message: str | None = Field(default=None, description="Human-readable summary.")
+
+
+def now_rfc3339() -> str:
+    """The current time as Kubernetes writes it (second precision, Z suffix)."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,59 @@
+"""Operator configuration: one settings object, read from ``MME_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the operator. Each field is the env var ``MME_<FIELD>`` (upper case)."""
+
+    model_config = SettingsConfigDict(env_prefix="MME_", extra="ignore")
+
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        description="Send every AWS call here (the local SageMaker); unset for real AWS.",
+    )
+    drift_check_interval_seconds: float = Field(
+        default=300.0, gt=0, description="How often a Ready endpoint is re-observed for drift."
+    )
+    poll_interval_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Delay before looking again at an endpoint that is Creating/Updating.",
+    )
+    retry_delay_seconds: float = Field(
+        default=15.0, gt=0, description="Delay after a retryable AWS error."
+    )
+    max_source_bytes: int = Field(
+        default=100 * 1024**3, gt=0, description="Largest model source accepted (bytes)."
+    )
+    https_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Timeout of https:// source downloads."
+    )
+    upload_concurrency: int = Field(default=8, ge=1, description="Parallel multipart upload parts.")
+    multipart_chunk_bytes: int = Field(
+        default=64 * 1024**2, ge=5 * 1024**2, description="Multipart part size."
+    )
+    work_dir: str | None = Field(
+        default=None, description="Scratch directory for packaging; default a temp dir."
+    )
+    metrics_port: int = Field(
+        default=8080, ge=0, description="Prometheus metrics port; 0 disables."
+    )
+    health_port: int = Field(default=8081, ge=0, description="Liveness endpoint port; 0 disables.")
+    log_format: str = Field(
+        default="text", pattern="^(text|json)$", description="Log format: text or json."
+    )
+    namespace: str | None = Field(
+        default=None, description="Watch only this namespace; all when unset."
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()
