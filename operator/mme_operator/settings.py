@@ -48,9 +48,18 @@ class Settings(BaseSettings):
     log_format: str = Field(
         default="text", pattern="^(text|json)$", description="Log format: text or json."
     )
+    file_roots: str = Field(
+        default="",
+        description="Directories file:// model sources may be read from, separated by ':' "
+        "(mounted model volumes); file:// is refused when empty.",
+    )
     namespace: str | None = Field(
         default=None, description="Watch only this namespace; all when unset."
     )
+
+    @property
+    def file_root_list(self) -> list[str]:
+        return [root for root in self.file_roots.split(":") if root]
 
 
 @lru_cache(maxsize=1)

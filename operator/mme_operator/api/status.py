@@ -99,6 +99,7 @@ class ModelStatus(ApiModel):
         default=ModelState.PENDING, description="Pending, Uploading, Available or Failed."
     )
     message: str | None = Field(default=None, description="Why the model is not available.")
+    warmed_up: bool | None = Field(default=None, description="The warm-up invocation of this archive succeeded.")
 
 
 class ModelEndpointStatus(ApiModel):
@@ -119,6 +120,9 @@ class ModelEndpointStatus(ApiModel):
         default=None, description="SageMaker EndpointStatus, e.g. InService."
     )
     endpoint_config_name: str | None = Field(default=None, description="EndpointConfig in effect.")
+    requested_endpoint_config_name: str | None = Field(
+        default=None, description="EndpointConfig last requested by CreateEndpoint or UpdateEndpoint."
+    )
     failed_endpoint_config_name: str | None = Field(
         default=None,
         description="EndpointConfig whose update failed; not retried until the spec changes.",

@@ -1,0 +1,81 @@
+-- Argo CD health check for mme-operator.io/ModelEndpoint.
+-- Healthy:     Ready condition True and status.observedGeneration == metadata.generation.
+-- Degraded:    Ready False for a reason retrying cannot fix, or phase Failed.
+-- Progressing: everything else (no status yet, a newer spec not yet seen, deleting, waiting).
+local hs = {}
+
+local terminal = {
+  InvalidSpec = true,
+  EndpointFailed = true,
+  UpdateFailed = true,
+  AccessDenied = true,
+  NotOwned = true,
+  SourceError = true,
+}
+
+local function find_condition(status, ctype)
+  if status == nil or status.conditions == nil then
+    return nil
+  end
+  for _, condition in ipairs(status.conditions) do
+    if condition.type == ctype then
+      return condition
+    end
+  end
+  return nil
+end
+
+local function describe(condition, fallback)
+  if condition ~= nil and condition.message ~= nil and condition.message ~= "" then
+    return condition.message
+  end
+  if condition ~= nil and condition.reason ~= nil and condition.reason ~= "" then
+    return condition.reason
+  end
+  return fallback
+end
+
+if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
+  hs.status = "Progressing"
+  hs.message = "Deleting: the operator is cleaning up the SageMaker endpoint"
+  return hs
+end
+
+local status = obj.status
+if status == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to report status"
+  return hs
+end
+
+local ready = find_condition(status, "Ready")
+
+if status.phase == "Failed" then
+  hs.status = "Degraded"
+  hs.message = describe(ready, status.message or "ModelEndpoint failed")
+  return hs
+end
+
+if ready ~= nil and ready.status == "False" and ready.reason ~= nil and terminal[ready.reason] then
+  hs.status = "Degraded"
+  hs.message = describe(ready, ready.reason)
+  return hs
+end
+
+local generation = obj.metadata and obj.metadata.generation
+local current = status.observedGeneration ~= nil and status.observedGeneration == generation
+
+if ready ~= nil and ready.status == "True" then
+  if current then
+    hs.status = "Healthy"
+    hs.message = describe(ready, "Ready")
+    return hs
+  end
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to reconcile generation " .. tostring(generation)
+  return hs
+end
+
+hs.status = "Progressing"
+hs.message = describe(ready, "Phase " .. tostring(status.phase or "Pending"))
+return hs

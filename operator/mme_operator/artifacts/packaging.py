@@ -1,0 +1,252 @@
+"""Deterministic, streaming packaging of a model into a Triton model-repository ``.tar.gz``.
+
+Layout of the archive (what SageMaker MME extracts and hands to Triton)::
+
+    <name>/config.pbtxt          the rendered config (replaces any config.pbtxt of the source)
+    <name>/1/<weights_filename>  a single-file source
+    <name>/<version>/...         a tree source that already has numeric version directories
+    <name>/1/...                 any other tree source
+
+A tree whose only top-level directory is itself a Triton model directory
+(``bert/config.pbtxt``, ``bert/1/...``, as in most hand-made MME archives) is re-rooted:
+that directory's contents take the place of ``<name>/``.
+
+The same inputs give byte-identical output: entries in a fixed order, every header field
+fixed (mtime 0, uid/gid 0, empty owner names, modes 0644/0755), explicit directory
+entries, PAX format, gzip header with mtime 0 and no file name. Model files are streamed
+(never held in memory) and the sha256 of the archive is computed while it is written.
+Compression is ISA-L level 1 (weights barely compress, so speed is what matters), with
+zlib level 1 as the fallback when ``isal`` cannot be imported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import io
+import os
+import posixpath
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+from mme_operator.artifacts.errors import (
+    InvalidSourceError,
+    SourceChangedError,
+    UnsafeArchiveError,
+)
+from mme_operator.artifacts.naming import _check_model_name, check_weights_filename
+from mme_operator.artifacts.sources import EntryType, ModelSource, SourceContent, SourceEntry
+
+try:
+    from isal import igzip as _igzip
+
+    ISAL_AVAILABLE = True
+except ImportError:  # pragma: no cover - isal is a dependency; the fallback is a safety net
+    ISAL_AVAILABLE = False
+
+Compressor = Literal["isal", "zlib"]
+DEFAULT_COMPRESSOR: Compressor = "isal" if ISAL_AVAILABLE else "zlib"
+COMPRESS_LEVEL = 1
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+LINK_MODE = 0o777
+_COPY_BUFFER = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class PackagedArchive:
+    """A packaged archive on local disk."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+class _HashingWriter:
+    """Passes writes through to ``raw`` while hashing and counting them."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.raw.write(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def tell(self) -> int:
+        return self.size
+
+
+class _ExactReader:
+    """Reads one entry; a short read means the source changed under us (not a bad disk)."""
+
+    def __init__(self, raw: BinaryIO, size: int, what: str) -> None:
+        self.raw = raw
+        self.remaining = size
+        self.what = what
+
+    def read(self, n: int = -1) -> bytes:
+        want = self.remaining if n < 0 else min(n, self.remaining)
+        data = self.raw.read(want)
+        if len(data) < want:
+            raise SourceChangedError(
+                f"{self.what} ended early; it changed while it was packaged; retrying"
+            )
+        self.remaining -= len(data)
+        return data
+
+
+def _gzip_writer(fileobj: _HashingWriter, compressor: Compressor) -> gzip.GzipFile:
+    if compressor == "isal":
+        if not ISAL_AVAILABLE:  # pragma: no cover
+            raise RuntimeError("isal is not installed")
+        return _igzip.IGzipFile(  # type: ignore[no-untyped-call]
+            filename="", mode="wb", compresslevel=COMPRESS_LEVEL, fileobj=fileobj, mtime=0
+        )
+    return gzip.GzipFile(
+        filename="", mode="wb", compresslevel=COMPRESS_LEVEL, fileobj=fileobj, mtime=0
+    )
+
+
+def _is_versioned(rel: str) -> bool:
+    head, sep, _ = rel.partition("/")
+    return bool(sep) and head.isdigit()
+
+
+def plan_layout(
+    name: str, content: SourceContent, weights_filename: str, uri: str = "source"
+) -> list[tuple[str, SourceEntry]]:
+    """Where each source entry goes in the archive, in write order (pure)."""
+    if content.single_file:
+        (entry,) = content.entries
+        return [(f"{name}/1/{weights_filename}", entry)]
+    paths = [e.path for e in content.entries]
+    strip = ""
+    tops = {p.split("/", 1)[0] for p in paths}
+    if len(tops) == 1 and all("/" in p for p in paths):
+        top = next(iter(tops))
+        inner = [p.split("/", 1)[1] for p in paths]
+        if not top.isdigit() and ("config.pbtxt" in inner or any(map(_is_versioned, inner))):
+            strip = top + "/"
+    rels = [(p[len(strip) :], e) for p, e in zip(paths, content.entries, strict=True)]
+    rels = [(rel, e) for rel, e in rels if rel != "config.pbtxt"]
+    if not rels:
+        raise InvalidSourceError(f"{uri} holds no model files besides config.pbtxt")
+    base = f"{name}/" if any(_is_versioned(rel) for rel, _ in rels) else f"{name}/1/"
+    placed = {e.path: base + rel for rel, e in rels}
+    layout = []
+    for rel, entry in rels:
+        path = base + rel
+        if entry.type is EntryType.SYMLINK:
+            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), entry.linkname))
+            if not resolved.startswith(f"{name}/"):
+                raise UnsafeArchiveError(
+                    f"{uri}: symlink {entry.path!r} -> {entry.linkname!r} points outside the "
+                    "model directory; replace it with the file itself"
+                )
+        elif entry.type is EntryType.HARDLINK and entry.linkname not in placed:
+            raise UnsafeArchiveError(
+                f"{uri}: hard link {entry.path!r} -> {entry.linkname!r} points outside the "
+                "model directory; replace it with the file itself"
+            )
+        layout.append((path, entry))
+    return layout
+
+
+def _info(name: str, type_: bytes, mode: int, size: int = 0, linkname: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = type_
+    info.mode = mode
+    info.size = size
+    info.linkname = linkname
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def package_model(
+    name: str,
+    config_pbtxt: str,
+    source: ModelSource,
+    weights_filename: str,
+    dest: Path,
+    *,
+    compressor: Compressor | None = None,
+) -> PackagedArchive:
+    """Package one model into ``dest`` (a deterministic ``.tar.gz``) and return its sha256.
+
+    Temporary downloads go to a scratch directory next to ``dest`` and are removed
+    afterwards; ``dest`` appears only when the archive is complete.
+    """
+    _check_model_name(name)
+    check_weights_filename(weights_filename)
+    compressor = compressor or DEFAULT_COMPRESSOR
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".part")
+    with (
+        tempfile.TemporaryDirectory(dir=dest.parent, prefix="mme-pkg-") as scratch,
+        source.open_content(Path(scratch)) as content,
+    ):
+        layout = plan_layout(name, content, weights_filename, source.uri)
+        try:
+            with open(partial, "wb") as raw:
+                writer = _HashingWriter(raw)
+                with (
+                    _gzip_writer(writer, compressor) as gz,
+                    tarfile.TarFile(
+                        fileobj=gz, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8"
+                    ) as tar,
+                ):
+                    tar.copybufsize = _COPY_BUFFER  # type: ignore[attr-defined]  # 16 KiB default is slow
+                    config = config_pbtxt.encode("utf-8")
+                    tar.addfile(_info(name, tarfile.DIRTYPE, DIR_MODE))
+                    tar.addfile(
+                        _info(f"{name}/config.pbtxt", tarfile.REGTYPE, FILE_MODE, len(config)),
+                        io.BytesIO(config),
+                    )
+                    directories = {name}
+                    placed = {e.path: p for p, e in layout}
+                    for path, entry in layout:
+                        _add_parents(tar, path, directories)
+                        _add_entry(tar, path, entry, placed, source.uri)
+            os.replace(partial, dest)
+        finally:
+            partial.unlink(missing_ok=True)
+    return PackagedArchive(path=dest, sha256=writer.digest.hexdigest(), size=writer.size)
+
+
+def _add_parents(tar: tarfile.TarFile, path: str, directories: set[str]) -> None:
+    parts = path.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        directory = "/".join(parts[:depth])
+        if directory not in directories:
+            directories.add(directory)
+            tar.addfile(_info(directory, tarfile.DIRTYPE, DIR_MODE))
+
+
+def _add_entry(
+    tar: tarfile.TarFile,
+    path: str,
+    entry: SourceEntry,
+    placed: dict[str, str],
+    uri: str,
+) -> None:
+    if entry.type is EntryType.SYMLINK:
+        tar.addfile(_info(path, tarfile.SYMTYPE, LINK_MODE, linkname=entry.linkname))
+        return
+    if entry.type is EntryType.HARDLINK:
+        tar.addfile(_info(path, tarfile.LNKTYPE, FILE_MODE, linkname=placed[entry.linkname]))
+        return
+    assert entry.open is not None
+    with entry.open() as handle:
+        reader = _ExactReader(handle, entry.size, f"{uri}: {entry.path}")
+        tar.addfile(_info(path, tarfile.REGTYPE, FILE_MODE, entry.size), reader)

@@ -1,0 +1,350 @@
+"""The model archives under one endpoint's S3 prefix: observe, upload, delete, sync.
+
+Ownership lives in each object's user metadata (``mme-owner-uid`` = the ModelEndpoint's
+uid, ``mme-managed-by: mme-operator``). Objects without our uid are never deleted or
+overwritten, whatever their names look like. Keys are content-addressed
+(:mod:`mme_operator.artifacts.naming`), so an object already present with our metadata
+is the archive we would upload, and is never uploaded again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
+
+from mme_operator.artifacts.errors import (
+    ArtifactConflictError,
+    NotOwnedError,
+    SourceChangedError,
+)
+from mme_operator.artifacts.naming import ARCHIVE_SUFFIX, DesiredArchive
+from mme_operator.artifacts.packaging import Compressor, package_model
+from mme_operator.artifacts.sources import ModelSource
+from mme_operator.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+logger = logging.getLogger("mme_operator.artifacts")
+
+MANAGED_BY = "mme-operator"
+META_OWNER = "mme-owner-uid"
+META_SHA256 = "mme-sha256"
+META_MODEL = "mme-model"
+META_FINGERPRINT = "mme-fingerprint"
+META_MANAGED_BY = "mme-managed-by"
+CONTENT_TYPE = "application/gzip"
+_HEAD_WORKERS = 16
+_PROGRESS_SECONDS = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredArchive:
+    """An archive object under the prefix, as S3 reports it.
+
+    ``fingerprint`` is the sha256 of the source fingerprint the archive was built from
+    (the fingerprint itself may be long or name private URLs, so only its digest is stored).
+    """
+
+    key: str
+    size: int
+    sha256: str | None
+    owner_uid: str | None
+    model_name: str | None
+    fingerprint: str | None = None
+
+    def owned_by(self, owner_uid: str) -> bool:
+        """Whether the object carries ``owner_uid`` as its owner."""
+        return self.owner_uid == owner_uid
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncResult:
+    """Keys touched by :meth:`ArtifactStore.sync`."""
+
+    uploaded: list[str]
+    deleted: list[str]
+    kept: list[str]
+    foreign: list[str]
+
+
+def fingerprint_digest(fingerprint: str) -> str:
+    """The form of a source fingerprint stored in object metadata."""
+    return hashlib.sha256(fingerprint.encode("utf-8")).hexdigest()
+
+
+def transfer_config_from_settings(settings: Settings) -> TransferConfig:
+    """Multipart upload with parallel parts, sized by the operator's settings."""
+    return TransferConfig(
+        multipart_threshold=settings.multipart_chunk_bytes,
+        multipart_chunksize=settings.multipart_chunk_bytes,
+        max_concurrency=settings.upload_concurrency,
+        use_threads=True,
+    )
+
+
+class _UploadProgress:
+    """boto3 transfer callback: logs percent and MB/s every 10% or few seconds, not more."""
+
+    def __init__(self, key: str, total: int) -> None:
+        self.key = key
+        self.total = max(total, 1)
+        self.done = 0
+        self.started = time.monotonic()
+        self.last_time = self.started
+        self.last_percent = 0
+        self.lock = threading.Lock()  # boto3 calls back from its worker threads
+
+    def __call__(self, transferred: int) -> None:
+        with self.lock:
+            self.done += transferred
+            now = time.monotonic()
+            percent = min(100, self.done * 100 // self.total)
+            if percent < 100 and (
+                now - self.last_time < 1.0
+                or (percent < self.last_percent + 10 and now - self.last_time < _PROGRESS_SECONDS)
+            ):
+                return
+            if percent == 100 and self.last_percent == 100:
+                return
+            self.last_time, self.last_percent = now, percent
+            rate = self.done / max(now - self.started, 1e-6) / 1e6
+        logger.info(
+            "Uploading archive key=%s progress=%d%% bytes=%d rate_mb_s=%.1f",
+            self.key,
+            percent,
+            self.done,
+            rate,
+        )
+
+
+class ArtifactStore:
+    """The archives of one ModelEndpoint under ``s3://bucket/prefix``.
+
+    ``s3_client`` is a boto3 S3 client for the bucket's region (the caller builds it,
+    with the normal credential chain). ``transfer_config`` defaults to the settings'
+    multipart size and concurrency.
+    """
+
+    def __init__(
+        self,
+        s3_client: S3Client,
+        bucket: str,
+        prefix: str,
+        owner_uid: str,
+        *,
+        kms_key_id: str | None = None,
+        transfer_config: TransferConfig | None = None,
+        settings: Settings | None = None,
+        compressor: Compressor | None = None,
+    ) -> None:
+        if prefix and not prefix.endswith("/"):
+            raise ValueError(f"artifact prefix {prefix!r} must end with '/'")
+        if not owner_uid:
+            raise ValueError("owner_uid must not be empty")
+        self.s3 = s3_client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.owner_uid = owner_uid
+        self.kms_key_id = kms_key_id
+        self.transfer_config = transfer_config or transfer_config_from_settings(
+            settings or get_settings()
+        )
+        self.compressor = compressor
+
+    # ------------------------------------------------------------------ observe
+
+    def _head(self, key: str) -> StoredArchive | None:
+        try:
+            head = self.s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        meta = head.get("Metadata", {})
+        return StoredArchive(
+            key=key,
+            size=head["ContentLength"],
+            sha256=meta.get(META_SHA256),
+            owner_uid=meta.get(META_OWNER),
+            model_name=meta.get(META_MODEL),
+            fingerprint=meta.get(META_FINGERPRINT),
+        )
+
+    def list_objects(self) -> dict[str, StoredArchive]:
+        """Every ``.tar.gz`` directly under the prefix, with its ownership metadata (read-only).
+
+        Sub-prefixes are left out: they may belong to another endpoint whose prefix nests
+        inside ours, and MME only loads this level anyway.
+        """
+        keys: list[str] = []
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/"):
+            keys.extend(
+                obj["Key"]
+                for obj in page.get("Contents", [])
+                if obj["Key"].endswith(ARCHIVE_SUFFIX)
+            )
+        if not keys:
+            return {}
+        # One HEAD per object is the only way to read user metadata; run them in parallel
+        # (boto3 clients are thread-safe) so a thousand models stay a fraction of a second.
+        with ThreadPoolExecutor(max_workers=min(_HEAD_WORKERS, len(keys))) as pool:
+            heads = list(pool.map(self._head, keys))
+        return {head.key: head for head in heads if head is not None}
+
+    # ------------------------------------------------------------------ apply
+
+    def _check_key(self, key: str) -> None:
+        if not key.startswith(self.prefix) or "/" in key[len(self.prefix) :]:
+            raise ValueError(f"key {key!r} is not directly under prefix {self.prefix!r}")
+
+    def upload(self, desired: DesiredArchive, source: ModelSource, workdir: Path) -> StoredArchive:
+        """Package and upload one archive, unless it is already there (idempotent).
+
+        Raises :class:`ArtifactConflictError` when the key is taken by an object that is not
+        ours, and :class:`SourceChangedError` when ``source`` no longer has the fingerprint
+        the key was computed from.
+        """
+        self._check_key(desired.key)
+        existing = self._head(desired.key)
+        if existing is not None:
+            if existing.owned_by(self.owner_uid):
+                logger.debug("Kept archive key=%s model=%s", desired.key, desired.model_name)
+                return existing
+            raise ArtifactConflictError(
+                f"s3://{self.bucket}/{desired.key} already exists and is not owned by this "
+                f"ModelEndpoint (owner {existing.owner_uid or 'none'}); give each ModelEndpoint "
+                "its own artifacts.prefix"
+            )
+        if source.fingerprint() != desired.fingerprint:
+            raise SourceChangedError(
+                f"source {desired.source_uri} changed since its archive name was computed; retrying"
+            )
+        workdir.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(dir=workdir, prefix="mme-upload-"))
+        try:
+            started = time.monotonic()
+            packaged = package_model(
+                desired.model_name,
+                desired.config_pbtxt,
+                source,
+                desired.weights_filename,
+                scratch / desired.target_model,
+                compressor=self.compressor,
+            )
+            packed = time.monotonic()
+            extra: dict[str, Any] = {
+                "ContentType": CONTENT_TYPE,
+                "Metadata": {
+                    META_OWNER: self.owner_uid,
+                    META_SHA256: packaged.sha256,
+                    META_MODEL: desired.model_name,
+                    META_FINGERPRINT: fingerprint_digest(desired.fingerprint),
+                    META_MANAGED_BY: MANAGED_BY,
+                },
+            }
+            if self.kms_key_id:
+                extra["ServerSideEncryption"] = "aws:kms"
+                extra["SSEKMSKeyId"] = self.kms_key_id
+            self.s3.upload_file(
+                str(packaged.path),
+                self.bucket,
+                desired.key,
+                ExtraArgs=extra,
+                Config=self.transfer_config,
+                Callback=_UploadProgress(desired.key, packaged.size),
+            )
+            done = time.monotonic()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        logger.info(
+            "Uploaded archive key=%s model=%s bytes=%d sha256=%s package_s=%.1f upload_s=%.1f",
+            desired.key,
+            desired.model_name,
+            packaged.size,
+            packaged.sha256,
+            packed - started,
+            done - packed,
+        )
+        return StoredArchive(
+            key=desired.key,
+            size=packaged.size,
+            sha256=packaged.sha256,
+            owner_uid=self.owner_uid,
+            model_name=desired.model_name,
+            fingerprint=fingerprint_digest(desired.fingerprint),
+        )
+
+    def delete(self, key: str) -> bool:
+        """Delete one archive we own; ``False`` if it was already gone.
+
+        Raises :class:`NotOwnedError` unless the object's metadata names our owner uid.
+        """
+        self._check_key(key)
+        existing = self._head(key)
+        if existing is None:
+            return False
+        if not existing.owned_by(self.owner_uid):
+            raise NotOwnedError(
+                f"refusing to delete s3://{self.bucket}/{key}: it is owned by "
+                f"{existing.owner_uid or 'nobody known'}, not by this ModelEndpoint"
+            )
+        self.s3.delete_object(Bucket=self.bucket, Key=key)
+        logger.info("Deleted archive key=%s model=%s", key, existing.model_name)
+        return True
+
+    def sync(
+        self,
+        desired: Sequence[DesiredArchive],
+        sources: Callable[[str], ModelSource],
+        workdir: Path,
+    ) -> SyncResult:
+        """Make the prefix hold exactly the desired archives (plus foreign objects).
+
+        Uploads the missing archives first (``sources`` maps a desired archive's
+        ``source_uri`` to its :class:`ModelSource`; called only for those), then deletes
+        stale ``.tar.gz`` objects we own. Objects of others are reported, never touched.
+        """
+        keys = [d.key for d in desired]
+        if len(set(keys)) != len(keys):
+            raise ValueError("desired archives must have distinct keys")
+        stored = self.list_objects()
+        for d in desired:
+            existing = stored.get(d.key)
+            if existing is not None and not existing.owned_by(self.owner_uid):
+                raise ArtifactConflictError(
+                    f"s3://{self.bucket}/{d.key} already exists and is not owned by this "
+                    f"ModelEndpoint (owner {existing.owner_uid or 'none'}); give each "
+                    "ModelEndpoint its own artifacts.prefix"
+                )
+        uploaded, kept = [], []
+        for d in desired:
+            if d.key in stored:
+                kept.append(d.key)
+            else:
+                self.upload(d, sources(d.source_uri), workdir)
+                uploaded.append(d.key)
+        wanted = set(keys)
+        deleted, foreign = [], []
+        for key, obj in sorted(stored.items()):
+            if key in wanted:
+                continue
+            if obj.owned_by(self.owner_uid):
+                if self.delete(key):
+                    deleted.append(key)
+            else:
+                foreign.append(key)
+        return SyncResult(uploaded=uploaded, deleted=deleted, kept=kept, foreign=foreign)

@@ -1,0 +1,385 @@
+"""The ``mme-operator`` command line.
+
+Each subcommand is one ``_cmd_<name>(args) -> int`` function plus one ``_add_<name>``
+function that declares its subparser; add both and list the adder in ``_COMMANDS``.
+Exit codes: 0 success, 2 the input is wrong (problems are printed on stderr, one per
+line, never as a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mme_operator import __version__
+from mme_operator.api import API_VERSION, GROUP, KIND, ModelEndpoint, validate_resource
+
+EXIT_OK = 0
+EXIT_INVALID = 2
+
+
+class InputError(Exception):
+    """The input cannot be used at all (missing file, broken YAML): one line says why."""
+
+
+@dataclass
+class LoadedFile:
+    """The ModelEndpoints of one file, and every problem found in it (one line each)."""
+
+    resources: list[ModelEndpoint] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _display_name(file: str) -> str:
+    return "<stdin>" if file == "-" else file
+
+
+def _read_documents(file: str) -> list[Any]:
+    """The YAML documents of FILE (``-`` is stdin); :class:`InputError` when unreadable."""
+    name = _display_name(file)
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a directory, expected a YAML file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{name}: cannot read: {_one_line(str(error))}") from None
+    try:
+        return list(yaml.safe_load_all(text))
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = error.problem or error.context or "syntax error"
+        raise InputError(f"{name}: invalid YAML{where}: {_one_line(what)}") from None
+    except yaml.YAMLError as error:
+        raise InputError(f"{name}: invalid YAML: {_one_line(str(error))}") from None
+
+
+def _is_model_endpoint(doc: dict[str, Any]) -> bool:
+    api_version = doc.get("apiVersion")
+    return doc.get("kind") == KIND or (
+        isinstance(api_version, str) and api_version.startswith(f"{GROUP}/")
+    )
+
+
+def _label(doc: dict[str, Any], index: int) -> str:
+    """``<namespace>/<name>`` as ``kubectl`` would place it, else the document's number."""
+    metadata = doc.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
+        namespace = metadata.get("namespace")
+        return f"{namespace if isinstance(namespace, str) else 'default'}/{metadata['name']}"
+    return f"document {index}"
+
+
+def load_model_endpoints(file: str) -> LoadedFile:
+    """Parse and validate every ModelEndpoint in FILE; other kinds are noted on stderr.
+
+    Raises :class:`InputError` when the file cannot be read or parsed at all.
+    """
+    loaded = LoadedFile()
+    found = 0
+    for index, doc in enumerate(_read_documents(file), start=1):
+        if doc is None:
+            continue  # an empty document, e.g. after a trailing `---`
+        if not isinstance(doc, dict):
+            loaded.problems.append(
+                f"document {index}: expected a Kubernetes object (a mapping), "
+                f"got {type(doc).__name__}"
+            )
+            continue
+        if not _is_model_endpoint(doc):
+            kind = doc.get("kind") or "no kind"
+            print(
+                f"note: {_display_name(file)}: document {index} ({kind}) skipped: not a {KIND}",
+                file=sys.stderr,
+            )
+            continue
+        found += 1
+        label = _label(doc, index)
+        resource, problems = validate_resource(doc)
+        loaded.problems.extend(f"{label}: {_one_line(str(problem))}" for problem in problems)
+        if resource is not None:
+            loaded.resources.append(resource)
+    if not found and not loaded.problems:
+        raise InputError(f"{_display_name(file)}: no {KIND} ({API_VERSION}) found")
+    return loaded
+
+
+def _report(lines: list[str]) -> int:
+    for line in lines:
+        print(line, file=sys.stderr)
+    return EXIT_INVALID if lines else EXIT_OK
+
+
+# --- crd ---------------------------------------------------------------------------------
+
+
+def _cmd_crd(args: argparse.Namespace) -> int:
+    from mme_operator.api.crd import crd_yaml
+
+    sys.stdout.write(crd_yaml())
+    return EXIT_OK
+
+
+def _add_crd(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "crd",
+        help="print the ModelEndpoint CustomResourceDefinition (YAML)",
+        description="Print the ModelEndpoint CRD generated from the API models.",
+    )
+    parser.set_defaults(handler=_cmd_crd)
+
+
+# --- validate ----------------------------------------------------------------------------
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    loaded = load_model_endpoints(args.file)
+    if loaded.problems:
+        return _report(loaded.problems)
+    for resource in loaded.resources:
+        print(f"ok: {resource.metadata.namespace}/{resource.metadata.name}")
+    return EXIT_OK
+
+
+def _add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "validate",
+        help="check ModelEndpoint manifests; one line per problem",
+        description="Validate every ModelEndpoint in FILE (multi-document YAML; other kinds are "
+        "skipped). Exit 0 when all are valid, 2 with one line per problem on stderr otherwise.",
+    )
+    parser.add_argument("-f", "--file", required=True, help="YAML file, or - for stdin")
+    parser.set_defaults(handler=_cmd_validate)
+
+
+# --- render ------------------------------------------------------------------------------
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    loaded = load_model_endpoints(args.file)
+    if loaded.problems:
+        return _report(loaded.problems)
+    try:
+        from mme_operator.triton import TritonConfigError, render_model_config
+    except ImportError as error:
+        raise InputError(f"rendering is unavailable: {_one_line(str(error))}") from None
+
+    # Every model lands in DIR/<model>/: the same name twice would overwrite silently.
+    owner: dict[str, str] = {}
+    problems: list[str] = []
+    rendered: list[tuple[Path, str]] = []
+    for resource in loaded.resources:
+        label = f"{resource.metadata.namespace}/{resource.metadata.name}"
+        for i, model in enumerate(resource.spec.models):
+            if model.name in owner:
+                problems.append(
+                    f"{label}: spec.models[{i}].name: model {model.name!r} is also defined by "
+                    f"{owner[model.name]}; render writes one directory per model name"
+                )
+                continue
+            owner[model.name] = label
+            try:
+                text = render_model_config(model)
+            except TritonConfigError as error:
+                problems.append(f"{label}: spec.models[{i}]: {_one_line(str(error))}")
+                continue
+            rendered.append((Path(args.output) / model.name / "config.pbtxt", text))
+    if problems:
+        return _report(problems)
+    for path, text in rendered:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise InputError(f"{path}: cannot write: {_one_line(str(error))}") from None
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _add_render(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "render",
+        help="write each model's Triton config.pbtxt",
+        description="Validate FILE, then write DIR/<model>/config.pbtxt for every model of every "
+        "ModelEndpoint in it. Nothing is written when any problem is found.",
+    )
+    parser.add_argument("-f", "--file", required=True, help="YAML file, or - for stdin")
+    parser.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    parser.set_defaults(handler=_cmd_render)
+
+
+# --- wiring ------------------------------------------------------------------------------
+
+# --- run ---------------------------------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from mme_operator.logging_setup import configure_logging
+    from mme_operator.metrics import start_metrics_server
+    from mme_operator.runner import OperatorOptions, run_operator
+    from mme_operator.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(settings.log_format, "DEBUG" if args.verbose else "INFO")
+    namespaces = args.namespace or ([settings.namespace] if settings.namespace else [])
+    if args.all_namespaces:
+        namespaces = []
+    start_metrics_server(settings.metrics_port)
+    options = OperatorOptions(namespaces=namespaces, liveness=args.liveness)
+    asyncio.run(run_operator(settings, options))
+    return EXIT_OK
+
+
+def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "run",
+        help="run the operator against the cluster of the kubeconfig or the in-cluster account",
+        description="Run the operator. Configuration comes from MME_* environment variables "
+        "(see the README); AWS credentials from the usual boto3 chain.",
+    )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n", "--namespace", action="append", help="watch this namespace (repeatable)"
+    )
+    scope.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="watch all namespaces (default)"
+    )
+    parser.add_argument(
+        "--liveness",
+        metavar="URL",
+        help="serve kopf's liveness probe, e.g. http://0.0.0.0:8081/healthz",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.set_defaults(handler=_cmd_run)
+
+
+# --- plan --------------------------------------------------------------------------------
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from mme_operator.reconcile import dry_run
+    from mme_operator.sagemaker import make_clients
+    from mme_operator.sagemaker.resources import OWNER_TAG, OWNER_UID_TAG
+    from mme_operator.settings import get_settings
+
+    loaded = load_model_endpoints(args.file)
+    if loaded.problems:
+        return _report(loaded.problems)
+    settings = get_settings()
+    for resource in loaded.resources:
+        clients = make_clients(resource.spec.region, settings)
+        meta = resource.metadata
+        owner = f"{meta.namespace}/{meta.name}"
+        if not meta.uid:
+            # A file has no uid: take the owner uid from the endpoint if it is this resource's.
+            endpoint = clients.gateway().describe_endpoint(resource.endpoint_name)
+            tags = clients.gateway().tags_of(endpoint.arn) if endpoint else {}
+            meta.uid = tags.get(OWNER_UID_TAG, "") if tags.get(OWNER_TAG) == owner else ""
+            meta.uid = meta.uid or "not-yet-created"
+        plan = dry_run(resource.to_k8s() | {"metadata": meta.model_dump()}, clients, settings)
+        print(f"{owner} (endpoint {resource.endpoint_name}, {resource.spec.region}):")
+        if isinstance(plan, list):
+            for line in plan:
+                print(f"  invalid: {line}")
+            continue
+        for line in plan.describe():
+            print(f"  {line}")
+    return EXIT_OK
+
+
+def _add_plan(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "plan",
+        help="dry run: print the actions the operator would take (changes nothing)",
+        description="Observe S3 and SageMaker for each ModelEndpoint in FILE and print the "
+        "ordered actions that would bring them to the spec. Read-only.",
+    )
+    parser.add_argument("-f", "--file", required=True, help="YAML file with ModelEndpoints, or -")
+    parser.set_defaults(handler=_cmd_plan)
+
+
+# --- demo --------------------------------------------------------------------------------
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from mme_operator.demo import run_demo
+    from mme_operator.logging_setup import configure_logging
+
+    configure_logging("text", "DEBUG" if args.verbose else "WARNING")
+    return run_demo(timeout=args.timeout)
+
+
+def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "demo",
+        help="run the whole product locally: local SageMaker + Kubernetes API + operator",
+        description="Start a local SageMaker/S3 and a local Kubernetes API, install the CRD, "
+        "apply a ModelEndpoint with two tiny models, run the operator until Ready, print the "
+        "status and invoke a model. No cloud, no cluster.",
+    )
+    parser.add_argument("--timeout", type=float, default=50.0, help="seconds to wait for Ready")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the operator's logs")
+    parser.set_defaults(handler=_cmd_demo)
+
+
+# --- local-aws ---------------------------------------------------------------------------
+
+
+def _add_local_aws(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from mme_operator.local.cli import add_parser
+
+    parser = add_parser(commands)
+    parser.set_defaults(handler=lambda args: args.run(args))
+
+
+_COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    _add_crd,
+    _add_validate,
+    _add_render,
+    _add_run,
+    _add_plan,
+    _add_demo,
+    _add_local_aws,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered in ``_COMMANDS``."""
+    parser = argparse.ArgumentParser(
+        prog="mme-operator",
+        description="Declarative SageMaker Multi-Model Endpoints on GPU, served by NVIDIA Triton.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", title="commands", required=True)
+    for add_command in _COMMANDS:
+        add_command(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``mme-operator`` with ARGV (default ``sys.argv[1:]``); return the exit code."""
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+if __name__ == "__main__":
+    sys.exit(main())

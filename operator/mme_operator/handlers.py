@@ -1,0 +1,190 @@
+"""kopf handlers: thin glue from Kubernetes events to one reconcile function each.
+
+Create, update and resume call :func:`mme_operator.reconcile.reconcile`; a timer looks for
+drift at the cost of one DescribeEndpoint and one S3 list; deletion runs through our own
+finalizer and honours ``deletionPolicy``. Long AWS waits never block a handler: a pass that
+has to wait raises ``kopf.TemporaryError`` with a delay and kopf comes back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from mme_operator import metrics
+from mme_operator.api import GROUP, PLURAL, VERSION, ModelEndpointStatus, Phase
+from mme_operator.reconcile import Outcome, check_drift, finalize, reconcile
+from mme_operator.reconcile.desired import ADOPT_ANNOTATION
+from mme_operator.sagemaker.clients import AwsClients, make_clients
+from mme_operator.settings import Settings
+
+log = logging.getLogger("mme_operator.handlers")
+
+DOMAIN = "mme-operator.io"
+FINALIZER = f"{DOMAIN}/finalizer"
+DIGEST_ANNOTATION = f"{DOMAIN}/last-handled-digest"
+# Our annotations that are the user's to set; every other one under DOMAIN is bookkeeping.
+USER_ANNOTATIONS = frozenset({ADOPT_ANNOTATION})
+
+
+class DigestDiffBaseStorage(kopf.DiffBaseStorage):
+    """Keeps a sha256 of the last handled spec instead of a copy of it.
+
+    kopf's default stores the whole spec in an annotation, and all annotations of an
+    object share a 256 KiB budget (``kubectl apply`` already spends one copy of the spec
+    there): an endpoint with 500 models would not fit twice. Our handlers reconcile the
+    whole spec every time and never read the diff, so a digest is enough: when it matches,
+    the last handled essence *is* the current one; when not, an empty essence makes kopf
+    see a change and call the update handler.
+    """
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        essence = super().build(body=body, extra_fields=extra_fields)
+        annotations = essence.get("metadata", {}).get("annotations", {})
+        for key in list(annotations):
+            if key.startswith(f"{DOMAIN}/") and key not in USER_ANNOTATIONS:
+                del annotations[key]
+        self.remove_empty_stanzas(essence)
+        return essence
+
+    @staticmethod
+    def digest(essence: kopf.BodyEssence) -> str:
+        return hashlib.sha256(json.dumps(essence, sort_keys=True).encode()).hexdigest()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        stored = body.metadata.annotations.get(DIGEST_ANNOTATION)
+        if stored is None:
+            return None
+        essence = self.build(body=body)
+        return essence if stored == self.digest(essence) else kopf.BodyEssence()
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        patch.metadata.annotations[DIGEST_ANNOTATION] = self.digest(essence)
+
+
+@dataclass
+class OperatorContext:
+    """What every handler needs: settings and AWS clients per region (made once)."""
+
+    settings: Settings
+    make: Callable[[str, Settings], AwsClients] = make_clients
+    _clients: dict[str, AwsClients] = field(default_factory=dict)
+    _locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def clients(self, region: str) -> AwsClients:
+        with self._guard:
+            if region not in self._clients:
+                self._clients[region] = self.make(region, self.settings)
+            return self._clients[region]
+
+    def lock(self, uid: str) -> threading.Lock:
+        """One lock per object, so a drift check never overlaps a change handler."""
+        with self._guard:
+            return self._locks.setdefault(uid, threading.Lock())
+
+
+def _status_patch(status: ModelEndpointStatus) -> dict[str, Any]:
+    # Every field, unset ones as None: a merge patch then removes what no longer applies.
+    return status.model_dump(by_alias=True, mode="json")
+
+
+def _region(body: kopf.Body) -> str:
+    return str(body.get("spec", {}).get("region") or "us-east-1")
+
+
+def _emitter(body: kopf.Body) -> Callable[[str, str], None]:
+    def emit(reason: str, message: str) -> None:
+        kopf.info(dict(body), reason=reason, message=message)
+
+    return emit
+
+
+def _record(outcome: Outcome, started: float) -> None:
+    phase = outcome.status.phase
+    ready = next((c for c in outcome.status.conditions or [] if c.type == "Ready"), None)
+    if ready is not None and ready.reason == "InvalidSpec":
+        result = "invalid"
+    elif outcome.retry_after is not None:
+        result = "retry"
+    elif phase == Phase.FAILED:
+        result = "error"
+    else:
+        result = "success"
+    metrics.record_reconcile(result, time.monotonic() - started)
+
+
+def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.OperatorRegistry:
+    """Register the ModelEndpoint handlers, configured by ``context.settings``."""
+    settings = context.settings
+    resource = (GROUP, VERSION, PLURAL)
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.finalizer = FINALIZER
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=DOMAIN)
+        settings.persistence.diffbase_storage = DigestDiffBaseStorage()
+        settings.posting.level = logging.WARNING  # our own events say what AWS did
+
+    def run_reconcile(body: kopf.Body, patch: kopf.Patch, logger: Any) -> None:
+        started = time.monotonic()
+        with context.lock(str(body.metadata.uid)):
+            outcome = reconcile(
+                body, context.clients(_region(body)), context.settings, emit=_emitter(body)
+            )
+        _record(outcome, started)
+        patch.status.update(_status_patch(outcome.status))
+        if outcome.plan is not None:
+            for line in outcome.plan.describe():
+                logger.debug("Plan: %s", line)
+        logger.info("Reconciled: phase=%s %s", outcome.status.phase, outcome.summary)
+        if outcome.retry_after is not None:
+            raise kopf.TemporaryError(outcome.summary, delay=outcome.retry_after)
+
+    @kopf.on.resume(*resource, registry=registry)
+    @kopf.on.create(*resource, registry=registry)
+    @kopf.on.update(*resource, registry=registry)
+    def reconcile_handler(body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
+        run_reconcile(body, patch, logger)
+
+    @kopf.timer(
+        *resource,
+        registry=registry,
+        interval=settings.drift_check_interval_seconds,
+        initial_delay=settings.drift_check_interval_seconds,
+        idle=settings.drift_check_interval_seconds,
+    )
+    def drift_timer(body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
+        clients = context.clients(_region(body))
+        drift = check_drift(body, clients)
+        if drift is None:
+            return
+        logger.info("Drift detected: %s; reconciling", drift)
+        kopf.info(dict(body), reason="DriftDetected", message=drift)
+        try:
+            run_reconcile(body, patch, logger)
+        except kopf.TemporaryError:
+            # The next timer tick (or the change the patch causes) carries on.
+            pass
+
+    @kopf.on.delete(*resource, registry=registry)
+    def delete_handler(body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
+        with context.lock(str(body.metadata.uid)):
+            deletion = finalize(
+                body, context.clients(_region(body)), context.settings, emit=_emitter(body)
+            )
+        logger.info("Deletion: %s", deletion.message)
+        if not deletion.done:
+            patch.status["phase"] = Phase.DELETING.value
+            patch.status["message"] = deletion.message
+            raise kopf.TemporaryError(deletion.message, delay=deletion.retry_after or 10)
+
+    return registry

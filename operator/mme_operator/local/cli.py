@@ -1,0 +1,50 @@
+"""``mme-operator local-aws``: serve the local AWS in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from mme_operator.local.server import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, serve_forever
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``local-aws`` subcommand to an ``add_subparsers()`` object."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "local-aws",
+        help="serve a local SageMaker (MME, Triton) + S3 for trying the operator without AWS",
+        description=(
+            "Serve SageMaker, sagemaker-runtime, S3, application-autoscaling and CloudWatch "
+            "on one local HTTP endpoint, until Ctrl-C."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind")
+    parser.add_argument("--port", type=int, default=4566, help="port to bind (default 4566)")
+    parser.add_argument(
+        "--endpoint-delay",
+        type=float,
+        default=5.0,
+        help="seconds an endpoint stays Creating / Updating / Deleting (default 5)",
+    )
+    parser.add_argument("--region", default="us-east-1", help="region in the exports")
+    parser.add_argument(
+        "--triton",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="real tritonserver behind InvokeEndpoint: auto (when nvidia-pytriton is installed)",
+    )
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the environment to use, then serve until interrupted."""
+    url = f"http://{args.host}:{args.port}"
+    print(f"export AWS_ENDPOINT_URL={url}")
+    print(f"export AWS_ACCESS_KEY_ID={DUMMY_ACCESS_KEY}")
+    print(f"export AWS_SECRET_ACCESS_KEY={DUMMY_SECRET_KEY}")
+    print(f"export AWS_DEFAULT_REGION={args.region}")
+    print(f"# serving local SageMaker + S3 on {url}; Ctrl-C stops", flush=True)
+    triton = {"auto": None, "on": True, "off": False}[getattr(args, "triton", "auto")]
+    serve_forever(args.host, args.port, args.endpoint_delay, args.region, triton)
+    return 0

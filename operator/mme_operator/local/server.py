@@ -1,0 +1,364 @@
+"""One local HTTP endpoint answering boto3 for SageMaker, sagemaker-runtime, S3 and more.
+
+Routing: ``X-Amz-Target: SageMaker.<Op>`` goes to the local SageMaker control plane,
+``POST /endpoints/<name>/invocations`` (signed for ``sagemaker``) to the MME data plane,
+``/_local/...`` to the admin API (faults, call counts), everything else to moto (S3,
+application-autoscaling, CloudWatch, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import urllib.parse
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+from mme_operator.local.control_plane import ACCOUNT_ID, SageMakerControlPlane
+from mme_operator.local.data_plane import MultiModelRuntime
+from mme_operator.local.errors import AwsError
+from mme_operator.local.faults import CallCounter, FaultController
+from mme_operator.local.triton import TritonServer
+
+DUMMY_ACCESS_KEY = "testing"
+DUMMY_SECRET_KEY = "testing"
+
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+_INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations/?$")
+_JSON_11 = "application/x-amz-json-1.1"
+
+
+class _QuietRequestHandler(MotoRequestHandler):
+    """Moto's request handler without a log line per request (tests make thousands)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+def _s3_backend() -> Any:
+    from moto.s3.models import s3_backends
+
+    return s3_backends[ACCOUNT_ID]["aws"]
+
+
+def _bucket_exists(bucket: str) -> bool:
+    return bucket in _s3_backend().buckets
+
+
+def _read_object(bucket: str, key: str) -> bytes | None:
+    from moto.s3.exceptions import MissingBucket, MissingKey
+
+    try:
+        found = _s3_backend().get_object(bucket, key)
+    except (MissingBucket, MissingKey):
+        return None
+    return None if found is None else bytes(found.value)
+
+
+class LocalAWS:
+    """A local AWS for tests and the demo; a context manager.
+
+    >>> with LocalAWS() as aws:
+    ...     sm = aws.client("sagemaker")
+
+    ``endpoint_delay``: seconds an endpoint stays Creating / Updating / Deleting.
+    ``triton``: run InvokeEndpoint on a real tritonserver (CPU; started on the first
+    InvokeEndpoint): None (default) when ``nvidia-pytriton`` is installed, True always
+    (fails without it), False never; without one, InvokeEndpoint answers a JSON
+    description of the loaded model.
+    ``model_memory_bytes``: overrides the model memory an instance type gives, to test
+    LRU eviction with small models.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        endpoint_delay: float = 0.5,
+        region: str = "us-east-1",
+        *,
+        triton: bool | None = None,
+        model_memory_bytes: int | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.region = region
+        self.faults = FaultController()
+        self._calls = CallCounter()
+        self.sagemaker = SageMakerControlPlane(endpoint_delay, self.faults, _bucket_exists)
+        self._triton_mode = triton
+        self._triton: TritonServer | None = None
+        self._triton_failed = False
+        self._triton_lock = threading.Lock()
+        self.runtime = MultiModelRuntime(_read_object, self._triton_server, model_memory_bytes)
+        self._moto = DomainDispatcherApplication(create_backend_app)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # Lifecycle.
+
+    def start(self) -> str:
+        """Start serving in a daemon thread; returns the endpoint URL."""
+        if self._server is not None:
+            return self.endpoint_url
+        if self._triton_mode is True:
+            self._triton_server()
+        self._server = make_server(
+            self.host, self.port, self, threaded=True, request_handler=_QuietRequestHandler
+        )
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="local-aws", daemon=True
+        )
+        self._thread.start()
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        """Stop serving (and the tritonserver, if one was started)."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        with self._triton_lock:
+            if self._triton is not None:
+                self._triton.stop()
+                self._triton = None
+
+    def __enter__(self) -> LocalAWS:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://host:port`` to give boto3 as ``endpoint_url`` (or ``AWS_ENDPOINT_URL``)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def calls(self) -> Counter[str]:
+        """Calls received per SageMaker / sagemaker-runtime operation, retries included."""
+        return self._calls.snapshot()
+
+    def reset_calls(self) -> None:
+        """Forget the calls counted so far."""
+        self._calls.reset()
+
+    def client(self, service_name: str, **kwargs: Any) -> Any:
+        """A boto3 client for ``service_name`` talking to this server.
+
+        Dummy credentials, this server's region, path-style S3 and standard retries;
+        ``kwargs`` go to ``boto3.client`` (a ``config`` given there is merged).
+        """
+        config = Config(
+            s3={"addressing_style": "path"},
+            retries={"mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
+        )
+        if "config" in kwargs:
+            config = config.merge(kwargs.pop("config"))
+        options: dict[str, Any] = {
+            "region_name": self.region,
+            "endpoint_url": self.endpoint_url,
+            "aws_access_key_id": DUMMY_ACCESS_KEY,
+            "aws_secret_access_key": DUMMY_SECRET_KEY,
+            "config": config,
+        }
+        options.update(kwargs)
+        # boto3-stubs types client() per service name; this one takes any.
+        return boto3.client(service_name, **options)  # type: ignore[call-overload]
+
+    def loaded_models(self, endpoint_name: str, region: str | None = None) -> list[str]:
+        """TargetModels now loaded on an endpoint, least recently used first."""
+        region = region or self.region
+        arn = f"arn:aws:sagemaker:{region}:{ACCOUNT_ID}:endpoint/{endpoint_name.lower()}"
+        return self.runtime.loaded_models(arn)
+
+    def _triton_server(self) -> TritonServer | None:
+        if self._triton_mode is False:
+            return None
+        with self._triton_lock:
+            if self._triton is None and not self._triton_failed:
+                if self._triton_mode is None and not TritonServer.available():
+                    self._triton_failed = True
+                    return None
+                server = TritonServer()
+                try:
+                    server.start()
+                except RuntimeError:
+                    self._triton_failed = True
+                    if self._triton_mode is True:
+                        raise
+                    return None
+                self._triton = server
+            return self._triton
+
+    # WSGI.
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
+        path = request.path
+        target = request.headers.get("X-Amz-Target", "")
+        invocation = _INVOCATIONS.match(path) if request.method == "POST" else None
+        response: Response
+        if path.startswith("/_local/"):
+            response = self._admin(request)
+        elif target.startswith("SageMaker."):
+            response = self._sagemaker(request, target.split(".", 1)[1])
+        elif invocation is not None and self._signed_for_sagemaker(request):
+            response = self._invoke(request, urllib.parse.unquote(invocation[1]))
+        else:
+            # The body stays unread, so moto gets the whole request.
+            return self._moto(environ, start_response)  # type: ignore[no-any-return]
+        return response(environ, start_response)
+
+    def _scope(self, request: Request) -> tuple[str, str] | None:
+        match = _CREDENTIAL_SCOPE.search(request.headers.get("Authorization", ""))
+        return (match[1], match[2]) if match else None
+
+    def _signed_for_sagemaker(self, request: Request) -> bool:
+        scope = self._scope(request)
+        return scope is None or scope[1] == "sagemaker"
+
+    def _region_of(self, request: Request) -> str:
+        scope = self._scope(request)
+        return scope[0] if scope else self.region
+
+    def _pre_call(self, operation: str) -> None:
+        """Count the call and apply the faults set for it."""
+        self._calls.record(operation)
+        delay = self.faults.delay_for(operation)
+        if delay:
+            time.sleep(delay)
+        error = self.faults.error_for(operation)
+        if error is not None:
+            raise error
+
+    def _sagemaker(self, request: Request, operation: str) -> Response:
+        request_id = str(uuid.uuid4())
+        try:
+            self._pre_call(operation)
+            try:
+                payload = json.loads(request.get_data() or b"{}")
+            except ValueError:
+                raise AwsError("SerializationException", "Malformed JSON request") from None
+            result = self.sagemaker.dispatch(self._region_of(request), operation, payload)
+            if operation == "DeleteEndpoint":
+                arn = f"arn:aws:sagemaker:{self._region_of(request)}:{ACCOUNT_ID}:endpoint/"
+                self.runtime.forget(arn + payload["EndpointName"].lower())
+            return Response(
+                json.dumps(result),
+                200,
+                {"Content-Type": _JSON_11, "x-amzn-RequestId": request_id},
+            )
+        except AwsError as err:
+            return _error_response(err, _JSON_11, request_id, "message")
+
+    def _invoke(self, request: Request, endpoint_name: str) -> Response:
+        request_id = str(uuid.uuid4())
+        try:
+            self._pre_call("InvokeEndpoint")
+            region = self._region_of(request)
+            found = self.sagemaker.find_endpoint(region, endpoint_name)
+            if found is None:
+                raise AwsError(
+                    "ValidationError",
+                    f"Endpoint {endpoint_name} of account {ACCOUNT_ID} not found.",
+                )
+            endpoint, models = found
+            body, content_type, variant = self.runtime.invoke(
+                region,
+                endpoint,
+                models,
+                request.headers.get("X-Amzn-SageMaker-Target-Model"),
+                request.get_data(),
+                request.headers.get("Content-Type"),
+            )
+            return Response(
+                body,
+                200,
+                {
+                    "Content-Type": content_type,
+                    "x-Amzn-Invoked-Production-Variant": variant,
+                    "x-amzn-RequestId": request_id,
+                },
+            )
+        except AwsError as err:
+            return _error_response(err, "application/json", request_id, "Message")
+
+    def _admin(self, request: Request) -> Response:
+        path, method = request.path, request.method
+        try:
+            if path == "/_local/calls":
+                if method == "DELETE":
+                    self.reset_calls()
+                return _json(dict(self.calls))
+            if path == "/_local/faults":
+                if method == "POST":
+                    data = json.loads(request.get_data() or b"{}")
+                    for item in data if isinstance(data, list) else [data]:
+                        self.faults.apply(item)
+                elif method == "DELETE":
+                    self.faults.reset()
+                return _json(self.faults.snapshot())
+            if path == "/_local/health":
+                return _json({"status": "ok"})
+        except (ValueError, TypeError) as err:
+            return _json({"error": str(err)}, 400)
+        return _json({"error": f"no such admin resource: {method} {path}"}, 404)
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(json.dumps(data), status, {"Content-Type": "application/json"})
+
+
+def _error_response(
+    err: AwsError, content_type: str, request_id: str, message_key: str
+) -> Response:
+    return Response(
+        json.dumps(err.body(message_key)),
+        err.status,
+        {
+            "Content-Type": content_type,
+            "x-amzn-ErrorType": err.code,
+            "x-amzn-RequestId": request_id,
+        },
+    )
+
+
+def serve_forever(
+    host: str = "127.0.0.1",
+    port: int = 4566,
+    endpoint_delay: float = 5.0,
+    region: str = "us-east-1",
+    triton: bool | None = None,
+) -> None:
+    """Serve a LocalAWS in the foreground until interrupted (Ctrl-C)."""
+    aws = LocalAWS(host, port, endpoint_delay, region, triton=triton)
+    aws.start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        aws.stop()

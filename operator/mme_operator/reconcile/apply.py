@@ -1,0 +1,208 @@
+"""Apply: execute one plan, step by step, idempotently.
+
+Every step is safe to repeat: names are deterministic, "already exists" is a read, deletes
+of something already gone succeed, and nothing is deleted without this owner's tag. The
+first AWS error stops the run: retryable ones come back later, terminal ones become a
+condition. A model whose source cannot be packaged fails alone; the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+
+from mme_operator.api import DataType, ModelSpec, Reason
+from mme_operator.artifacts import ArtifactError, ArtifactStore, ModelSource, StoredArchive
+from mme_operator.artifacts import NotOwnedError as ArchiveNotOwnedError
+from mme_operator.reconcile import plan as p
+from mme_operator.reconcile.desired import DesiredState
+from mme_operator.sagemaker import apply_scaling, remove_scaling
+from mme_operator.sagemaker.clients import AwsClients
+from mme_operator.sagemaker.errors import ErrorClass, classify, describe_error
+from mme_operator.sagemaker.gateway import NotOwnedError
+
+log = logging.getLogger("mme_operator.reconcile")
+
+EventSink = Callable[[str, str], None]
+"""Called with (reason, message) for every AWS action taken; becomes a Kubernetes event."""
+
+SourceOpener = Callable[[str], ModelSource]
+
+
+@dataclass(frozen=True)
+class ApplyError:
+    """Why an apply run stopped early."""
+
+    retryable: bool
+    reason: Reason
+    message: str
+
+
+@dataclass
+class ApplyResult:
+    """What an apply run did."""
+
+    done: list[p.Action] = field(default_factory=list)
+    uploaded: dict[str, StoredArchive] = field(default_factory=dict)
+    model_errors: dict[str, str] = field(default_factory=dict)
+    warmed: set[str] = field(default_factory=set)
+    requested_config: str | None = None
+    endpoint_arn: str | None = None
+    notes: list[str] = field(default_factory=list)
+    error: ApplyError | None = None
+
+
+def _zeros_request(model: ModelSpec) -> dict[str, Any]:
+    """A KServe v2 inference request of zeros matching the model's declared inputs."""
+    inputs = []
+    for tensor in model.inputs or []:
+        shape = [max(d, 1) for d in tensor.dims]
+        if model.max_batch_size > 0:
+            shape = [1, *shape]
+        count = 1
+        for d in shape:
+            count *= d
+        fill: Any = 0
+        if tensor.data_type == DataType.TYPE_STRING:
+            fill = ""
+        elif tensor.data_type == DataType.TYPE_BOOL:
+            fill = False
+        datatype = "BYTES" if tensor.data_type == DataType.TYPE_STRING else tensor.data_type.removeprefix("TYPE_")
+        inputs.append({"name": tensor.name, "shape": shape, "datatype": datatype, "data": [fill] * count})
+    return {"inputs": inputs}
+
+
+class Executor:
+    """Runs the actions of a plan against AWS for one ModelEndpoint."""
+
+    def __init__(
+        self,
+        clients: AwsClients,
+        desired: DesiredState,
+        *,
+        open_source: SourceOpener,
+        workdir: Path,
+        emit: EventSink | None = None,
+    ) -> None:
+        self.clients = clients
+        self.desired = desired
+        self.open_source = open_source
+        self.workdir = workdir
+        self.emit = emit or (lambda reason, message: None)
+        self.gateway = clients.gateway()
+        self.store = ArtifactStore(
+            clients.s3,
+            desired.bucket,
+            desired.prefix,
+            desired.owner_uid,
+            kms_key_id=desired.resource.spec.artifacts.kms_key_id,
+        )
+
+    def run(self, plan: p.Plan) -> ApplyResult:
+        """Execute ``plan.actions`` in order; stop at the first AWS error."""
+        result = ApplyResult()
+        for action in plan.actions:
+            try:
+                self._do(action, result)
+            except (NotOwnedError, ArchiveNotOwnedError) as exc:
+                # Never delete what is not ours: note it, and go on with the rest.
+                result.notes.append(str(exc))
+                log.warning("Skipped %s: %s", action.describe(), exc)
+                continue
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+                kind = classify(exc)
+                retryable = kind is ErrorClass.RETRYABLE
+                message = f"{action.describe()} failed: {describe_error(exc)}"
+                reason = Reason.RETRYING if retryable else _terminal_reason(exc)
+                result.error = ApplyError(retryable, reason, message)
+                log.warning("AWS call failed (%s): %s", kind, message)
+                return result
+            result.done.append(action)
+        return result
+
+    def _do(self, action: p.Action, result: ApplyResult) -> None:
+        sm = self.desired.sagemaker
+        owner = self.desired.owner_uid
+        match action:
+            case p.UploadArchive(archive=archive):
+                try:
+                    source = self.open_source(archive.source_uri)
+                    stored = self.store.upload(archive, source, self.workdir)
+                except ArtifactError as exc:
+                    result.model_errors[archive.model_name] = str(exc)
+                    self.emit("SourceError", f"model {archive.model_name!r}: {exc}")
+                    return
+                result.uploaded[archive.key] = stored
+                self.emit("Uploaded", f"uploaded model {archive.model_name!r} to s3://{self.desired.bucket}/{archive.key}")
+            case p.DeleteArchive(key=key):
+                self.store.delete(key)
+                self.emit("Deleted", f"deleted stale archive s3://{self.desired.bucket}/{key}")
+            case p.AdoptEndpoint(name=name, arn=arn):
+                self.clients.sagemaker.add_tags(ResourceArn=arn, Tags=sm.endpoint.tags)
+                self.emit("Adopted", f"adopted existing endpoint {name}")
+            case p.CreateModel(name=name):
+                if self.gateway.create_model(sm.model).created:
+                    self.emit("Created", f"created SageMaker model {name}")
+            case p.CreateEndpointConfig(name=name):
+                if self.gateway.create_endpoint_config(sm.endpoint_config).created:
+                    self.emit("Created", f"created endpoint config {name}")
+            case p.CreateEndpoint(name=name, config_name=config):
+                result.requested_config = config
+                created = self.gateway.create_endpoint(sm.endpoint)
+                result.endpoint_arn = created.arn
+                if created.created:
+                    self.emit("Created", f"creating endpoint {name} with config {config}")
+            case p.UpdateEndpoint(name=name, config_name=config, from_config=old):
+                result.requested_config = config
+                self.gateway.update_endpoint(name, config)
+                self.emit("Updating", f"updating endpoint {name} from {old} to {config}")
+            case p.DeleteEndpoint(name=name):
+                if self.gateway.delete_endpoint(name, owner):
+                    self.emit("Deleting", f"deleting endpoint {name}")
+            case p.DeleteEndpointConfig(name=name):
+                if self.gateway.delete_endpoint_config(name, owner):
+                    self.emit("Deleted", f"deleted endpoint config {name}")
+            case p.DeleteModel(name=name):
+                if self.gateway.delete_model(name, owner):
+                    self.emit("Deleted", f"deleted SageMaker model {name}")
+            case p.ApplyScaling(endpoint_name=name):
+                assert self.desired.scaling is not None
+                apply_scaling(self.clients.autoscaling, name, self.desired.scaling)
+                self.emit("Autoscaling", f"applied autoscaling to endpoint {name}")
+            case p.RemoveScaling(endpoint_name=name):
+                remove_scaling(self.clients.autoscaling, name)
+                self.emit("Autoscaling", f"removed autoscaling from endpoint {name}")
+            case p.WarmUp(endpoint_name=name, model_name=model_name, target_model=target):
+                self._warm_up(name, model_name, target, result)
+            case _:  # pragma: no cover - the plan only makes the actions above
+                raise TypeError(f"unknown action {action!r}")
+
+    def _warm_up(self, endpoint: str, model_name: str, target: str, result: ApplyResult) -> None:
+        model = next(m for m in self.desired.resource.spec.models if m.name == model_name)
+        body = json.dumps(_zeros_request(model)).encode()
+        try:
+            self.gateway.invoke(endpoint, target, body, "application/json")
+        except botocore.exceptions.ClientError as exc:
+            # ModelError means the container loaded the model and the model itself answered
+            # with an error (e.g. to zero inputs): the model is in memory, which is the point.
+            # Anything else leaves it cold; warm-up is best effort and is tried again later.
+            if exc.response.get("Error", {}).get("Code") != "ModelError":
+                result.notes.append(f"warm-up of model {model_name!r} failed: {describe_error(exc)}")
+                return
+        result.warmed.add(target)
+        self.emit("WarmedUp", f"warmed up model {model_name!r} ({target})")
+
+
+def _terminal_reason(exc: BaseException) -> Reason:
+    code = ""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+    if "AccessDenied" in code or code in ("UnauthorizedOperation", "UnrecognizedClientException"):
+        return Reason.ACCESS_DENIED
+    return Reason.AWS_ERROR

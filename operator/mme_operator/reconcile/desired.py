@@ -1,0 +1,81 @@
+"""Desired state: what S3 and SageMaker should hold for one ModelEndpoint (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mme_operator.api import ModelEndpoint
+from mme_operator.artifacts.naming import DesiredArchive, desired_archive
+from mme_operator.sagemaker.autoscaling import DesiredScaling, desired_scaling
+from mme_operator.sagemaker.resources import DesiredSageMaker, desired_sagemaker
+from mme_operator.triton import default_model_filename, render_model_config
+
+ADOPT_ANNOTATION = "mme-operator.io/adopt-endpoint"
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """Everything one ModelEndpoint asks for, with deterministic names."""
+
+    resource: ModelEndpoint
+    bucket: str
+    prefix: str
+    archives: tuple[DesiredArchive, ...]
+    sagemaker: DesiredSageMaker
+    scaling: DesiredScaling | None
+    warmup_models: frozenset[str]
+
+    @property
+    def endpoint_name(self) -> str:
+        return self.sagemaker.endpoint.name
+
+    @property
+    def owner_uid(self) -> str:
+        return self.resource.metadata.uid
+
+    @property
+    def adopt(self) -> bool:
+        """Whether the user asked to adopt an existing endpoint of this name."""
+        return self.resource.metadata.annotations.get(ADOPT_ANNOTATION) == self.endpoint_name
+
+
+def render_configs(resource: ModelEndpoint) -> dict[str, str]:
+    """``config.pbtxt`` of every model, by model name (raises TritonConfigError)."""
+    return {model.name: render_model_config(model) for model in resource.spec.models}
+
+
+def build_desired(
+    resource: ModelEndpoint,
+    fingerprints: Mapping[str, str],
+    configs: Mapping[str, str] | None = None,
+) -> DesiredState:
+    """The desired state of ``resource`` given each model source's fingerprint.
+
+    ``fingerprints`` maps model name -> cheap identity of its source content (ETag, size,
+    ...), so archive names are computed without downloading any weights. A model without
+    a fingerprint (its source could not be read) gets no archive this time.
+    """
+    configs = configs if configs is not None else render_configs(resource)
+    prefix = resource.artifact_prefix
+    archives = tuple(
+        desired_archive(
+            prefix=prefix,
+            model_name=model.name,
+            config_pbtxt=configs[model.name],
+            source_uri=model.source,
+            fingerprint=fingerprints[model.name],
+            weights_filename=default_model_filename(model),
+        )
+        for model in resource.spec.models
+        if model.name in fingerprints
+    )
+    return DesiredState(
+        resource=resource,
+        bucket=resource.spec.artifacts.bucket,
+        prefix=prefix,
+        archives=archives,
+        sagemaker=desired_sagemaker(resource),
+        scaling=desired_scaling(resource.spec.autoscaling),
+        warmup_models=frozenset(m.name for m in resource.spec.models if m.warmup),
+    )

@@ -1,0 +1,266 @@
+"""One reconcile pass as a short story: parse, desire, observe, plan, apply, report.
+
+Nothing here imports kopf. The handlers turn an :class:`Outcome` into a status patch and,
+when ``retry_after`` is set, into a ``kopf.TemporaryError`` so that kopf comes back later
+instead of any handler sleeping through a long AWS wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+
+from mme_operator.api import ModelEndpoint, ModelEndpointStatus, validate_resource
+from mme_operator.artifacts import ArtifactError, ModelSource, open_source
+from mme_operator.reconcile.apply import ApplyResult, EventSink, Executor
+from mme_operator.reconcile.desired import DesiredState, build_desired, render_configs
+from mme_operator.reconcile.observe import observe, observe_for_deletion
+from mme_operator.reconcile.plan import Plan, plan_delete, plan_reconcile
+from mme_operator.reconcile.status import invalid_status, reconciled_status
+from mme_operator.sagemaker.clients import AwsClients
+from mme_operator.sagemaker.errors import ErrorClass, classify, describe_error
+from mme_operator.sagemaker.images import ImageLookupError
+from mme_operator.settings import Settings
+from mme_operator.triton import TritonConfigError
+
+log = logging.getLogger("mme_operator.reconcile")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one pass: the status to write and when to come back (None: done)."""
+
+    status: ModelEndpointStatus
+    retry_after: float | None
+    plan: Plan | None = None
+
+    @property
+    def summary(self) -> str:
+        return self.status.message or ""
+
+
+class Retry(Exception):
+    """A retryable failure before any plan existed (e.g. S3 throttled while observing)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _sources(clients: AwsClients, settings: Settings) -> Any:
+    def opener(uri: str) -> ModelSource:
+        return open_source(
+            uri, s3_client=clients.s3, settings=settings, file_roots=settings.file_root_list
+        )
+
+    return opener
+
+
+def _prepare(
+    body: Mapping[str, Any], clients: AwsClients, settings: Settings
+) -> tuple[ModelEndpoint, DesiredState, dict[str, str]] | list[str]:
+    """Parse and build the desired state; a list of problems when the spec is unusable."""
+    resource, problems = validate_resource(dict(body))
+    if resource is None:
+        return [str(p) for p in problems]
+    try:
+        configs = render_configs(resource)
+    except TritonConfigError as exc:
+        return [f"spec.models: {exc}"]
+    opener = _sources(clients, settings)
+    fingerprints: dict[str, str] = {}
+    unavailable: dict[str, str] = {}
+    for model in resource.spec.models:
+        try:
+            fingerprints[model.name] = opener(model.source).fingerprint()
+        except ArtifactError as exc:
+            unavailable[model.name] = str(exc)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            if classify(exc) is ErrorClass.RETRYABLE:
+                raise Retry(f"reading source of model {model.name!r}: {describe_error(exc)}") from exc
+            unavailable[model.name] = f"cannot read {model.source}: {describe_error(exc)}"
+    try:
+        desired = build_desired(resource, fingerprints, configs)
+    except ImageLookupError as exc:
+        return [f"spec.image: {exc} (set spec.image, or a supported spec.region / spec.tritonVersion)"]
+    return resource, desired, unavailable
+
+
+def _previous_status(body: Mapping[str, Any]) -> ModelEndpointStatus | None:
+    raw = body.get("status")
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return ModelEndpointStatus.model_validate(raw)
+    except ValueError:
+        return None
+
+
+def _generation(body: Mapping[str, Any]) -> int:
+    return int((body.get("metadata") or {}).get("generation") or 1)
+
+
+def _retry_outcome(body: Mapping[str, Any], settings: Settings, message: str) -> Outcome:
+    previous = _previous_status(body) or ModelEndpointStatus()
+    status = previous.model_copy(update={"message": f"retrying: {message}"})
+    return Outcome(status, settings.retry_delay_seconds)
+
+
+def reconcile(
+    body: Mapping[str, Any],
+    clients: AwsClients,
+    settings: Settings,
+    *,
+    emit: EventSink | None = None,
+    workdir: Path | None = None,
+) -> Outcome:
+    """Bring AWS to what the ModelEndpoint ``body`` declares, as far as possible now."""
+    previous = _previous_status(body)
+    try:
+        prepared = _prepare(body, clients, settings)
+        if isinstance(prepared, list):
+            return Outcome(invalid_status(previous, _generation(body), prepared), None)
+        _, desired, unavailable = prepared
+        observed = observe(clients, desired)
+    except Retry as exc:
+        return _retry_outcome(body, settings, exc.message)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        if classify(exc) is ErrorClass.RETRYABLE:
+            return _retry_outcome(body, settings, describe_error(exc))
+        status = invalid_status(previous, _generation(body), [f"observing AWS failed: {describe_error(exc)}"])
+        return Outcome(status, None)
+
+    plan = plan_reconcile(desired, observed, previous, tuple(unavailable))
+    with _workdir(workdir, settings) as scratch:
+        executor = Executor(clients, desired, open_source=_sources(clients, settings), workdir=scratch, emit=emit)
+        result = executor.run(plan)
+    status = reconciled_status(desired, observed, plan, result, previous, unavailable)
+    return Outcome(status, _retry_after(plan, result, settings), plan)
+
+
+def _retry_after(plan: Plan, result: ApplyResult, settings: Settings) -> float | None:
+    if result.error is not None:
+        return settings.retry_delay_seconds if result.error.retryable else None
+    if plan.wait is not None:
+        return settings.poll_interval_seconds
+    return None
+
+
+class _workdir:
+    """The scratch directory for packaging: the given one, else a fresh temp dir."""
+
+    def __init__(self, given: Path | None, settings: Settings) -> None:
+        self.given = given
+        self.base = settings.work_dir
+        self.tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def __enter__(self) -> Path:
+        if self.given is not None:
+            return self.given
+        self.tmp = tempfile.TemporaryDirectory(prefix="mme-", dir=self.base)
+        return Path(self.tmp.name)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.tmp is not None:
+            self.tmp.cleanup()
+
+
+def dry_run(body: Mapping[str, Any], clients: AwsClients, settings: Settings) -> Plan | list[str]:
+    """The plan for ``body`` against the configured AWS, changing nothing."""
+    prepared = _prepare(body, clients, settings)
+    if isinstance(prepared, list):
+        return prepared
+    _, desired, unavailable = prepared
+    observed = observe(clients, desired)
+    plan = plan_reconcile(desired, observed, _previous_status(body), tuple(unavailable))
+    notes = tuple(f"model {m!r} skipped: {why}" for m, why in unavailable.items())
+    return Plan(plan.actions, plan.wait, plan.blocked, plan.failed_config, plan.notes + notes)
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """The result of one deletion pass: done, or come back after ``retry_after``."""
+
+    done: bool
+    retry_after: float | None
+    message: str
+
+
+def finalize(
+    body: Mapping[str, Any],
+    clients: AwsClients,
+    settings: Settings,
+    *,
+    emit: EventSink | None = None,
+) -> Deletion:
+    """Remove what the ModelEndpoint owns (per ``deletionPolicy``); never anything else."""
+    resource, problems = validate_resource(dict(body))
+    if resource is None:
+        # Nothing valid was ever reconciled from this spec, so nothing of it can exist.
+        return Deletion(True, None, "spec invalid; nothing to delete")
+    if resource.spec.deletion_policy == "Retain":
+        return Deletion(True, None, "deletionPolicy is Retain: AWS resources and archives are kept")
+    try:
+        desired = build_desired(resource, {}, configs={})
+        observed = observe_for_deletion(clients, desired)
+    except ImageLookupError:
+        return Deletion(True, None, "no SageMaker resources could have been created for this spec")
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        return Deletion(False, settings.retry_delay_seconds, describe_error(exc))
+    plan = plan_delete(desired, observed)
+    with _workdir(None, settings) as scratch:
+        result = Executor(clients, desired, open_source=_sources(clients, settings), workdir=scratch, emit=emit).run(plan)
+    if result.error is not None:
+        return Deletion(False, settings.retry_delay_seconds, result.error.message)
+    if plan.wait is not None:
+        return Deletion(False, settings.poll_interval_seconds, plan.wait.message)
+    return Deletion(True, None, "; ".join(["deleted", *plan.notes, *result.notes]))
+
+
+def check_drift(body: Mapping[str, Any], clients: AwsClients) -> str | None:
+    """What drifted since the last pass, or None; at most one DescribeEndpoint and one S3 list.
+
+    Only a resource that was Ready is checked; anything else is already being reconciled.
+    """
+    status = _previous_status(body)
+    if status is None or status.phase != "Ready" or not status.endpoint_name:
+        return None
+    resource, _ = validate_resource(dict(body))
+    if resource is None:
+        return None
+    endpoint = clients.gateway().describe_endpoint(status.endpoint_name)
+    if endpoint is None:
+        return f"endpoint {status.endpoint_name} is gone"
+    if endpoint.status != "InService" or endpoint.config_name != status.endpoint_config_name:
+        return f"endpoint {status.endpoint_name} is {endpoint.status} with config {endpoint.config_name}"
+    wanted = {m.s3_key for m in status.models or [] if m.s3_key}
+    if wanted:
+        present = set(
+            ArtifactKeys(clients, resource.spec.artifacts.bucket, resource.artifact_prefix).list()
+        )
+        missing = sorted(wanted - present)
+        if missing:
+            return f"archives missing from S3: {', '.join(missing)}"
+    return None
+
+
+class ArtifactKeys:
+    """The keys under an endpoint's prefix (one ListObjectsV2 per 1000 keys, no HEADs)."""
+
+    def __init__(self, clients: AwsClients, bucket: str, prefix: str) -> None:
+        self.clients = clients
+        self.bucket = bucket
+        self.prefix = prefix
+
+    def list(self) -> list[str]:
+        keys: list[str] = []
+        paginator = self.clients.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return keys

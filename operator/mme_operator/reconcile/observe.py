@@ -1,0 +1,106 @@
+"""Observed state: what S3 and SageMaker hold now. Observing never changes anything."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mme_operator.artifacts import ArtifactStore, StoredArchive
+from mme_operator.reconcile.desired import DesiredState
+from mme_operator.sagemaker.autoscaling import ObservedScaling, observe_scaling
+from mme_operator.sagemaker.clients import AwsClients
+from mme_operator.sagemaker.gateway import EndpointState, OwnedResource
+from mme_operator.sagemaker.resources import OWNER_UID_TAG
+
+# Endpoint states in which SageMaker accepts no change and the operator only waits.
+TRANSITIONAL = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
+
+
+@dataclass(frozen=True)
+class ObservedState:
+    """A read-only snapshot of one ModelEndpoint's AWS resources."""
+
+    endpoint: EndpointState | None
+    endpoint_owner_uid: str | None
+    model_exists: bool
+    endpoint_config_exists: bool
+    archives: Mapping[str, StoredArchive]
+    scaling: ObservedScaling | None
+    superseded_configs: tuple[str, ...] = ()
+    superseded_models: tuple[str, ...] = ()
+
+    def owns_endpoint(self, owner_uid: str) -> bool:
+        return self.endpoint is not None and self.endpoint_owner_uid == owner_uid
+
+
+def _superseded(owned: list[OwnedResource], keep: str) -> tuple[str, ...]:
+    return tuple(r.name for r in owned if r.name != keep)
+
+
+def observe(clients: AwsClients, desired: DesiredState) -> ObservedState:
+    """Read what exists for ``desired`` (describe / list / head calls only)."""
+    gateway = clients.gateway()
+    sm = desired.sagemaker
+    endpoint = gateway.describe_endpoint(sm.endpoint.name)
+    owner = gateway.tags_of(endpoint.arn).get(OWNER_UID_TAG) if endpoint is not None else None
+    store = ArtifactStore(clients.s3, desired.bucket, desired.prefix, desired.owner_uid)
+    archives = store.list_objects()
+    scaling = (
+        observe_scaling(clients.autoscaling, sm.endpoint.name) if endpoint is not None else None
+    )
+    steady = (
+        endpoint is not None
+        and endpoint.status == "InService"
+        and endpoint.config_name == sm.endpoint_config.name
+        and owner == desired.owner_uid
+    )
+    superseded_configs: tuple[str, ...] = ()
+    superseded_models: tuple[str, ...] = ()
+    if steady:
+        # Only once the endpoint runs the desired config are older ones safe to remove.
+        superseded_configs = _superseded(
+            gateway.list_owned_endpoint_configs(sm.endpoint.name, desired.owner_uid),
+            sm.endpoint_config.name,
+        )
+        superseded_models = _superseded(
+            gateway.list_owned_models(sm.endpoint.name, desired.owner_uid), sm.model.name
+        )
+    return ObservedState(
+        endpoint=endpoint,
+        endpoint_owner_uid=owner,
+        model_exists=gateway.describe_model(sm.model.name) is not None,
+        endpoint_config_exists=gateway.describe_endpoint_config(sm.endpoint_config.name) is not None,
+        archives=archives,
+        scaling=scaling,
+        superseded_configs=superseded_configs,
+        superseded_models=superseded_models,
+    )
+
+
+@dataclass(frozen=True)
+class ObservedForDeletion:
+    """What a deletion still has to remove."""
+
+    endpoint: EndpointState | None
+    endpoint_owner_uid: str | None
+    configs: tuple[str, ...]
+    models: tuple[str, ...]
+    archives: Mapping[str, StoredArchive]
+    scaling: ObservedScaling | None
+
+
+def observe_for_deletion(clients: AwsClients, desired: DesiredState) -> ObservedForDeletion:
+    """Read everything this ModelEndpoint owns (read-only)."""
+    gateway = clients.gateway()
+    name = desired.endpoint_name
+    endpoint = gateway.describe_endpoint(name)
+    owner = gateway.tags_of(endpoint.arn).get(OWNER_UID_TAG) if endpoint is not None else None
+    store = ArtifactStore(clients.s3, desired.bucket, desired.prefix, desired.owner_uid)
+    return ObservedForDeletion(
+        endpoint=endpoint,
+        endpoint_owner_uid=owner,
+        configs=tuple(r.name for r in gateway.list_owned_endpoint_configs(name, desired.owner_uid)),
+        models=tuple(r.name for r in gateway.list_owned_models(name, desired.owner_uid)),
+        archives=store.list_objects(),
+        scaling=observe_scaling(clients.autoscaling, name) if endpoint is not None else None,
+    )

@@ -1,0 +1,350 @@
+"""The plan: a pure function from (desired, observed) to an ordered list of actions.
+
+No I/O happens here. The same plan backs ``mme-operator plan`` (a dry run a person reads)
+and the operator (which applies it). Besides actions, a plan may say that the reconcile
+must *wait* (SageMaker is busy: come back later) or is *blocked* (something only the user
+can fix: say what, and do not retry until the spec changes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from mme_operator.api import ModelEndpointStatus, Reason
+from mme_operator.api.spec import DeletionPolicy
+from mme_operator.artifacts.naming import DesiredArchive
+from mme_operator.reconcile.desired import ADOPT_ANNOTATION, DesiredState
+from mme_operator.reconcile.observe import TRANSITIONAL, ObservedForDeletion, ObservedState
+
+
+@dataclass(frozen=True)
+class Action:
+    """One idempotent step against AWS."""
+
+    def describe(self) -> str:  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class UploadArchive(Action):
+    archive: DesiredArchive
+
+    def describe(self) -> str:
+        return f"upload model {self.archive.model_name!r} to {self.archive.key}"
+
+
+@dataclass(frozen=True)
+class DeleteArchive(Action):
+    key: str
+
+    def describe(self) -> str:
+        return f"delete stale archive {self.key}"
+
+
+@dataclass(frozen=True)
+class AdoptEndpoint(Action):
+    name: str
+    arn: str
+
+    def describe(self) -> str:
+        return f"adopt existing endpoint {self.name} (add ownership tags)"
+
+
+@dataclass(frozen=True)
+class CreateModel(Action):
+    name: str
+
+    def describe(self) -> str:
+        return f"create SageMaker model {self.name}"
+
+
+@dataclass(frozen=True)
+class CreateEndpointConfig(Action):
+    name: str
+
+    def describe(self) -> str:
+        return f"create endpoint config {self.name}"
+
+
+@dataclass(frozen=True)
+class CreateEndpoint(Action):
+    name: str
+    config_name: str
+
+    def describe(self) -> str:
+        return f"create endpoint {self.name} with config {self.config_name}"
+
+
+@dataclass(frozen=True)
+class UpdateEndpoint(Action):
+    name: str
+    config_name: str
+    from_config: str
+
+    def describe(self) -> str:
+        return f"update endpoint {self.name}: {self.from_config} -> {self.config_name}"
+
+
+@dataclass(frozen=True)
+class DeleteEndpoint(Action):
+    name: str
+
+    def describe(self) -> str:
+        return f"delete endpoint {self.name}"
+
+
+@dataclass(frozen=True)
+class DeleteEndpointConfig(Action):
+    name: str
+
+    def describe(self) -> str:
+        return f"delete endpoint config {self.name}"
+
+
+@dataclass(frozen=True)
+class DeleteModel(Action):
+    name: str
+
+    def describe(self) -> str:
+        return f"delete SageMaker model {self.name}"
+
+
+@dataclass(frozen=True)
+class ApplyScaling(Action):
+    endpoint_name: str
+
+    def describe(self) -> str:
+        return f"apply autoscaling to endpoint {self.endpoint_name}"
+
+
+@dataclass(frozen=True)
+class RemoveScaling(Action):
+    endpoint_name: str
+
+    def describe(self) -> str:
+        return f"remove autoscaling from endpoint {self.endpoint_name}"
+
+
+@dataclass(frozen=True)
+class WarmUp(Action):
+    endpoint_name: str
+    model_name: str
+    target_model: str
+
+    def describe(self) -> str:
+        return f"warm up model {self.model_name!r} ({self.target_model})"
+
+
+@dataclass(frozen=True)
+class Wait:
+    """SageMaker is busy; come back later. ``reason`` is a condition reason."""
+
+    reason: Reason
+    message: str
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Only the user can fix this; the message says what to change."""
+
+    reason: Reason
+    message: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do now, and what happens after."""
+
+    actions: tuple[Action, ...] = ()
+    wait: Wait | None = None
+    blocked: Blocked | None = None
+    failed_config: str | None = None
+    """An EndpointConfig whose update failed (recorded so it is not re-applied)."""
+    notes: tuple[str, ...] = field(default=())
+
+    def describe(self) -> list[str]:
+        """The plan as lines a person reads."""
+        lines = [f"{i + 1}. {a.describe()}" for i, a in enumerate(self.actions)]
+        if not lines:
+            lines.append("nothing to do")
+        if self.wait:
+            lines.append(f"then wait: {self.wait.message}")
+        if self.blocked:
+            lines.append(f"blocked ({self.blocked.reason}): {self.blocked.message}")
+        lines.extend(f"note: {n}" for n in self.notes)
+        return lines
+
+
+def plan_archives(
+    desired: DesiredState, observed: ObservedState, unavailable: Sequence[str] = ()
+) -> list[Action]:
+    """Upload what is missing; delete stale archives this resource owns.
+
+    Archives of models in ``unavailable`` (whose source could not be read this time) are
+    kept: a transient source outage must not take a serving model away.
+    """
+    actions: list[Action] = [
+        UploadArchive(a) for a in desired.archives if a.key not in observed.archives
+    ]
+    wanted = {a.key for a in desired.archives}
+    for key, stored in sorted(observed.archives.items()):
+        if key in wanted or stored.owner_uid != desired.owner_uid:
+            continue
+        if stored.model_name in unavailable:
+            continue
+        actions.append(DeleteArchive(key))
+    return actions
+
+
+def plan_reconcile(
+    desired: DesiredState,
+    observed: ObservedState,
+    status: ModelEndpointStatus | None = None,
+    unavailable: Sequence[str] = (),
+) -> Plan:
+    """The ordered actions that move AWS from ``observed`` to ``desired``.
+
+    Adding, changing or removing models yields S3 actions only; a new EndpointConfig and
+    UpdateEndpoint come only from endpoint-level changes (instance type/count, image,
+    environment), which change the config's name.
+    """
+    status = status or ModelEndpointStatus()
+    sm = desired.sagemaker
+    name = sm.endpoint.name
+    config = sm.endpoint_config.name
+    endpoint = observed.endpoint
+    actions = plan_archives(desired, observed, unavailable)
+
+    if endpoint is not None and not observed.owns_endpoint(desired.owner_uid):
+        if not desired.adopt:
+            return Plan(
+                tuple(actions),
+                blocked=Blocked(
+                    Reason.NOT_OWNED,
+                    f"SageMaker endpoint {name} already exists and is not managed by this "
+                    f"ModelEndpoint. To manage it, add the annotation {ADOPT_ANNOTATION}: {name}; "
+                    "otherwise set spec.endpointName to another name.",
+                ),
+            )
+        actions.append(AdoptEndpoint(name, endpoint.arn))
+
+    if not observed.model_exists:
+        actions.append(CreateModel(sm.model.name))
+    if not observed.endpoint_config_exists:
+        actions.append(CreateEndpointConfig(config))
+
+    if endpoint is None:
+        actions.append(CreateEndpoint(name, config))
+        return Plan(tuple(actions), wait=Wait(Reason.CREATING, f"endpoint {name} is being created"))
+
+    if endpoint.status in TRANSITIONAL:
+        reason = {
+            "Creating": Reason.CREATING,
+            "RollingBack": Reason.ROLLING_BACK,
+            "Deleting": Reason.DELETING,
+        }.get(endpoint.status, Reason.UPDATING)
+        return Plan(
+            tuple(actions),
+            wait=Wait(reason, f"endpoint {name} is {endpoint.status}; waiting for it to settle"),
+        )
+
+    if endpoint.status == "Failed":
+        if endpoint.config_name != config:
+            # A Failed endpoint cannot be updated; the spec changed, so start it afresh.
+            actions.append(DeleteEndpoint(name))
+            return Plan(
+                tuple(actions),
+                wait=Wait(Reason.DELETING, f"failed endpoint {name} is being re-created"),
+            )
+        return Plan(
+            tuple(actions),
+            blocked=Blocked(
+                Reason.ENDPOINT_FAILED,
+                f"SageMaker reports endpoint {name} Failed: {endpoint.failure_reason or 'no reason given'}. "
+                "Fix the cause in the spec (image, instance type, role, artifacts) to retry, "
+                "or delete the endpoint in SageMaker to have it re-created.",
+            ),
+        )
+
+    if endpoint.status != "InService":  # OutOfService and states SageMaker may add later
+        return Plan(
+            tuple(actions),
+            wait=Wait(Reason.UPDATING, f"endpoint {name} is {endpoint.status}"),
+        )
+
+    if endpoint.config_name != config:
+        failed = status.failed_endpoint_config_name == config or (
+            status.requested_endpoint_config_name == config
+            and status.endpoint_config_name != config
+        )
+        if failed:
+            return Plan(
+                tuple(actions),
+                failed_config=config,
+                blocked=Blocked(
+                    Reason.UPDATE_FAILED,
+                    f"updating endpoint {name} to {config} failed and SageMaker rolled back to "
+                    f"{endpoint.config_name}: {endpoint.failure_reason or 'no reason given'}. "
+                    "It is not retried until the spec changes.",
+                ),
+            )
+        if observed.scaling is not None:
+            # SageMaker refuses to update a variant that is registered for autoscaling.
+            actions.append(RemoveScaling(name))
+        actions.append(UpdateEndpoint(name, config, endpoint.config_name))
+        return Plan(tuple(actions), wait=Wait(Reason.UPDATING, f"endpoint {name} is being updated"))
+
+    # Steady state: the endpoint runs the desired config.
+    current_scaling = observed.scaling.as_desired() if observed.scaling is not None else None
+    if desired.scaling is not None and current_scaling != desired.scaling:
+        actions.append(ApplyScaling(name))
+    elif desired.scaling is None and observed.scaling is not None:
+        actions.append(RemoveScaling(name))
+    actions.extend(DeleteEndpointConfig(c) for c in observed.superseded_configs)
+    actions.extend(DeleteModel(m) for m in observed.superseded_models)
+    warmed = {m.target_model for m in status.models or [] if m.warmed_up}
+    actions.extend(
+        WarmUp(name, a.model_name, a.target_model)
+        for a in desired.archives
+        if a.model_name in desired.warmup_models
+        and a.target_model not in warmed
+        and a.model_name not in unavailable
+    )
+    return Plan(tuple(actions))
+
+
+def plan_delete(desired: DesiredState, observed: ObservedForDeletion) -> Plan:
+    """What removing a ModelEndpoint takes, honouring ``deletionPolicy``.
+
+    ``Retain`` removes nothing. ``Delete`` removes only what carries this resource's owner
+    uid: autoscaling, the endpoint (waiting until it is gone), then configs, models and
+    archives.
+    """
+    if desired.resource.spec.deletion_policy == DeletionPolicy.RETAIN:
+        return Plan(notes=("deletionPolicy is Retain: AWS resources and archives are kept",))
+    name = desired.endpoint_name
+    endpoint = observed.endpoint
+    owned = endpoint is not None and observed.endpoint_owner_uid == desired.owner_uid
+    actions: list[Action] = []
+    notes: list[str] = []
+    if endpoint is not None and not owned:
+        notes.append(f"endpoint {name} is not owned by this ModelEndpoint and is kept")
+    elif endpoint is not None:
+        if observed.scaling is not None:
+            actions.append(RemoveScaling(name))
+        if endpoint.status != "Deleting":
+            actions.append(DeleteEndpoint(name))
+        return Plan(
+            tuple(actions),
+            wait=Wait(Reason.DELETING, f"endpoint {name} is being deleted"),
+            notes=tuple(notes),
+        )
+    actions.extend(DeleteEndpointConfig(c) for c in observed.configs)
+    actions.extend(DeleteModel(m) for m in observed.models)
+    actions.extend(
+        DeleteArchive(key)
+        for key, stored in sorted(observed.archives.items())
+        if stored.owner_uid == desired.owner_uid
+    )
+    return Plan(tuple(actions), notes=tuple(notes))

@@ -1,0 +1,214 @@
+"""Status: conditions, phase and per-model fields computed from one reconcile pass (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from mme_operator.api import (
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    ModelEndpointStatus,
+    ModelState,
+    ModelStatus,
+    Phase,
+    Reason,
+)
+from mme_operator.api.status import now_rfc3339
+from mme_operator.reconcile.apply import ApplyResult
+from mme_operator.reconcile.desired import DesiredState
+from mme_operator.reconcile.observe import ObservedState
+from mme_operator.reconcile.plan import CreateEndpoint, DeleteEndpoint, Plan, UpdateEndpoint
+
+
+def set_condition(
+    conditions: list[Condition],
+    type_: ConditionType,
+    status: ConditionStatus,
+    reason: Reason | str,
+    message: str,
+    generation: int,
+) -> list[Condition]:
+    """Replace the condition of ``type_``; keep its transition time if its status is unchanged."""
+    previous = next((c for c in conditions if c.type == type_), None)
+    since = (
+        previous.last_transition_time
+        if previous is not None and previous.status == status and previous.last_transition_time
+        else now_rfc3339()
+    )
+    updated = Condition(
+        type=type_,
+        status=status,
+        reason=str(reason),
+        message=message,
+        observed_generation=generation,
+        last_transition_time=since,
+    )
+    return [c for c in conditions if c.type != type_] + [updated]
+
+
+def invalid_status(
+    previous: ModelEndpointStatus | None, generation: int, problems: list[str]
+) -> ModelEndpointStatus:
+    """Status of a resource whose spec cannot be reconciled as written."""
+    message = "; ".join(problems)
+    conditions = list((previous.conditions if previous else None) or [])
+    conditions = set_condition(
+        conditions, ConditionType.SPEC_VALID, ConditionStatus.FALSE, Reason.INVALID_SPEC, message, generation
+    )
+    conditions = set_condition(
+        conditions,
+        ConditionType.READY,
+        ConditionStatus.FALSE,
+        Reason.INVALID_SPEC,
+        f"the spec is invalid; fix it and apply again: {message}",
+        generation,
+    )
+    base = previous.model_copy() if previous else ModelEndpointStatus()
+    return base.model_copy(
+        update={
+            "observed_generation": generation,
+            "phase": Phase.FAILED,
+            "conditions": conditions,
+            "message": message,
+        }
+    )
+
+
+def model_statuses(
+    desired: DesiredState,
+    observed: ObservedState,
+    result: ApplyResult,
+    previous: ModelEndpointStatus | None,
+    unavailable: Mapping[str, str],
+) -> list[ModelStatus]:
+    """Per-model status: TargetModel, key, sha256, state, warm-up."""
+    archives = {a.model_name: a for a in desired.archives}
+    warmed_before = {
+        m.target_model for m in (previous.models if previous and previous.models else []) if m.warmed_up
+    }
+    out = []
+    for model in desired.resource.spec.models:
+        error = unavailable.get(model.name) or result.model_errors.get(model.name)
+        archive = archives.get(model.name)
+        if error is not None or archive is None:
+            out.append(ModelStatus(name=model.name, state=ModelState.FAILED, message=error))
+            continue
+        stored = result.uploaded.get(archive.key) or observed.archives.get(archive.key)
+        warmed = archive.target_model in result.warmed or archive.target_model in warmed_before
+        out.append(
+            ModelStatus(
+                name=model.name,
+                target_model=archive.target_model,
+                s3_key=archive.key,
+                sha256=stored.sha256 if stored else None,
+                state=ModelState.AVAILABLE if stored else ModelState.PENDING,
+                warmed_up=True if model.warmup and warmed else None,
+            )
+        )
+    return out
+
+
+def reconciled_status(
+    desired: DesiredState,
+    observed: ObservedState,
+    plan: Plan,
+    result: ApplyResult,
+    previous: ModelEndpointStatus | None,
+    unavailable: Mapping[str, str],
+) -> ModelEndpointStatus:
+    """The status after one observe / plan / apply pass."""
+    generation = desired.resource.metadata.generation
+    sm = desired.sagemaker
+    models = model_statuses(desired, observed, result, previous, unavailable)
+    conditions = list((previous.conditions if previous else None) or [])
+    conditions = set_condition(
+        conditions, ConditionType.SPEC_VALID, ConditionStatus.TRUE, Reason.RECONCILED, "spec is valid", generation
+    )
+
+    # Artifacts.
+    failed = [m for m in models if m.state == ModelState.FAILED]
+    pending = [m for m in models if m.state == ModelState.PENDING]
+    if failed:
+        artifacts = (
+            ConditionStatus.FALSE,
+            Reason.SOURCE_ERROR,
+            "; ".join(f"model {m.name!r}: {m.message}" for m in failed),
+        )
+    elif pending:
+        artifacts = (
+            ConditionStatus.FALSE,
+            Reason.UPLOADING,
+            f"{len(pending)} of {len(models)} model archives still to upload",
+        )
+    else:
+        artifacts = (ConditionStatus.TRUE, Reason.SYNCED, f"{len(models)} model archives in S3")
+    conditions = set_condition(conditions, ConditionType.ARTIFACTS_SYNCED, *artifacts, generation)
+
+    # Endpoint: what it is now, as far as this pass knows.
+    endpoint = observed.endpoint
+    endpoint_status = endpoint.status if endpoint else None
+    endpoint_arn = endpoint.arn if endpoint else (previous.endpoint_arn if previous else None)
+    config_in_effect = endpoint.config_name if endpoint else None
+    for action in result.done:
+        if isinstance(action, CreateEndpoint):
+            endpoint_status = "Creating"
+            endpoint_arn = result.endpoint_arn or endpoint_arn
+        elif isinstance(action, UpdateEndpoint):
+            endpoint_status = "Updating"
+        elif isinstance(action, DeleteEndpoint):
+            endpoint_status = "Deleting"
+    in_service = endpoint_status == "InService" and config_in_effect == sm.endpoint_config.name
+    error = result.error
+    if plan.blocked is not None:
+        ep_cond = (ConditionStatus.FALSE, plan.blocked.reason, plan.blocked.message)
+    elif error is not None and not in_service:
+        ep_cond = (ConditionStatus.FALSE, error.reason, error.message)
+    elif in_service:
+        ep_cond = (ConditionStatus.TRUE, Reason.IN_SERVICE, f"endpoint {sm.endpoint.name} is InService")
+    elif plan.wait is not None:
+        ep_cond = (ConditionStatus.FALSE, plan.wait.reason, plan.wait.message)
+    else:
+        ep_cond = (ConditionStatus.UNKNOWN, Reason.RETRYING, f"endpoint {sm.endpoint.name} is {endpoint_status}")
+    conditions = set_condition(conditions, ConditionType.ENDPOINT_READY, *ep_cond, generation)
+
+    # Ready summarises the others.
+    if plan.blocked is not None:
+        ready = (ConditionStatus.FALSE, plan.blocked.reason, plan.blocked.message)
+        phase = Phase.FAILED
+    elif error is not None:
+        ready = (ConditionStatus.FALSE, error.reason, error.message)
+        phase = Phase.SYNCING if error.retryable else Phase.FAILED
+    elif failed:
+        ready = artifacts
+        phase = Phase.FAILED
+    elif plan.wait is not None or not in_service:
+        reason = plan.wait.reason if plan.wait else Reason.RETRYING
+        message = plan.wait.message if plan.wait else ep_cond[2]
+        ready = (ConditionStatus.FALSE, reason, message)
+        phase = Phase.UPDATING if endpoint_status == "Updating" else Phase.CREATING
+    elif pending:
+        ready = artifacts
+        phase = Phase.SYNCING
+    else:
+        ready = (ConditionStatus.TRUE, Reason.RECONCILED, f"{len(models)} models served by {sm.endpoint.name}")
+        phase = Phase.READY
+    conditions = set_condition(conditions, ConditionType.READY, *ready, generation)
+
+    failed_config = plan.failed_config or (previous.failed_endpoint_config_name if previous else None)
+    requested = result.requested_config or (previous.requested_endpoint_config_name if previous else None)
+    notes = [*plan.notes, *result.notes]
+    return ModelEndpointStatus(
+        observed_generation=generation,
+        phase=phase,
+        conditions=conditions,
+        endpoint_name=sm.endpoint.name,
+        endpoint_arn=endpoint_arn,
+        endpoint_status=endpoint_status,
+        endpoint_config_name=config_in_effect,
+        requested_endpoint_config_name=requested,
+        failed_endpoint_config_name=failed_config,
+        model_count=len(models),
+        models=models,
+        message="; ".join([ready[2], *notes]),
+    )

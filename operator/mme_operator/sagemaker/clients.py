@@ -1,0 +1,57 @@
+"""The AWS clients of one endpoint's region, made one way everywhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+from mme_operator.sagemaker.errors import boto_config
+from mme_operator.sagemaker.gateway import SageMakerGateway
+from mme_operator.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_application_autoscaling.client import ApplicationAutoScalingClient
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_sagemaker.client import SageMakerClient
+    from mypy_boto3_sagemaker_runtime.client import SageMakerRuntimeClient
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    """S3, SageMaker control plane and runtime, and Application Auto Scaling clients."""
+
+    s3: S3Client
+    sagemaker: SageMakerClient
+    runtime: SageMakerRuntimeClient
+    autoscaling: ApplicationAutoScalingClient
+
+    def gateway(self) -> SageMakerGateway:
+        """A SageMakerGateway over these clients (invoke included)."""
+        return SageMakerGateway(self.sagemaker, self.runtime)
+
+
+def make_clients(
+    region: str, settings: Settings, session: boto3.session.Session | None = None
+) -> AwsClients:
+    """Clients for ``region``; every call goes to ``settings.aws_endpoint_url`` when set.
+
+    Credentials come from botocore's usual chain (IRSA, Pod Identity, environment).
+    """
+    session = session or boto3.session.Session()
+    config = boto_config()
+    url = settings.aws_endpoint_url
+    # A local endpoint has no per-bucket DNS names, so S3 is addressed by path there.
+    s3_config = config.merge(Config(s3={"addressing_style": "path"})) if url else config
+    return AwsClients(
+        s3=session.client("s3", region_name=region, endpoint_url=url, config=s3_config),
+        sagemaker=session.client("sagemaker", region_name=region, endpoint_url=url, config=config),
+        runtime=session.client(
+            "sagemaker-runtime", region_name=region, endpoint_url=url, config=config
+        ),
+        autoscaling=session.client(
+            "application-autoscaling", region_name=region, endpoint_url=url, config=config
+        ),
+    )

@@ -1,0 +1,305 @@
+"""A thin, typed, idempotent wrapper over the SageMaker calls the apply step makes.
+
+Reads return None for "not there". Creates treat "already exists" as a read: names carry
+identity (see :mod:`mme_operator.sagemaker.names`), so an existing resource of that name is
+the one a retried step wanted. Deletes remove only what carries this owner's uid tag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING, TypeVar
+
+import botocore.exceptions
+
+from mme_operator.sagemaker.errors import ErrorClass, classify, is_already_exists
+from mme_operator.sagemaker.names import derived_name_pattern, name_prefix
+from mme_operator.sagemaker.resources import (
+    OWNER_UID_TAG,
+    VARIANT_NAME,
+    DesiredEndpoint,
+    DesiredEndpointConfig,
+    DesiredModel,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.client import SageMakerClient
+    from mypy_boto3_sagemaker.type_defs import (
+        DescribeEndpointConfigOutputTypeDef,
+        DescribeModelOutputTypeDef,
+    )
+    from mypy_boto3_sagemaker_runtime.client import SageMakerRuntimeClient
+
+T = TypeVar("T")
+
+
+class NotOwnedError(Exception):
+    """A resource the operator was asked to delete does not carry this owner's uid tag."""
+
+    def __init__(self, kind: str, name: str, owner_uid: str | None) -> None:
+        self.kind = kind
+        self.name = name
+        self.owner_uid = owner_uid
+        owner = f"owner-uid tag {owner_uid!r}" if owner_uid else "no owner-uid tag"
+        super().__init__(
+            f"SageMaker {kind} {name!r} is not owned by this ModelEndpoint ({owner}); "
+            "it was left in place"
+        )
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    """What DescribeEndpoint says about an endpoint."""
+
+    name: str
+    arn: str
+    status: str
+    """Creating, Updating, SystemUpdating, RollingBack, InService, OutOfService, Deleting, Failed."""
+    config_name: str
+    """The EndpointConfig in effect."""
+    failure_reason: str | None = None
+    pending_config_name: str | None = None
+    """The EndpointConfig being rolled out while Updating."""
+    current_instance_count: int | None = None
+    desired_instance_count: int | None = None
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    """The ARN of a resource a create asked for, and whether this call created it."""
+
+    arn: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class OwnedResource:
+    """A Model or EndpointConfig found by listing, owned by the asking ModelEndpoint."""
+
+    name: str
+    arn: str
+    creation_time: datetime
+
+
+class SageMakerGateway:
+    """SageMaker Model / EndpointConfig / Endpoint calls for the reconcile's apply step."""
+
+    def __init__(
+        self, client: SageMakerClient, runtime: SageMakerRuntimeClient | None = None
+    ) -> None:
+        self._client = client
+        self._runtime = runtime
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def describe_endpoint(self, name: str) -> EndpointState | None:
+        """The endpoint's state, or None when there is no endpoint of that name."""
+        found = _none_if_not_found(lambda: self._client.describe_endpoint(EndpointName=name))
+        if found is None:
+            return None
+        pending = found.get("PendingDeploymentSummary")
+        variant = next(
+            (v for v in found.get("ProductionVariants", []) if v["VariantName"] == VARIANT_NAME),
+            None,
+        )
+        return EndpointState(
+            name=found["EndpointName"],
+            arn=found["EndpointArn"],
+            status=found["EndpointStatus"],
+            config_name=found["EndpointConfigName"],
+            failure_reason=found.get("FailureReason") or None,
+            pending_config_name=pending["EndpointConfigName"] if pending else None,
+            current_instance_count=variant.get("CurrentInstanceCount") if variant else None,
+            desired_instance_count=variant.get("DesiredInstanceCount") if variant else None,
+        )
+
+    def describe_endpoint_config(self, name: str) -> DescribeEndpointConfigOutputTypeDef | None:
+        """DescribeEndpointConfig's answer, or None when there is no such config."""
+        return _none_if_not_found(
+            lambda: self._client.describe_endpoint_config(EndpointConfigName=name)
+        )
+
+    def describe_model(self, name: str) -> DescribeModelOutputTypeDef | None:
+        """DescribeModel's answer, or None when there is no such model."""
+        return _none_if_not_found(lambda: self._client.describe_model(ModelName=name))
+
+    def tags_of(self, arn: str) -> dict[str, str]:
+        """All tags of a SageMaker resource, as a dict."""
+        tags: dict[str, str] = {}
+        for page in self._client.get_paginator("list_tags").paginate(ResourceArn=arn):
+            for tag in page.get("Tags", []):
+                tags[tag["Key"]] = tag["Value"]
+        return tags
+
+    def list_owned_models(self, endpoint_name: str, owner_uid: str) -> list[OwnedResource]:
+        """Models named for ``endpoint_name`` and tagged with ``owner_uid``, oldest first."""
+        _require_owner_uid(owner_uid)
+        pattern = derived_name_pattern(endpoint_name)
+        candidates = [
+            OwnedResource(m["ModelName"], m["ModelArn"], m["CreationTime"])
+            for page in self._client.get_paginator("list_models").paginate(
+                NameContains=name_prefix(endpoint_name)
+            )
+            for m in page.get("Models", [])
+            # NameContains is a substring match (and not every server applies it).
+            if pattern.match(m["ModelName"])
+        ]
+        return self._owned(candidates, owner_uid)
+
+    def list_owned_endpoint_configs(
+        self, endpoint_name: str, owner_uid: str
+    ) -> list[OwnedResource]:
+        """EndpointConfigs named for ``endpoint_name`` and tagged with ``owner_uid``, oldest first."""
+        _require_owner_uid(owner_uid)
+        pattern = derived_name_pattern(endpoint_name)
+        candidates = [
+            OwnedResource(c["EndpointConfigName"], c["EndpointConfigArn"], c["CreationTime"])
+            for page in self._client.get_paginator("list_endpoint_configs").paginate(
+                NameContains=name_prefix(endpoint_name)
+            )
+            for c in page.get("EndpointConfigs", [])
+            if pattern.match(c["EndpointConfigName"])
+        ]
+        return self._owned(candidates, owner_uid)
+
+    def _owned(self, candidates: list[OwnedResource], owner_uid: str) -> list[OwnedResource]:
+        owned = []
+        for candidate in candidates:
+            # Deleted between the list and this call: nothing left to own.
+            tags = _none_if_not_found(partial(self.tags_of, candidate.arn))
+            if tags is not None and tags.get(OWNER_UID_TAG) == owner_uid:
+                owned.append(candidate)
+        return sorted(owned, key=lambda r: (r.creation_time, r.name))
+
+    # -- creates and updates -------------------------------------------------------------
+
+    def create_model(self, desired: DesiredModel) -> CreateResult:
+        """Create the Model; when it already exists, return the existing one's ARN."""
+        try:
+            arn = self._client.create_model(**desired.request)["ModelArn"]
+            return CreateResult(arn=arn, created=True)
+        except botocore.exceptions.ClientError as exc:
+            if not is_already_exists(exc):
+                raise
+        return CreateResult(
+            arn=self._client.describe_model(ModelName=desired.name)["ModelArn"], created=False
+        )
+
+    def create_endpoint_config(self, desired: DesiredEndpointConfig) -> CreateResult:
+        """Create the EndpointConfig; when it already exists, return the existing one's ARN."""
+        try:
+            arn = self._client.create_endpoint_config(**desired.request)["EndpointConfigArn"]
+            return CreateResult(arn=arn, created=True)
+        except botocore.exceptions.ClientError as exc:
+            if not is_already_exists(exc):
+                raise
+        existing = self._client.describe_endpoint_config(EndpointConfigName=desired.name)
+        return CreateResult(arn=existing["EndpointConfigArn"], created=False)
+
+    def create_endpoint(self, desired: DesiredEndpoint) -> CreateResult:
+        """Start creating the Endpoint (it stays Creating for minutes; this does not wait).
+
+        When it already exists, return the existing one's ARN: whether it runs
+        ``desired.config_name`` is for the plan to see and fix with :meth:`update_endpoint`.
+        """
+        try:
+            arn = self._client.create_endpoint(**desired.request)["EndpointArn"]
+            return CreateResult(arn=arn, created=True)
+        except botocore.exceptions.ClientError as exc:
+            if not is_already_exists(exc):
+                raise
+        existing = self._client.describe_endpoint(EndpointName=desired.name)
+        return CreateResult(arn=existing["EndpointArn"], created=False)
+
+    def update_endpoint(self, name: str, config_name: str) -> str:
+        """Start rolling the endpoint onto ``config_name``; returns the endpoint ARN.
+
+        Variant properties come from the new config (instance type and count), not from
+        the running endpoint: the spec is the truth. SageMaker refuses an update while one
+        is in progress; that error classifies as RETRYABLE.
+        """
+        response = self._client.update_endpoint(
+            EndpointName=name,
+            EndpointConfigName=config_name,
+            RetainAllVariantProperties=False,
+        )
+        return response["EndpointArn"]
+
+    # -- deletes -------------------------------------------------------------------------
+
+    def delete_endpoint(self, name: str, owner_uid: str) -> bool:
+        """Delete the endpoint if ``owner_uid`` owns it; False when it was already gone.
+
+        Raises :class:`NotOwnedError` (and deletes nothing) for anyone else's endpoint.
+        """
+        state = self.describe_endpoint(name)
+        if state is None:
+            return False
+        self._require_owned("Endpoint", name, state.arn, owner_uid)
+        return _deleted(lambda: self._client.delete_endpoint(EndpointName=name))
+
+    def delete_endpoint_config(self, name: str, owner_uid: str) -> bool:
+        """Delete the EndpointConfig if ``owner_uid`` owns it; False when already gone."""
+        config = self.describe_endpoint_config(name)
+        if config is None:
+            return False
+        self._require_owned("EndpointConfig", name, config["EndpointConfigArn"], owner_uid)
+        return _deleted(lambda: self._client.delete_endpoint_config(EndpointConfigName=name))
+
+    def delete_model(self, name: str, owner_uid: str) -> bool:
+        """Delete the Model if ``owner_uid`` owns it; False when already gone."""
+        model = self.describe_model(name)
+        if model is None:
+            return False
+        self._require_owned("Model", name, model["ModelArn"], owner_uid)
+        return _deleted(lambda: self._client.delete_model(ModelName=name))
+
+    def _require_owned(self, kind: str, name: str, arn: str, owner_uid: str) -> None:
+        _require_owner_uid(owner_uid)
+        found = self.tags_of(arn).get(OWNER_UID_TAG)
+        if found != owner_uid:
+            raise NotOwnedError(kind, name, found)
+
+    # -- data plane ----------------------------------------------------------------------
+
+    def invoke(
+        self, endpoint_name: str, target_model: str, body: bytes, content_type: str
+    ) -> bytes:
+        """Invoke one model of the endpoint (e.g. to warm it up); returns the response body."""
+        if self._runtime is None:
+            raise RuntimeError("SageMakerGateway was created without a sagemaker-runtime client")
+        response = self._runtime.invoke_endpoint(
+            EndpointName=endpoint_name,
+            TargetModel=target_model,
+            Body=body,
+            ContentType=content_type,
+        )
+        return response["Body"].read()
+
+
+def _require_owner_uid(owner_uid: str) -> None:
+    # An empty uid would match resources tagged by a uid-less (dry-run) resource: refuse.
+    if not owner_uid:
+        raise ValueError("owner_uid is empty: ownership cannot be established")
+
+
+def _none_if_not_found(call: Callable[[], T]) -> T | None:
+    try:
+        return call()
+    except botocore.exceptions.ClientError as exc:
+        if classify(exc) is ErrorClass.NOT_FOUND:
+            return None
+        raise
+
+
+def _deleted(call: Callable[[], object]) -> bool:
+    try:
+        call()
+    except botocore.exceptions.ClientError as exc:
+        if classify(exc) is ErrorClass.NOT_FOUND:
+            return False
+        raise
+    return True

@@ -1,0 +1,293 @@
+"""Packaging: Triton layout, byte-identical archives, and refusal of unsafe inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import textwrap
+from pathlib import Path
+
+import pytest
+from mme_operator.artifacts import (
+    InvalidSourceError,
+    ModelSource,
+    UnsafeArchiveError,
+    open_source,
+    package_model,
+)
+
+from tests.artifacts.conftest import write_tree
+
+CONFIG = 'name: "bert"\nplatform: "onnxruntime_onnx"\n'
+
+
+def file_source(path: Path, root: Path) -> ModelSource:
+    return open_source(path.as_uri(), file_roots=[root])
+
+
+def members(path: Path) -> list[tuple[str, str, int]]:
+    """(name, kind, size) of every member, in archive order."""
+    kinds = {tarfile.DIRTYPE: "dir", tarfile.REGTYPE: "file", tarfile.SYMTYPE: "symlink"}
+    with tarfile.open(path) as tar:
+        return [(m.name, kinds.get(m.type, str(m.type)), m.size) for m in tar]
+
+
+def read_member(path: Path, name: str) -> bytes:
+    with tarfile.open(path) as tar:
+        handle = tar.extractfile(name)
+        assert handle is not None
+        return handle.read()
+
+
+def test_single_file_goes_to_version_1_under_the_weights_name(tmp_path: Path) -> None:
+    weights = tmp_path / "src" / "exported.onnx"
+    write_tree(tmp_path / "src", {"exported.onnx": b"onnx-bytes"})
+    archive = package_model(
+        "bert", CONFIG, file_source(weights, tmp_path), "model.onnx", tmp_path / "a.tar.gz"
+    )
+    assert members(archive.path) == [
+        ("bert", "dir", 0),
+        ("bert/config.pbtxt", "file", len(CONFIG)),
+        ("bert/1", "dir", 0),
+        ("bert/1/model.onnx", "file", 10),
+    ]
+    assert read_member(archive.path, "bert/config.pbtxt") == CONFIG.encode()
+    assert archive.sha256 == hashlib.sha256(archive.path.read_bytes()).hexdigest()
+    assert archive.size == archive.path.stat().st_size
+    with tarfile.open(archive.path) as tar:
+        for m in tar:
+            assert (m.mtime, m.uid, m.gid, m.uname, m.gname) == (0, 0, 0, "", "")
+            assert m.mode == (0o755 if m.isdir() else 0o644)
+    header = archive.path.read_bytes()[:10]
+    assert header[3] == 0  # gzip FLG: no file name stored
+    assert header[4:8] == b"\0\0\0\0"  # gzip MTIME 0
+
+
+def test_directory_with_version_dirs_is_copied_and_its_config_replaced(tmp_path: Path) -> None:
+    src = write_tree(
+        tmp_path / "src",
+        {"config.pbtxt": b"old", "1/model.py": b"code", "2/model.py": b"v2", "labels.txt": b"x"},
+    )
+    archive = package_model(
+        "echo", CONFIG, file_source(src, tmp_path), "model.py", tmp_path / "a.tar.gz"
+    )
+    names = [name for name, _, _ in members(archive.path)]
+    assert names == [
+        "echo",
+        "echo/config.pbtxt",
+        "echo/1",
+        "echo/1/model.py",
+        "echo/2",
+        "echo/2/model.py",
+        "echo/labels.txt",
+    ]
+    assert read_member(archive.path, "echo/config.pbtxt") == CONFIG.encode()
+
+
+def test_directory_without_version_dirs_goes_under_version_1(tmp_path: Path) -> None:
+    src = write_tree(tmp_path / "src", {"model.py": b"code", "assets/vocab.txt": b"v"})
+    archive = package_model(
+        "echo", CONFIG, file_source(src, tmp_path), "model.py", tmp_path / "a.tar.gz"
+    )
+    files = [name for name, kind, _ in members(archive.path) if kind == "file"]
+    assert files == ["echo/config.pbtxt", "echo/1/assets/vocab.txt", "echo/1/model.py"]
+
+
+def _make_tar(path: Path, entries: list[tarfile.TarInfo | tuple[str, bytes]]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for entry in entries:
+            if isinstance(entry, tarfile.TarInfo):
+                tar.addfile(entry)
+            else:
+                name, data = entry
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_existing_archive_rooted_at_its_model_dir_is_re_rooted(tmp_path: Path) -> None:
+    src = _make_tar(
+        tmp_path / "old.tar.gz",
+        [
+            ("resnet/config.pbtxt", b"old"),
+            ("resnet/1/model.onnx", b"w"),
+            ("resnet/3/model.onnx", b"w3"),
+        ],
+    )
+    archive = package_model(
+        "bert", CONFIG, file_source(src, tmp_path), "model.onnx", tmp_path / "a.tar.gz"
+    )
+    files = [name for name, kind, _ in members(archive.path) if kind == "file"]
+    assert files == ["bert/config.pbtxt", "bert/1/model.onnx", "bert/3/model.onnx"]
+    assert read_member(archive.path, "bert/3/model.onnx") == b"w3"
+
+
+def test_same_inputs_give_byte_identical_archives_whatever_the_mtimes(tmp_path: Path) -> None:
+    src = write_tree(tmp_path / "src", {"1/model.onnx": os.urandom(300_000), "1/extra.bin": b"e"})
+    first = package_model(
+        "m", CONFIG, file_source(src, tmp_path), "model.onnx", tmp_path / "a.tar.gz"
+    )
+    for i, path in enumerate(sorted(src.rglob("*"))):
+        os.utime(path, (1_000_000 + i, 2_000_000 + i))
+    os.chmod(src / "1" / "extra.bin", 0o600)
+    second = package_model(
+        "m", CONFIG, file_source(src, tmp_path), "model.onnx", tmp_path / "b.tar.gz"
+    )
+    assert first.sha256 == second.sha256
+    assert first.path.read_bytes() == second.path.read_bytes()
+    changed = package_model(
+        "m", CONFIG + "\n", file_source(src, tmp_path), "model.onnx", tmp_path / "c.tar.gz"
+    )
+    assert changed.sha256 != first.sha256
+
+
+def test_zlib_fallback_also_gives_a_valid_deterministic_archive(tmp_path: Path) -> None:
+    src = write_tree(tmp_path / "src", {"model.onnx": b"w" * 1000})
+    a = package_model(
+        "m",
+        CONFIG,
+        file_source(src / "model.onnx", tmp_path),
+        "model.onnx",
+        tmp_path / "a.tar.gz",
+        compressor="zlib",
+    )
+    b = package_model(
+        "m",
+        CONFIG,
+        file_source(src / "model.onnx", tmp_path),
+        "model.onnx",
+        tmp_path / "b.tar.gz",
+        compressor="zlib",
+    )
+    assert a.sha256 == b.sha256
+    assert read_member(a.path, "m/1/model.onnx") == b"w" * 1000
+
+
+def _link(name: str, target: str, type_: bytes = tarfile.SYMTYPE) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = type_
+    info.linkname = target
+    return info
+
+
+def _device(name: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.CHRTYPE
+    info.devmajor, info.devminor = 1, 3
+    return info
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        pytest.param([("../evil.sh", b"x")], id="dot-dot"),
+        pytest.param([("1/../../evil.sh", b"x")], id="dot-dot-nested"),
+        pytest.param([("/etc/cron.d/evil", b"x")], id="absolute"),
+        pytest.param(
+            [("1/model.onnx", b"x"), _link("1/link", "../../../etc/passwd")], id="symlink-out"
+        ),
+        pytest.param(
+            [("1/model.onnx", b"x"), _link("1/link", "/etc/passwd")], id="symlink-absolute"
+        ),
+        pytest.param(
+            [("1/model.onnx", b"x"), _link("1/h", "/etc/passwd", tarfile.LNKTYPE)],
+            id="hardlink-out",
+        ),
+        pytest.param([("1/model.onnx", b"x"), _device("1/null")], id="device"),
+        pytest.param([("1/model.onnx", b"x"), _link("1/fifo", "", tarfile.FIFOTYPE)], id="fifo"),
+    ],
+)
+def test_archives_that_escape_the_model_directory_are_refused(
+    tmp_path: Path, entries: list[tarfile.TarInfo | tuple[str, bytes]]
+) -> None:
+    src = _make_tar(tmp_path / "evil.tar.gz", entries)
+    with pytest.raises(UnsafeArchiveError):
+        package_model("m", CONFIG, file_source(src, tmp_path), "model.onnx", tmp_path / "a.tar.gz")
+    assert not (tmp_path / "a.tar.gz").exists()
+
+
+def test_symlink_escaping_after_re_rooting_is_refused(tmp_path: Path) -> None:
+    # Inside the archive, but outside the model directory once 'resnet/' is stripped.
+    src = _make_tar(
+        tmp_path / "t.tar.gz",
+        [
+            ("resnet/1/model.onnx", b"w"),
+            _link("resnet/1/x", "../../other.txt"),
+        ],
+    )
+    with pytest.raises(UnsafeArchiveError):
+        package_model("m", CONFIG, file_source(src, tmp_path), "model.onnx", tmp_path / "a.tar.gz")
+
+
+def test_symlink_inside_the_model_is_kept(tmp_path: Path) -> None:
+    src = _make_tar(
+        tmp_path / "t.tar.gz", [("1/model.onnx", b"w"), _link("1/alias.onnx", "model.onnx")]
+    )
+    archive = package_model(
+        "m", CONFIG, file_source(src, tmp_path), "model.onnx", tmp_path / "a.tar.gz"
+    )
+    assert ("m/1/alias.onnx", "symlink", 0) in members(archive.path)
+
+
+def test_directory_symlink_pointing_outside_is_refused(tmp_path: Path) -> None:
+    outside = write_tree(tmp_path / "secrets", {"token": b"secret"})
+    src = write_tree(tmp_path / "src", {"1/model.onnx": b"w"})
+    (src / "1" / "token").symlink_to(outside / "token")
+    with pytest.raises(UnsafeArchiveError, match="outside"):
+        package_model("m", CONFIG, file_source(src, tmp_path), "model.onnx", tmp_path / "a.tar.gz")
+
+
+def test_file_sources_outside_the_allowed_roots_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidSourceError, match="disabled"):
+        open_source("file:///var/run/secrets/kubernetes.io/serviceaccount/token")
+    with pytest.raises(InvalidSourceError, match="not under an allowed root"):
+        open_source("file:///etc/passwd", file_roots=[tmp_path])
+
+
+def test_truncated_archive_is_reported_as_invalid(tmp_path: Path) -> None:
+    src = tmp_path / "t.tar.gz"
+    src.write_bytes(b"not a gzip file at all")
+    with pytest.raises(InvalidSourceError, match=r"not a valid \.tar\.gz"):
+        package_model("m", CONFIG, file_source(src, tmp_path), "model.onnx", tmp_path / "a.tar.gz")
+
+
+PACK_1GB = textwrap.dedent(
+    """
+    import resource, sys
+    from pathlib import Path
+    from mme_operator.artifacts import open_source, package_model
+    src, out = Path(sys.argv[1]), Path(sys.argv[2])
+    archive = package_model(
+        "big", "name: 'big'", open_source(src.as_uri(), file_roots=[src.parent]), "model.onnx", out
+    )
+    status = Path("/proc/self/status").read_text()
+    hwm = next(line for line in status.splitlines() if line.startswith("VmHWM"))
+    print(archive.size, int(hwm.split()[1]) * 1024)
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_1gb_model_packs_without_holding_it_in_memory(tmp_path: Path) -> None:
+    src = tmp_path / "model.onnx"
+    with open(src, "wb") as f:
+        f.truncate(1024**3)  # sparse: no disk used, reads as zeros
+    out = tmp_path / "big.tar.gz"
+    result = subprocess.run(
+        [sys.executable, "-c", PACK_1GB, str(src), str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    size, peak_rss = map(int, result.stdout.split())
+    assert size == out.stat().st_size
+    assert peak_rss < 200 * 1024**2, f"peak RSS {peak_rss / 1024**2:.0f} MiB"
+    with tarfile.open(out, "r|gz") as tar:
+        sizes = {m.name: m.size for m in tar}
+    assert sizes["big/1/model.onnx"] == 1024**3

@@ -1,0 +1,115 @@
+"""argocd/health.lua, run by a real Lua interpreter on the cases of argocd/health_test.yaml.
+
+Argo CD hands the script the resource as a Lua table named ``obj`` (arrays 1-based) and
+reads back ``{status, message}``; this test does the same through lupa.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lupa
+import pytest
+import yaml
+from mme_operator.api import Reason, validate_resource
+
+ROOT = Path(__file__).resolve().parents[2]
+ARGOCD = ROOT / "argocd"
+SCRIPT = (ARGOCD / "health.lua").read_text()
+CASES = yaml.safe_load((ARGOCD / "health_test.yaml").read_text())["tests"]
+
+
+def to_lua(runtime: Any, value: Any) -> Any:
+    """A YAML value as Argo's Lua sees it: mappings and lists become tables, lists 1-based."""
+    if isinstance(value, dict):
+        return runtime.table_from({key: to_lua(runtime, item) for key, item in value.items()})
+    if isinstance(value, list):
+        return runtime.table_from([to_lua(runtime, item) for item in value])
+    return value
+
+
+def health_of(obj: dict[str, Any]) -> dict[str, Any]:
+    runtime = lupa.LuaRuntime(unpack_returned_tuples=True)
+    runtime.globals().obj = to_lua(runtime, obj)
+    # Argo runs the script as a chunk whose `return` is the result.
+    result = runtime.execute(SCRIPT)
+    return {key: result[key] for key in ("status", "message") if result[key] is not None}
+
+
+def load(input_path: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((ARGOCD / input_path).read_text())
+    return document
+
+
+@pytest.mark.parametrize("case", CASES, ids=[Path(c["inputPath"]).stem for c in CASES])
+def test_health_check_gives_the_expected_status(case: dict[str, Any]) -> None:
+    assert health_of(load(case["inputPath"])) == case["healthStatus"]
+
+
+def test_every_testdata_file_is_a_case_and_a_valid_model_endpoint() -> None:
+    listed = {case["inputPath"] for case in CASES}
+    on_disk = {f"testdata/{path.name}" for path in (ARGOCD / "testdata").glob("*.yaml")}
+    assert listed == on_disk
+    for path in sorted(on_disk):
+        _, problems = validate_resource(load(path))
+        assert not problems, f"{path}: {problems}"
+
+
+def test_arrays_are_seen_one_based_as_argo_gives_them() -> None:
+    runtime = lupa.LuaRuntime()
+    conditions = to_lua(runtime, [{"type": "Ready"}])
+    assert conditions[1]["type"] == "Ready"
+    assert conditions[0] is None
+
+
+def test_terminal_reasons_are_real_reasons() -> None:
+    terminal = {
+        "InvalidSpec",
+        "EndpointFailed",
+        "UpdateFailed",
+        "AccessDenied",
+        "NotOwned",
+        "SourceError",
+    }
+    assert terminal <= {reason.value for reason in Reason}
+    for reason in terminal:
+        assert f"{reason} = true" in SCRIPT
+
+
+@pytest.mark.parametrize("reason", [r.value for r in Reason])
+def test_ready_false_is_degraded_only_for_terminal_reasons(reason: str) -> None:
+    obj = load("testdata/progressing-retrying.yaml")
+    obj["status"]["conditions"][0]["reason"] = reason
+    terminal = {
+        "InvalidSpec",
+        "EndpointFailed",
+        "UpdateFailed",
+        "AccessDenied",
+        "NotOwned",
+        "SourceError",
+    }
+    expected = "Degraded" if reason in terminal else "Progressing"
+    assert health_of(obj)["status"] == expected
+
+
+def test_configmap_snippet_carries_the_script_verbatim() -> None:
+    snippet = yaml.safe_load((ARGOCD / "argocd-cm-snippet.yaml").read_text())
+    assert snippet["data"]["resource.customizations.health.mme-operator.io_ModelEndpoint"] == SCRIPT
+
+
+def test_application_example_orders_crds_operator_and_endpoints_by_sync_wave() -> None:
+    docs = list(yaml.safe_load_all((ARGOCD / "application-example.yaml").read_text()))
+    waves = {
+        doc["metadata"]["name"]: doc["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
+        for doc in docs
+    }
+    assert waves == {"mme-operator": "-1", "ml-endpoints": "0", "small-llms": "0"}
+    (endpoint,) = [doc for doc in docs if doc["kind"] == "ModelEndpoint"]
+    assert endpoint["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == (
+        "SkipDryRunOnMissingResource=true"
+    )
+    _, problems = validate_resource(endpoint)
+    assert not problems
+    (operator_app,) = [doc for doc in docs if doc["metadata"]["name"] == "mme-operator"]
+    assert operator_app["spec"]["source"]["path"] == "helm/mme-operator"

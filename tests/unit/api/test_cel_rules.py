@@ -1,0 +1,149 @@
+"""The CRD's CEL rules, evaluated as the API server would: they agree with `validate`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from mme_operator.api import validate_resource
+from mme_operator.api.crd import build_crd
+
+from tests.unit.api.cel_eval import apply_defaults, cel_violations, evaluate_rule, rule_sites
+from tests.unit.api.documents import DELETE, GOOD, MINIMAL, changed, example_documents
+
+SCHEMA = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+@pytest.mark.parametrize("doc", [GOOD, MINIMAL], ids=["good", "minimal"])
+def test_good_documents_pass_every_rule(doc: dict[str, Any]) -> None:
+    assert cel_violations(SCHEMA, doc) == []
+
+
+def test_the_good_document_exercises_every_rule() -> None:
+    ran = {site.rule["rule"] for site in rule_sites(SCHEMA, apply_defaults(SCHEMA, GOOD))}
+    declared = {
+        rule["rule"]
+        for node in _all_nodes(SCHEMA)
+        for rule in node.get("x-kubernetes-validations", [])
+    }
+    assert ran == declared
+
+
+def _all_nodes(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [schema]
+    for child in schema.get("properties", {}).values():
+        found += _all_nodes(child)
+    if "items" in schema:
+        found += _all_nodes(schema["items"])
+    return found
+
+
+@pytest.mark.parametrize(
+    ("where", "doc"), [pytest.param(where, doc, id=where) for where, doc in example_documents()]
+)
+def test_examples_pass_every_rule(where: str, doc: dict[str, Any]) -> None:
+    assert cel_violations(SCHEMA, doc) == [], where
+
+
+def test_rules_see_defaults_as_the_api_server_applies_them() -> None:
+    doc = apply_defaults(SCHEMA, MINIMAL)
+    model = doc["spec"]["models"][0]
+    assert model["maxBatchSize"] == 0
+    assert doc["spec"]["instanceCount"] == 1
+    assert doc["spec"]["deletionPolicy"] == "Delete"
+    assert "endpointName" not in doc["spec"]
+    # Without defaulting, a rule that reads maxBatchSize would fail to evaluate.
+    with pytest.raises(Exception, match="maxBatchSize"):
+        evaluate_rule("self.maxBatchSize > 0", MINIMAL["spec"]["models"][0])
+
+
+PRIORITY = "spec.models.0.dynamicBatching.defaultPriorityLevel"
+BATCHING_RULE = "every dynamicBatching.preferredBatchSize must be <= maxBatchSize"
+BAD = [
+    pytest.param(
+        {"spec.models.0.dynamicBatching.preferredBatchSize": [8, 64]},
+        [f"spec.models[0].dynamicBatching.preferredBatchSize: {BATCHING_RULE}"],
+        id="preferred-batch-size-over-max",
+    ),
+    pytest.param(
+        {"spec.models.0.maxBatchSize": 0, "spec.models.0.dynamicBatching.preferredBatchSize": []},
+        ["spec.models[0].dynamicBatching: dynamicBatching needs maxBatchSize > 0"],
+        id="batching-without-batches",
+    ),
+    pytest.param(
+        {"spec.models.0.instanceGroups.0.kind": "KIND_CPU"},
+        ["spec.models[0].instanceGroups[0].gpus: gpus may only be set when kind is KIND_GPU"],
+        id="gpus-on-cpu",
+    ),
+    pytest.param(
+        {"spec.autoscaling.minInstances": 5},
+        [
+            "spec.instanceCount: instanceCount must lie within "
+            "autoscaling.minInstances..maxInstances",
+            "spec.autoscaling.minInstances: minInstances must be <= maxInstances",
+        ],
+        id="min-over-max-instances",
+    ),
+    pytest.param(
+        {"spec.models.1.platform": "ensemble"},
+        ["spec.models[1]: set exactly one of platform or backend"],
+        id="platform-and-backend",
+    ),
+    pytest.param(
+        {"spec.models.0.platform": DELETE},
+        ["spec.models[0]: set exactly one of platform or backend"],
+        id="neither-platform-nor-backend",
+    ),
+    pytest.param(
+        {PRIORITY: 3},
+        [
+            "spec.models[0].dynamicBatching.defaultPriorityLevel: "
+            "defaultPriorityLevel must not exceed priorityLevels"
+        ],
+        id="default-priority-over-levels",
+    ),
+    pytest.param(
+        {"spec.instanceCount": 9},
+        [
+            "spec.instanceCount: instanceCount must lie within "
+            "autoscaling.minInstances..maxInstances"
+        ],
+        id="instance-count-above-autoscaling",
+    ),
+]
+
+
+def with_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    doc = GOOD
+    for path, value in changes.items():
+        doc = changed(doc, path, value)
+    return doc
+
+
+@pytest.mark.parametrize(("changes", "violations"), BAD)
+def test_bad_documents_break_their_rule(changes: dict[str, Any], violations: list[str]) -> None:
+    assert cel_violations(SCHEMA, with_changes(changes)) == violations
+
+
+@pytest.mark.parametrize(("changes", "violations"), BAD)
+def test_cel_and_validate_name_the_same_field(
+    changes: dict[str, Any], violations: list[str]
+) -> None:
+    """The API server (CEL) and `mme-operator validate` point at the same field."""
+    _, problems = validate_resource(with_changes(changes))
+    cel_paths = {violation.split(": ")[0] for violation in violations}
+    assert problems
+    assert {problem.path for problem in problems} <= cel_paths
+
+
+def test_instance_count_below_autoscaling_uses_the_defaulted_count() -> None:
+    # instanceCount is left out (defaults to 1) while autoscaling starts at 2.
+    doc = changed(changed(GOOD, "spec.instanceCount", DELETE), "spec.autoscaling.minInstances", 2)
+    assert cel_violations(SCHEMA, doc) == [
+        "spec.instanceCount: instanceCount must lie within autoscaling.minInstances..maxInstances"
+    ]
+
+
+def test_empty_gpu_list_is_allowed_on_cpu() -> None:
+    doc = changed(GOOD, "spec.models.1.instanceGroups.0.gpus", [])
+    assert cel_violations(SCHEMA, doc) == []
