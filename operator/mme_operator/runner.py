@@ -24,6 +24,8 @@ class OperatorOptions:
     login: kopf.ConnectionInfo | None = None
     """Talk to this API server; None uses kubeconfig or the in-cluster service account."""
     liveness: str | None = None
+    peering: str | None = None
+    """kopf peering object name; None runs standalone (one replica, Recreate strategy)."""
     make_clients: Callable[[str, Settings], AwsClients] = make_clients
     stop_flag: asyncio.Event | threading.Event | None = None
     ready_flag: asyncio.Event | threading.Event | None = None
@@ -31,12 +33,11 @@ class OperatorOptions:
 
 def build_registry(settings: Settings, options: OperatorOptions) -> kopf.OperatorRegistry:
     """A registry with the ModelEndpoint handlers and the right login."""
-    registry: kopf.OperatorRegistry
+    registry = kopf.OperatorRegistry()
     if options.login is None:
-        # Logs in via the kubernetes client: kubeconfig, else the in-cluster service account.
-        registry = kopf.SmartOperatorRegistry()
+        # The kubernetes client's own logic: in-cluster service account, else kubeconfig.
+        kopf.on.login(registry=registry)(kopf.login_via_client)
     else:
-        registry = kopf.OperatorRegistry()
         info = options.login
 
         @kopf.on.login(registry=registry)
@@ -53,7 +54,8 @@ async def run_operator(settings: Settings, options: OperatorOptions) -> None:
     namespaces = list(options.namespaces)
     await kopf.operator(
         registry=registry,
-        standalone=True,  # one replica (Recreate strategy): no peering objects needed
+        standalone=options.peering is None,
+        peering_name=options.peering,
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=options.liveness,
@@ -62,7 +64,9 @@ async def run_operator(settings: Settings, options: OperatorOptions) -> None:
     )
 
 
-def operator_thread(settings: Settings, options: OperatorOptions) -> tuple[threading.Thread, threading.Event]:
+def operator_thread(
+    settings: Settings, options: OperatorOptions
+) -> tuple[threading.Thread, threading.Event]:
     """Start the operator in a thread with its own event loop; set the event to stop it."""
     stop = threading.Event()
     options.stop_flag = stop

@@ -289,5 +289,6 @@ def test_a_1gb_model_packs_without_holding_it_in_memory(tmp_path: Path) -> None:
     assert size == out.stat().st_size
     assert peak_rss < 200 * 1024**2, f"peak RSS {peak_rss / 1024**2:.0f} MiB"
     with tarfile.open(out, "r|gz") as tar:
-        sizes = {m.name: m.size for m in tar}
-    assert sizes["big/1/model.onnx"] == 1024**3
+        # Stop at the weights' header: skipping 1 GiB through tarfile's stream is slow.
+        weights = next(m for m in tar if m.name == "big/1/model.onnx")
+    assert weights.size == 1024**3

@@ -161,7 +161,7 @@ def test_desired_key_taken_by_a_foreign_object_is_a_conflict(
 ) -> None:
     bert = models.desired("bert", b"w")
     s3.put_object(Bucket=bucket, Key=bert.key, Body=b"x", Metadata={"mme-owner-uid": OTHER_OWNER})
-    with pytest.raises(ArtifactConflictError, match="its own artifacts.prefix"):
+    with pytest.raises(ArtifactConflictError, match=r"its own artifacts\.prefix"):
         store.sync([bert], models.source, tmp_path / "work")
     with pytest.raises(ArtifactConflictError):
         store.upload(bert, models.source(bert.source_uri), tmp_path / "work")

@@ -6,8 +6,8 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
-
 from mme_operator.local import LocalAWS, TritonServer
+
 from tests.local.conftest import CONFIG_PBTXT, DELAY, MODEL_PY, Stack, model_archive
 
 pytestmark = [

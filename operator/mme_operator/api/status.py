@@ -99,7 +99,9 @@ class ModelStatus(ApiModel):
         default=ModelState.PENDING, description="Pending, Uploading, Available or Failed."
     )
     message: str | None = Field(default=None, description="Why the model is not available.")
-    warmed_up: bool | None = Field(default=None, description="The warm-up invocation of this archive succeeded.")
+    warmed_up: bool | None = Field(
+        default=None, description="The warm-up invocation of this archive succeeded."
+    )
 
 
 class ModelEndpointStatus(ApiModel):
@@ -121,7 +123,8 @@ class ModelEndpointStatus(ApiModel):
     )
     endpoint_config_name: str | None = Field(default=None, description="EndpointConfig in effect.")
     requested_endpoint_config_name: str | None = Field(
-        default=None, description="EndpointConfig last requested by CreateEndpoint or UpdateEndpoint."
+        default=None,
+        description="EndpointConfig last requested by CreateEndpoint or UpdateEndpoint.",
     )
     failed_endpoint_config_name: str | None = Field(
         default=None,

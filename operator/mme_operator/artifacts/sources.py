@@ -17,6 +17,7 @@ no longer matches it raises :class:`SourceChangedError` rather than packaging a 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import enum
@@ -28,6 +29,7 @@ import posixpath
 import stat
 import tarfile
 import tempfile
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -408,9 +410,31 @@ def _walk_local_tree(root: Path, uri: str) -> list[tuple[str, Path, int]]:
     return found
 
 
+_HASH_CACHE_SIZE = 4096
+_hash_cache: collections.OrderedDict[tuple[int, ...], str] = collections.OrderedDict()
+_hash_cache_lock = threading.Lock()
+
+
 def _sha256_file(path: Path) -> str:
+    """sha256 of a file, cached by its stat identity.
+
+    A drift check every few minutes must not re-read GBs of unchanged weights; any write
+    changes mtime/ctime/size, which misses the cache and hashes the content again.
+    """
+    st = os.stat(path)
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    with _hash_cache_lock:
+        cached = _hash_cache.get(identity)
+        if cached is not None:
+            _hash_cache.move_to_end(identity)
+            return cached
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    with _hash_cache_lock:
+        _hash_cache[identity] = digest
+        while len(_hash_cache) > _HASH_CACHE_SIZE:
+            _hash_cache.popitem(last=False)
+    return digest
 
 
 class FileSource:

@@ -2,15 +2,16 @@
 
 :class:`LocalEnvironment` starts the local SageMaker/S3 (:class:`LocalAWS`), a local
 Kubernetes API (:class:`KubeEmulator`) with our CRD installed, and the operator itself
-(kopf, in this event loop), all speaking their real protocols over HTTP. Nothing is
-patched: the operator runs the same code as in a cluster, with other endpoints and
-dummy credentials.
+(kopf, in a thread with its own event loop), all speaking their real protocols over
+HTTP. Nothing is patched: the operator runs the same code as in a cluster, with other
+endpoints and dummy credentials.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from mme_operator.api import GROUP, PLURAL, VERSION
 from mme_operator.api.crd import build_crd
 from mme_operator.local.kube_api import KubeEmulator
 from mme_operator.local.server import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, LocalAWS
-from mme_operator.runner import OperatorOptions, run_operator
+from mme_operator.runner import OperatorOptions, operator_thread
 from mme_operator.settings import Settings
 
 API = f"/apis/{GROUP}/{VERSION}"
@@ -54,8 +55,8 @@ class LocalEnvironment:
     _k8s: KubeEmulator | None = field(default=None, init=False)
     _server: kmock.Server | None = field(default=None, init=False)
     _session: aiohttp.ClientSession | None = field(default=None, init=False)
-    _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
-    _operator: asyncio.Task[None] | None = field(default=None, init=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+    _operator: threading.Thread | None = field(default=None, init=False)
 
     @property
     def k8s_url(self) -> str:
@@ -173,7 +174,9 @@ class LocalEnvironment:
         status = (obj or {}).get("status")
         raise TimeoutError(f"{namespace}/{name}: {what} not reached in {timeout}s; status={status}")
 
-    async def wait_ready(self, name: str, namespace: str = "default", timeout: float = 30.0) -> dict[str, Any]:
+    async def wait_ready(
+        self, name: str, namespace: str = "default", timeout: float = 30.0
+    ) -> dict[str, Any]:
         """Wait until the ModelEndpoint is Ready for its current generation."""
 
         def ready(obj: dict[str, Any] | None) -> bool:
@@ -191,19 +194,24 @@ class LocalEnvironment:
     # -- the operator ------------------------------------------------------------------
 
     async def start_operator(self) -> None:
-        """Run the operator in this event loop until :meth:`stop_operator`."""
-        self._stop = asyncio.Event()
-        ready = asyncio.Event()
+        """Run the operator until :meth:`stop_operator`, in a thread with its own event loop.
+
+        Not in this event loop: when kopf stops, it cancels every task created after it
+        started, which here would include the caller's (a test fixture's teardown, the
+        Kubernetes API's request handlers).
+        """
+        ready = threading.Event()
         options = OperatorOptions(
             login=kopf.ConnectionInfo(server=self.k8s_url, scheme="Bearer", token="local"),
-            stop_flag=self._stop,
             ready_flag=ready,
         )
-        self._operator = asyncio.create_task(run_operator(self.settings, options))
-        await asyncio.wait_for(ready.wait(), timeout=30)
+        self._operator, self._stop = operator_thread(self.settings, options)
+        if not await asyncio.to_thread(ready.wait, 30):
+            await self.stop_operator()
+            raise RuntimeError("the operator did not start within 30s")
 
     async def stop_operator(self) -> None:
         if self._operator is not None:
             self._stop.set()
-            await asyncio.wait_for(self._operator, timeout=30)
+            await asyncio.to_thread(self._operator.join, 30)
             self._operator = None

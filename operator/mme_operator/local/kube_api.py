@@ -52,10 +52,17 @@ class KubeEmulator(KubernetesEmulator):
         verbs = {"get", "list", "watch", "create", "update", "patch", "delete"}
         # The core resources kopf's discovery waits for, besides CRDs.
         self.resources[CRD_RESOURCE] = ResourceInfo(
-            kind="CustomResourceDefinition", singular="customresourcedefinition", namespaced=False, verbs=verbs
+            kind="CustomResourceDefinition",
+            singular="customresourcedefinition",
+            namespaced=False,
+            verbs=verbs,
         )
-        self.resources["v1/namespaces"] = ResourceInfo(kind="Namespace", singular="namespace", namespaced=False, verbs=verbs)
-        self.resources["v1/events"] = ResourceInfo(kind="Event", singular="event", namespaced=True, verbs=verbs)
+        self.resources["v1/namespaces"] = ResourceInfo(
+            kind="Namespace", singular="namespace", namespaced=False, verbs=verbs
+        )
+        self.resources["v1/events"] = ResourceInfo(
+            kind="Event", singular="event", namespaced=True, verbs=verbs
+        )
 
     def register_crd(self, crd: dict[str, Any]) -> None:
         """Serve the resources a CustomResourceDefinition declares (discovery, subresources)."""
@@ -79,6 +86,8 @@ class KubeEmulator(KubernetesEmulator):
                 self._status_subresources.add(key)
 
     def _current(self, request: Request) -> dict[str, Any] | None:
+        if request.resource is None or request.name is None:
+            return None
         key = (request.resource, request.namespace, request.name)
         if key not in self.objects or self.objects[key].deleted:
             return None
@@ -93,7 +102,12 @@ class KubeEmulator(KubernetesEmulator):
     def _apply_server_semantics(self, request: Request) -> None:
         data: dict[str, Any] = request.data
         res = request.resource
-        resource_key = f"{res.group}/{res.version}/{res.plural}" if res.group else f"{res.version}/{res.plural}"
+        assert res is not None
+        resource_key = (
+            f"{res.group}/{res.version}/{res.plural}"
+            if res.group
+            else f"{res.version}/{res.plural}"
+        )
         status_only = resource_key in self._status_subresources
         meta = data.setdefault("metadata", {})
         if request.action == action.CREATE:

@@ -73,8 +73,14 @@ def _zeros_request(model: ModelSpec) -> dict[str, Any]:
             fill = ""
         elif tensor.data_type == DataType.TYPE_BOOL:
             fill = False
-        datatype = "BYTES" if tensor.data_type == DataType.TYPE_STRING else tensor.data_type.removeprefix("TYPE_")
-        inputs.append({"name": tensor.name, "shape": shape, "datatype": datatype, "data": [fill] * count})
+        datatype = (
+            "BYTES"
+            if tensor.data_type == DataType.TYPE_STRING
+            else tensor.data_type.removeprefix("TYPE_")
+        )
+        inputs.append(
+            {"name": tensor.name, "shape": shape, "datatype": datatype, "data": [fill] * count}
+        )
     return {"inputs": inputs}
 
 
@@ -139,7 +145,10 @@ class Executor:
                     self.emit("SourceError", f"model {archive.model_name!r}: {exc}")
                     return
                 result.uploaded[archive.key] = stored
-                self.emit("Uploaded", f"uploaded model {archive.model_name!r} to s3://{self.desired.bucket}/{archive.key}")
+                self.emit(
+                    "Uploaded",
+                    f"uploaded model {archive.model_name!r} to s3://{self.desired.bucket}/{archive.key}",
+                )
             case p.DeleteArchive(key=key):
                 self.store.delete(key)
                 self.emit("Deleted", f"deleted stale archive s3://{self.desired.bucket}/{key}")
@@ -193,7 +202,9 @@ class Executor:
             # with an error (e.g. to zero inputs): the model is in memory, which is the point.
             # Anything else leaves it cold; warm-up is best effort and is tried again later.
             if exc.response.get("Error", {}).get("Code") != "ModelError":
-                result.notes.append(f"warm-up of model {model_name!r} failed: {describe_error(exc)}")
+                result.notes.append(
+                    f"warm-up of model {model_name!r} failed: {describe_error(exc)}"
+                )
                 return
         result.warmed.add(target)
         self.emit("WarmedUp", f"warmed up model {model_name!r} ({target})")

@@ -83,12 +83,16 @@ def _prepare(
             unavailable[model.name] = str(exc)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             if classify(exc) is ErrorClass.RETRYABLE:
-                raise Retry(f"reading source of model {model.name!r}: {describe_error(exc)}") from exc
+                raise Retry(
+                    f"reading source of model {model.name!r}: {describe_error(exc)}"
+                ) from exc
             unavailable[model.name] = f"cannot read {model.source}: {describe_error(exc)}"
     try:
         desired = build_desired(resource, fingerprints, configs)
     except ImageLookupError as exc:
-        return [f"spec.image: {exc} (set spec.image, or a supported spec.region / spec.tritonVersion)"]
+        return [
+            f"spec.image: {exc} (set spec.image, or a supported spec.region / spec.tritonVersion)"
+        ]
     return resource, desired, unavailable
 
 
@@ -133,12 +137,16 @@ def reconcile(
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         if classify(exc) is ErrorClass.RETRYABLE:
             return _retry_outcome(body, settings, describe_error(exc))
-        status = invalid_status(previous, _generation(body), [f"observing AWS failed: {describe_error(exc)}"])
+        status = invalid_status(
+            previous, _generation(body), [f"observing AWS failed: {describe_error(exc)}"]
+        )
         return Outcome(status, None)
 
     plan = plan_reconcile(desired, observed, previous, tuple(unavailable))
     with _workdir(workdir, settings) as scratch:
-        executor = Executor(clients, desired, open_source=_sources(clients, settings), workdir=scratch, emit=emit)
+        executor = Executor(
+            clients, desired, open_source=_sources(clients, settings), workdir=scratch, emit=emit
+        )
         result = executor.run(plan)
     status = reconciled_status(desired, observed, plan, result, previous, unavailable)
     return Outcome(status, _retry_after(plan, result, settings), plan)
@@ -200,7 +208,7 @@ def finalize(
     emit: EventSink | None = None,
 ) -> Deletion:
     """Remove what the ModelEndpoint owns (per ``deletionPolicy``); never anything else."""
-    resource, problems = validate_resource(dict(body))
+    resource, _ = validate_resource(dict(body))
     if resource is None:
         # Nothing valid was ever reconciled from this spec, so nothing of it can exist.
         return Deletion(True, None, "spec invalid; nothing to delete")
@@ -215,7 +223,9 @@ def finalize(
         return Deletion(False, settings.retry_delay_seconds, describe_error(exc))
     plan = plan_delete(desired, observed)
     with _workdir(None, settings) as scratch:
-        result = Executor(clients, desired, open_source=_sources(clients, settings), workdir=scratch, emit=emit).run(plan)
+        result = Executor(
+            clients, desired, open_source=_sources(clients, settings), workdir=scratch, emit=emit
+        ).run(plan)
     if result.error is not None:
         return Deletion(False, settings.retry_delay_seconds, result.error.message)
     if plan.wait is not None:

@@ -69,7 +69,8 @@ def observe(clients: AwsClients, desired: DesiredState) -> ObservedState:
         endpoint=endpoint,
         endpoint_owner_uid=owner,
         model_exists=gateway.describe_model(sm.model.name) is not None,
-        endpoint_config_exists=gateway.describe_endpoint_config(sm.endpoint_config.name) is not None,
+        endpoint_config_exists=gateway.describe_endpoint_config(sm.endpoint_config.name)
+        is not None,
         archives=archives,
         scaling=scaling,
         superseded_configs=superseded_configs,

@@ -54,7 +54,12 @@ def invalid_status(
     message = "; ".join(problems)
     conditions = list((previous.conditions if previous else None) or [])
     conditions = set_condition(
-        conditions, ConditionType.SPEC_VALID, ConditionStatus.FALSE, Reason.INVALID_SPEC, message, generation
+        conditions,
+        ConditionType.SPEC_VALID,
+        ConditionStatus.FALSE,
+        Reason.INVALID_SPEC,
+        message,
+        generation,
     )
     conditions = set_condition(
         conditions,
@@ -85,7 +90,9 @@ def model_statuses(
     """Per-model status: TargetModel, key, sha256, state, warm-up."""
     archives = {a.model_name: a for a in desired.archives}
     warmed_before = {
-        m.target_model for m in (previous.models if previous and previous.models else []) if m.warmed_up
+        m.target_model
+        for m in (previous.models if previous and previous.models else [])
+        if m.warmed_up
     }
     out = []
     for model in desired.resource.spec.models:
@@ -123,7 +130,12 @@ def reconciled_status(
     models = model_statuses(desired, observed, result, previous, unavailable)
     conditions = list((previous.conditions if previous else None) or [])
     conditions = set_condition(
-        conditions, ConditionType.SPEC_VALID, ConditionStatus.TRUE, Reason.RECONCILED, "spec is valid", generation
+        conditions,
+        ConditionType.SPEC_VALID,
+        ConditionStatus.TRUE,
+        Reason.RECONCILED,
+        "spec is valid",
+        generation,
     )
 
     # Artifacts.
@@ -165,11 +177,19 @@ def reconciled_status(
     elif error is not None and not in_service:
         ep_cond = (ConditionStatus.FALSE, error.reason, error.message)
     elif in_service:
-        ep_cond = (ConditionStatus.TRUE, Reason.IN_SERVICE, f"endpoint {sm.endpoint.name} is InService")
+        ep_cond = (
+            ConditionStatus.TRUE,
+            Reason.IN_SERVICE,
+            f"endpoint {sm.endpoint.name} is InService",
+        )
     elif plan.wait is not None:
         ep_cond = (ConditionStatus.FALSE, plan.wait.reason, plan.wait.message)
     else:
-        ep_cond = (ConditionStatus.UNKNOWN, Reason.RETRYING, f"endpoint {sm.endpoint.name} is {endpoint_status}")
+        ep_cond = (
+            ConditionStatus.UNKNOWN,
+            Reason.RETRYING,
+            f"endpoint {sm.endpoint.name} is {endpoint_status}",
+        )
     conditions = set_condition(conditions, ConditionType.ENDPOINT_READY, *ep_cond, generation)
 
     # Ready summarises the others.
@@ -191,12 +211,20 @@ def reconciled_status(
         ready = artifacts
         phase = Phase.SYNCING
     else:
-        ready = (ConditionStatus.TRUE, Reason.RECONCILED, f"{len(models)} models served by {sm.endpoint.name}")
+        ready = (
+            ConditionStatus.TRUE,
+            Reason.RECONCILED,
+            f"{len(models)} models served by {sm.endpoint.name}",
+        )
         phase = Phase.READY
     conditions = set_condition(conditions, ConditionType.READY, *ready, generation)
 
-    failed_config = plan.failed_config or (previous.failed_endpoint_config_name if previous else None)
-    requested = result.requested_config or (previous.requested_endpoint_config_name if previous else None)
+    failed_config = plan.failed_config or (
+        previous.failed_endpoint_config_name if previous else None
+    )
+    requested = result.requested_config or (
+        previous.requested_endpoint_config_name if previous else None
+    )
     notes = [*plan.notes, *result.notes]
     return ModelEndpointStatus(
         observed_generation=generation,

@@ -14,8 +14,6 @@ from tritonclient.grpc import model_config_pb2
 
 from mme_operator.api import ModelSpec
 
-ModelConfig = model_config_pb2.ModelConfig
-
 
 class TritonConfigError(Exception):
     """A rendered Triton config that does not parse, or that says something the spec does not."""
@@ -27,7 +25,9 @@ def parse_model_config(text: str) -> model_config_pb2.ModelConfig:
     try:
         text_format.Parse(text, config)
     except text_format.ParseError as error:
-        raise TritonConfigError(f"config.pbtxt does not parse as a Triton ModelConfig: {error}") from error
+        raise TritonConfigError(
+            f"config.pbtxt does not parse as a Triton ModelConfig: {error}"
+        ) from error
     return config
 
 

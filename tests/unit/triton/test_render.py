@@ -10,13 +10,13 @@ from google.protobuf import text_encoding, text_format
 from mme_operator.api import DataType, ModelSpec, Platform
 from mme_operator.triton import (
     TritonConfigError,
+    check_model_config,
     default_model_filename,
     expected_model_config,
     parse_model_config,
     pbtxt_string,
     render_model_config,
 )
-from mme_operator.triton.schema import check_model_config
 from tritonclient.grpc import model_config_pb2
 
 from tests.unit.triton.cases import TRICKY_STRING

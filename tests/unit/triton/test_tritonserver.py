@@ -102,6 +102,7 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
             f"--grpc-port={port}",
             "--allow-http=false",
             "--allow-metrics=false",
+            "--exit-timeout-secs=5",
         ],
         env=env,
         stdout=log,

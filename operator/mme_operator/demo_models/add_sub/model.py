@@ -6,15 +6,15 @@ Triton's Python backend).
 """
 
 import json
+from typing import Any
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
 
 class TritonPythonModel:
     """Element-wise sum and difference of two FP32 vectors of length 4."""
 
-    def initialize(self, args):
+    def initialize(self, args: dict[str, str]) -> None:
         """Read the output data types from the model config Triton passes in."""
         config = json.loads(args["model_config"])
         self.output_dtypes = {
@@ -24,7 +24,7 @@ class TritonPythonModel:
             for name in ("OUTPUT0", "OUTPUT1")
         }
 
-    def execute(self, requests):
+    def execute(self, requests: list[Any]) -> list[Any]:
         """One response per request, in order, as the Python backend requires."""
         responses = []
         for request in requests:
@@ -35,5 +35,5 @@ class TritonPythonModel:
             responses.append(pb_utils.InferenceResponse(output_tensors=[out0, out1]))
         return responses
 
-    def finalize(self):
+    def finalize(self) -> None:
         """Nothing to release."""

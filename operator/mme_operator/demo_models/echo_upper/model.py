@@ -5,11 +5,13 @@ A demo model shipped with mme-operator, configured with dynamic batching
 imported by the operator (``triton_python_backend_utils`` exists only inside Triton).
 """
 
+from typing import Any
+
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 
-def upper_utf8(value):
+def upper_utf8(value: object) -> bytes:
     """Upper-case one string element; Triton hands TYPE_STRING elements over as bytes."""
     text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
     return text.upper().encode("utf-8")
@@ -18,7 +20,7 @@ def upper_utf8(value):
 class TritonPythonModel:
     """Upper-cases every element of TEXT into UPPER, keeping the shape."""
 
-    def execute(self, requests):
+    def execute(self, requests: list[Any]) -> list[Any]:
         """The dynamic batcher may hand over several requests at once: one response each."""
         responses = []
         for request in requests:

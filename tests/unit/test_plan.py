@@ -1,0 +1,292 @@
+"""The plan is a pure function: (desired, observed) -> actions. No server needed."""
+
+import copy
+
+from mme_operator.api import ModelEndpointStatus, Reason, parse_resource
+from mme_operator.artifacts import StoredArchive
+from mme_operator.reconcile import build_desired, plan_delete, plan_reconcile
+from mme_operator.reconcile import plan as p
+from mme_operator.reconcile.observe import ObservedForDeletion, ObservedState
+from mme_operator.sagemaker import EndpointState
+from mme_operator.sagemaker.autoscaling import ObservedScaling
+
+UID = "0f3c2b4e-uid"
+DOC = {
+    "apiVersion": "mme-operator.io/v1alpha1",
+    "kind": "ModelEndpoint",
+    "metadata": {"name": "small", "namespace": "ml", "uid": UID, "generation": 3},
+    "spec": {
+        "region": "us-east-1",
+        "executionRoleArn": "arn:aws:iam::123456789012:role/sagemaker-mme",
+        "artifacts": {"bucket": "models"},
+        "instanceType": "ml.g5.xlarge",
+        "models": [
+            {"name": "bert", "source": "s3://src/bert.onnx", "platform": "onnxruntime_onnx"},
+            {"name": "echo", "source": "s3://src/echo.py", "backend": "python", "warmup": True},
+        ],
+    },
+}
+FINGERPRINTS = {"bert": "etag-1", "echo": "etag-2"}
+
+
+def desired_for(doc=DOC, fingerprints=FINGERPRINTS):
+    return build_desired(parse_resource(copy.deepcopy(doc)), fingerprints)
+
+
+def changed(**spec_changes):
+    doc = copy.deepcopy(DOC)
+    doc["spec"].update(spec_changes)
+    return doc
+
+
+def stored(desired, owner=UID):
+    return {a.key: StoredArchive(a.key, 10, "sha", owner, a.model_name) for a in desired.archives}
+
+
+def endpoint(desired, status="InService", config=None, failure=None):
+    return EndpointState(
+        name=desired.endpoint_name,
+        arn=f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{desired.endpoint_name}",
+        status=status,
+        config_name=config or desired.sagemaker.endpoint_config.name,
+        failure_reason=failure,
+    )
+
+
+def observed(desired, **overrides):
+    base = {
+        "endpoint": endpoint(desired),
+        "endpoint_owner_uid": UID,
+        "model_exists": True,
+        "endpoint_config_exists": True,
+        "archives": stored(desired),
+        "scaling": None,
+    }
+    base.update(overrides)
+    return ObservedState(**base)
+
+
+def kinds(plan):
+    return [type(a).__name__ for a in plan.actions]
+
+
+def test_nothing_exists_creates_everything_in_order_then_waits():
+    d = desired_for()
+    plan = plan_reconcile(
+        d,
+        observed(
+            d,
+            endpoint=None,
+            endpoint_owner_uid=None,
+            model_exists=False,
+            endpoint_config_exists=False,
+            archives={},
+        ),
+    )
+    assert kinds(plan) == [
+        "UploadArchive",
+        "UploadArchive",
+        "CreateModel",
+        "CreateEndpointConfig",
+        "CreateEndpoint",
+    ]
+    assert plan.wait is not None and plan.wait.reason == Reason.CREATING
+
+
+def test_steady_state_only_warms_up_models_not_yet_warm():
+    d = desired_for()
+    plan = plan_reconcile(d, observed(d))
+    assert kinds(plan) == ["WarmUp"]
+    echo = next(a for a in d.archives if a.model_name == "echo")
+    warmed = ModelEndpointStatus.model_validate(
+        {"models": [{"name": "echo", "targetModel": echo.target_model, "warmedUp": True}]}
+    )
+    assert plan_reconcile(d, observed(d), warmed).actions == ()
+
+
+def test_adding_a_model_uploads_one_archive_and_keeps_the_endpoint_config():
+    before = desired_for()
+    doc = copy.deepcopy(DOC)
+    doc["spec"]["models"].append(
+        {"name": "gpt", "source": "s3://src/gpt.onnx", "platform": "onnxruntime_onnx"}
+    )
+    after = desired_for(doc, {**FINGERPRINTS, "gpt": "etag-3"})
+    assert after.sagemaker.endpoint_config.name == before.sagemaker.endpoint_config.name
+    plan = plan_reconcile(after, observed(after, archives=stored(before)))
+    uploads = [a for a in plan.actions if isinstance(a, p.UploadArchive)]
+    assert [u.archive.model_name for u in uploads] == ["gpt"]
+    assert not any(isinstance(a, p.UpdateEndpoint | p.CreateEndpointConfig) for a in plan.actions)
+
+
+def test_changed_weights_get_a_new_key_and_the_stale_owned_archive_is_deleted():
+    before = desired_for()
+    after = desired_for(fingerprints={**FINGERPRINTS, "bert": "etag-9"})
+    plan = plan_reconcile(after, observed(after, archives=stored(before)))
+    old_bert = next(a.key for a in before.archives if a.model_name == "bert")
+    assert [type(a).__name__ for a in plan.actions[:2]] == ["UploadArchive", "DeleteArchive"]
+    assert plan.actions[1] == p.DeleteArchive(old_bert)
+
+
+def test_foreign_archives_are_never_deleted():
+    d = desired_for()
+    foreign = StoredArchive("ml/small/other-0123456789ab.tar.gz", 1, None, None, None)
+    theirs = StoredArchive("ml/small/x-0123456789ab.tar.gz", 1, None, "someone-else", "x")
+    archives = {**stored(d), foreign.key: foreign, theirs.key: theirs}
+    plan = plan_reconcile(d, observed(d, archives=archives))
+    assert not any(isinstance(a, p.DeleteArchive) for a in plan.actions)
+
+
+def test_unreadable_source_keeps_that_models_archive():
+    before = desired_for()
+    after = desired_for(fingerprints={"echo": "etag-2"})  # bert's source could not be read
+    plan = plan_reconcile(after, observed(after, archives=stored(before)), unavailable=("bert",))
+    assert not any(isinstance(a, p.DeleteArchive) for a in plan.actions)
+
+
+def test_instance_type_change_updates_the_endpoint_to_a_new_config():
+    old = desired_for()
+    new = desired_for(changed(instanceType="ml.g5.2xlarge"))
+    assert new.sagemaker.endpoint_config.name != old.sagemaker.endpoint_config.name
+    plan = plan_reconcile(
+        new,
+        observed(
+            new,
+            endpoint=endpoint(new, config=old.sagemaker.endpoint_config.name),
+            endpoint_config_exists=False,
+        ),
+    )
+    assert kinds(plan) == ["CreateEndpointConfig", "UpdateEndpoint"]
+    assert plan.wait is not None and plan.wait.reason == Reason.UPDATING
+
+
+def test_autoscaling_is_removed_before_an_update():
+    old = desired_for()
+    new = desired_for(changed(instanceCount=2))
+    scaling = ObservedScaling(min_capacity=1, max_capacity=2)
+    plan = plan_reconcile(
+        new,
+        observed(
+            new, endpoint=endpoint(new, config=old.sagemaker.endpoint_config.name), scaling=scaling
+        ),
+    )
+    assert kinds(plan) == ["RemoveScaling", "UpdateEndpoint"]
+
+
+def test_failed_update_is_not_reapplied_until_the_spec_changes():
+    old = desired_for()
+    new = desired_for(changed(instanceType="ml.g5.2xlarge"))
+    after_rollback = observed(
+        new, endpoint=endpoint(new, config=old.sagemaker.endpoint_config.name, failure="capacity")
+    )
+    status = ModelEndpointStatus(
+        endpoint_config_name=old.sagemaker.endpoint_config.name,
+        requested_endpoint_config_name=new.sagemaker.endpoint_config.name,
+    )
+    plan = plan_reconcile(new, after_rollback, status)
+    assert not any(isinstance(a, p.UpdateEndpoint) for a in plan.actions)
+    assert plan.blocked is not None and plan.blocked.reason == Reason.UPDATE_FAILED
+    assert "capacity" in plan.blocked.message
+    assert plan.failed_config == new.sagemaker.endpoint_config.name
+    # A different spec gets a different config name, which is tried.
+    newer = desired_for(changed(instanceType="ml.g5.4xlarge"))
+    retried = plan_reconcile(
+        newer,
+        observed(newer, endpoint=endpoint(newer, config=old.sagemaker.endpoint_config.name)),
+        status,
+    )
+    assert "UpdateEndpoint" in kinds(retried)
+
+
+def test_busy_endpoint_means_wait():
+    d = desired_for()
+    for state in ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"):
+        plan = plan_reconcile(d, observed(d, endpoint=endpoint(d, status=state)))
+        assert plan.wait is not None, state
+        assert not any(isinstance(a, p.UpdateEndpoint | p.CreateEndpoint) for a in plan.actions)
+
+
+def test_failed_endpoint_on_the_desired_config_is_blocked_with_the_reason():
+    d = desired_for()
+    plan = plan_reconcile(
+        d, observed(d, endpoint=endpoint(d, status="Failed", failure="image not found"))
+    )
+    assert plan.blocked is not None and plan.blocked.reason == Reason.ENDPOINT_FAILED
+    assert "image not found" in plan.blocked.message
+
+
+def test_failed_endpoint_is_recreated_when_the_spec_changed():
+    old = desired_for()
+    new = desired_for(
+        changed(image="123456789012.dkr.ecr.us-east-1.amazonaws.com/sagemaker-tritonserver:x")
+    )
+    plan = plan_reconcile(
+        new,
+        observed(
+            new, endpoint=endpoint(new, status="Failed", config=old.sagemaker.endpoint_config.name)
+        ),
+    )
+    assert "DeleteEndpoint" in kinds(plan)
+
+
+def test_an_endpoint_that_is_not_ours_is_neither_touched_nor_adopted_without_asking():
+    d = desired_for()
+    plan = plan_reconcile(d, observed(d, endpoint_owner_uid=None))
+    assert plan.blocked is not None and plan.blocked.reason == Reason.NOT_OWNED
+    assert "mme-operator.io/adopt-endpoint" in plan.blocked.message
+    assert not any(isinstance(a, p.UpdateEndpoint | p.DeleteEndpoint) for a in plan.actions)
+    doc = copy.deepcopy(DOC)
+    doc["metadata"]["annotations"] = {"mme-operator.io/adopt-endpoint": d.endpoint_name}
+    adopting = desired_for(doc)
+    plan = plan_reconcile(adopting, observed(adopting, endpoint_owner_uid=None))
+    assert plan.blocked is None
+    assert kinds(plan)[0] == "AdoptEndpoint"
+
+
+def test_superseded_configs_and_models_are_deleted_only_in_steady_state():
+    d = desired_for()
+    plan = plan_reconcile(
+        d, observed(d, superseded_configs=("old-cfg",), superseded_models=("old-model",))
+    )
+    assert p.DeleteEndpointConfig("old-cfg") in plan.actions
+    assert p.DeleteModel("old-model") in plan.actions
+
+
+def deletion(desired, **overrides):
+    base = {
+        "endpoint": endpoint(desired),
+        "endpoint_owner_uid": UID,
+        "configs": ("cfg-1",),
+        "models": ("model-1",),
+        "archives": stored(desired),
+        "scaling": None,
+    }
+    base.update(overrides)
+    return ObservedForDeletion(**base)
+
+
+def test_delete_removes_the_endpoint_first_and_waits():
+    d = desired_for()
+    plan = plan_delete(d, deletion(d))
+    assert kinds(plan) == ["DeleteEndpoint"]
+    assert plan.wait is not None
+
+
+def test_delete_then_removes_configs_models_and_owned_archives_only():
+    d = desired_for()
+    foreign = StoredArchive("ml/small/other-0123456789ab.tar.gz", 1, None, None, None)
+    plan = plan_delete(d, deletion(d, endpoint=None, archives={**stored(d), foreign.key: foreign}))
+    assert kinds(plan) == ["DeleteEndpointConfig", "DeleteModel", "DeleteArchive", "DeleteArchive"]
+    assert p.DeleteArchive(foreign.key) not in plan.actions
+
+
+def test_retain_deletes_nothing():
+    d = desired_for(changed(deletionPolicy="Retain"))
+    assert plan_delete(d, deletion(d)).actions == ()
+
+
+def test_plan_reads_as_numbered_lines():
+    d = desired_for()
+    plan = plan_reconcile(d, observed(d, endpoint=None, archives={}))
+    lines = plan.describe()
+    assert lines[0].startswith("1. upload model 'bert' to ml/small/bert-")
+    assert lines[-1].startswith("then wait: endpoint ml-small is being created")
