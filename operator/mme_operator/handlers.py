@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +92,7 @@ class OperatorContext:
     make: Callable[[str, Settings], AwsClients] = make_clients
     _clients: dict[str, AwsClients] = field(default_factory=dict)
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _phases: dict[str, str | None] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
     def clients(self, region: str) -> AwsClients:
@@ -101,6 +103,15 @@ class OperatorContext:
                     metrics.instrument_client(client)
                 self._clients[region] = clients
             return self._clients[region]
+
+    def record_phase(self, uid: str, phase: str | None) -> None:
+        """Track each endpoint's phase for the ``mme_endpoints{phase}`` gauge (None: gone)."""
+        with self._guard:
+            if phase is None:
+                self._phases.pop(uid, None)
+            else:
+                self._phases[uid] = phase
+            metrics.set_endpoint_phases(Counter(p for p in self._phases.values() if p))
 
     def lock(self, uid: str) -> threading.Lock:
         """One lock per object, so a drift check never overlaps a change handler."""
@@ -166,6 +177,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
                 body, context.clients(_region(body)), context.settings, emit=_emitter(body)
             )
         _record(outcome, started)
+        context.record_phase(str(body.metadata.uid), outcome.status.phase)
         patch.status.update(_status_patch(outcome.status))
         if outcome.plan is not None:
             for line in outcome.plan.describe():
@@ -205,6 +217,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
                 body, context.clients(_region(body)), context.settings, emit=_emitter(body)
             )
         logger.info("Deletion: %s", deletion.message)
+        context.record_phase(str(body.metadata.uid), None if deletion.done else Phase.DELETING)
         if not deletion.done:
             patch.status["phase"] = Phase.DELETING.value
             patch.status["message"] = deletion.message

@@ -113,6 +113,17 @@ def test_good_resource_parses_with_defaults():
         ("spec.models.0.maxBatchSize", -1, "spec.models[0].maxBatchSize"),
         ("spec.models.0.bogus", 1, "spec.models[0].bogus: unknown field"),
         ("spec.deletionPolicy", "Keep", "spec.deletionPolicy"),
+        # The API server refuses quoted numbers and booleans; so does validate.
+        (
+            "spec.models.0.maxBatchSize",
+            "32",
+            "spec.models[0].maxBatchSize: '32': Input should be a valid integer",
+        ),
+        (
+            "spec.models.1.warmup",
+            "true",
+            "spec.models[1].warmup: 'true': Input should be a valid boolean",
+        ),
     ],
 )
 def test_bad_spec_names_the_field(path, value, expected):

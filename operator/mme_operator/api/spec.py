@@ -51,14 +51,17 @@ class ApiModel(BaseModel):
 
 
 class Platform(StrEnum):
-    """Triton ``platform`` values (framework-specific model formats)."""
+    """Triton ``platform`` values (framework-specific model formats).
+
+    ``ensemble`` is not offered: an ensemble needs ``ensemble_scheduling``, which the spec
+    does not express yet.
+    """
 
     ONNXRUNTIME_ONNX = "onnxruntime_onnx"
     TENSORRT_PLAN = "tensorrt_plan"
     PYTORCH_LIBTORCH = "pytorch_libtorch"
     TENSORFLOW_SAVEDMODEL = "tensorflow_savedmodel"
     TENSORFLOW_GRAPHDEF = "tensorflow_graphdef"
-    ENSEMBLE = "ensemble"
 
 
 # Triton backends that ship in the SageMaker Triton image; any other name is accepted
@@ -328,7 +331,9 @@ class DeletionPolicy(StrEnum):
 
 _SPEC_RULES: list[JsonValue] = [
     {
-        "rule": "!has(self.autoscaling) || (self.instanceCount >= self.autoscaling.minInstances"
+        # Guarded so that min > max is reported once, by the autoscaling rule.
+        "rule": "!has(self.autoscaling) || self.autoscaling.minInstances > self.autoscaling.maxInstances"
+        " || (self.instanceCount >= self.autoscaling.minInstances"
         " && self.instanceCount <= self.autoscaling.maxInstances)",
         "message": "instanceCount must lie within autoscaling.minInstances..maxInstances",
         "fieldPath": ".instanceCount",

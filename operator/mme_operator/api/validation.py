@@ -8,6 +8,7 @@ as-is by ``mme-operator validate`` and in the ``SpecValid`` condition.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,7 +149,9 @@ def spec_problems(spec: ModelEndpointSpec, root: str = "spec") -> list[Problem]:
 def validate_spec(data: Any, root: str = "spec") -> tuple[ModelEndpointSpec | None, list[Problem]]:
     """Parse a spec dict; return it (or None) and every problem found."""
     try:
-        spec = ModelEndpointSpec.model_validate(data)
+        # Strict JSON-mode validation, as the API server types it: "32" is not an integer
+        # and "true" is not a boolean (pydantic's lax mode would quietly convert them).
+        spec = ModelEndpointSpec.model_validate_json(json.dumps(data, default=str), strict=True)
     except ValidationError as error:
         return None, _pydantic_problems(error, root)
     problems = spec_problems(spec, root)

@@ -77,15 +77,11 @@ BAD = [
     ),
     pytest.param(
         {"spec.autoscaling.minInstances": 5},
-        [
-            "spec.instanceCount: instanceCount must lie within "
-            "autoscaling.minInstances..maxInstances",
-            "spec.autoscaling.minInstances: minInstances must be <= maxInstances",
-        ],
+        ["spec.autoscaling.minInstances: minInstances must be <= maxInstances"],
         id="min-over-max-instances",
     ),
     pytest.param(
-        {"spec.models.1.platform": "ensemble"},
+        {"spec.models.1.platform": "tensorrt_plan"},
         ["spec.models[1]: set exactly one of platform or backend"],
         id="platform-and-backend",
     ),

@@ -123,7 +123,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_render_refuses_invalid_input_and_writes_nothing(tmp_path: Path) -> None:
-    bad = changed(GOOD, "spec.models.1.platform", "ensemble")
+    bad = changed(GOOD, "spec.models.1.platform", "tensorrt_plan")
     out = tmp_path / "out"
     result = run_cli("render", "-f", write(tmp_path, bad), "-o", str(out))
     assert result.returncode == 2

@@ -124,7 +124,6 @@ def test_default_model_filename_is_omitted_from_the_config() -> None:
         ({"backend": "vllm"}, "model.json"),
         ({"backend": "openvino"}, "model.xml"),
         ({"backend": "my_custom_backend"}, "model"),
-        ({"platform": "ensemble"}, "model"),
     ],
 )
 def test_default_model_filename(fields: dict[str, str], filename: str) -> None:
