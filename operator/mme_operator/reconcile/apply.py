@@ -17,6 +17,7 @@ from typing import Any
 
 import botocore.exceptions
 
+from mme_operator import metrics
 from mme_operator.api import DataType, ModelSpec, Reason
 from mme_operator.artifacts import ArtifactError, ArtifactStore, ModelSource, StoredArchive
 from mme_operator.artifacts import NotOwnedError as ArchiveNotOwnedError
@@ -145,6 +146,7 @@ class Executor:
                     self.emit("SourceError", f"model {archive.model_name!r}: {exc}")
                     return
                 result.uploaded[archive.key] = stored
+                metrics.BYTES_UPLOADED.inc(stored.size)
                 self.emit(
                     "Uploaded",
                     f"uploaded model {archive.model_name!r} to s3://{self.desired.bucket}/{archive.key}",
