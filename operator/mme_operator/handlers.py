@@ -8,7 +8,6 @@ has to wait raises ``kopf.TemporaryError`` with a delay and kopf comes back.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -199,16 +198,19 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         initial_delay=settings.drift_check_interval_seconds,
         idle=settings.drift_check_interval_seconds,
     )
-    def drift_timer(body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
-        clients = context.clients(_region(body))
-        drift = check_drift(body, clients)
-        if drift is None:
-            return
-        logger.info("Drift detected: %s; reconciling", drift)
-        _post_event(body, "DriftDetected", drift)
-        # A pass that has to wait is carried on by the next tick, not retried here.
-        with contextlib.suppress(kopf.TemporaryError):
-            run_reconcile(body, patch, logger)
+    def drift_timer(
+        body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int = 0, **_: Any
+    ) -> None:
+        # retry > 0: kopf calls again a pass this timer started that had to wait (e.g. the
+        # endpoint it re-created is Creating). check_drift skips anything not Ready, and no
+        # change handler is retrying, so only carrying on here brings the resource back.
+        if retry == 0:
+            drift = check_drift(body, context.clients(_region(body)))
+            if drift is None:
+                return
+            logger.info("Drift detected: %s; reconciling", drift)
+            _post_event(body, "DriftDetected", drift)
+        run_reconcile(body, patch, logger)
 
     @kopf.on.delete(*resource, registry=registry)
     def delete_handler(body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:

@@ -115,14 +115,6 @@ class World:
             raise
         return found
 
-    async def owned_names(self, kind: str, prefix: str) -> list[str]:
-        """Names of endpoint configs or models (``kind``) starting with ``prefix``."""
-        if kind == "endpoint_config":
-            answer = await self.aws(self.sm.list_endpoint_configs, NameContains=prefix)
-            return sorted(c["EndpointConfigName"] for c in answer["EndpointConfigs"])
-        answer = await self.aws(self.sm.list_models, NameContains=prefix)
-        return sorted(m["ModelName"] for m in answer["Models"])
-
     async def wait_endpoint(
         self, name: str, *statuses: str, timeout: float = 10.0
     ) -> dict[str, Any]:

@@ -57,6 +57,24 @@ async def test_changing_a_model_publishes_a_new_target_model_and_removes_the_old
     assert world.calls["UpdateEndpoint"] == 0
 
 
+async def test_removing_a_model_deletes_its_archive_only(world: World) -> None:
+    doc = world.manifest(
+        "shrink", [await world.onnx_model("bert"), await world.python_model("tok")]
+    )
+    await world.apply(doc)
+    before = await world.ready("shrink")
+    targets = {m["name"]: m["targetModel"] for m in before["status"]["models"]}
+
+    doc["spec"]["models"] = [m for m in doc["spec"]["models"] if m["name"] == "bert"]
+    await world.apply(doc)
+    after = await world.ready("shrink")
+
+    assert [m["name"] for m in after["status"]["models"]] == ["bert"]
+    assert await world.keys("mme/shrink/") == [f"mme/shrink/{targets['bert']}"]
+    assert world.calls["UpdateEndpoint"] == 0
+    assert after["status"]["endpointConfigName"] == before["status"]["endpointConfigName"]
+
+
 async def test_changing_the_instance_type_rolls_a_new_endpoint_config(world: World) -> None:
     doc = world.manifest("resize", [await world.onnx_model("bert")])
     await world.apply(doc)
@@ -111,6 +129,8 @@ async def test_a_failed_update_is_reported_and_not_retried(world: World) -> None
     ready = condition(failed, "Ready")
     assert ready["status"] == "False"
     assert "not enough capacity" in ready["message"]
+    bad_config = failed["status"]["failedEndpointConfigName"]
+    assert bad_config not in (None, old_config)
     endpoint = await world.describe("endpoint", name)
     assert endpoint is not None
     assert endpoint["EndpointStatus"] == "InService"
@@ -127,7 +147,7 @@ async def test_a_failed_update_is_reported_and_not_retried(world: World) -> None
 
     assert world.calls["UpdateEndpoint"] == 2
     new_config = after["status"]["endpointConfigName"]
-    assert new_config not in (old_config, failed["status"].get("failedEndpointConfigName"))
+    assert new_config not in (old_config, bad_config)
     endpoint = await world.describe("endpoint", name)
     assert endpoint is not None
     assert endpoint["EndpointConfigName"] == new_config

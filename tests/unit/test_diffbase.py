@@ -3,7 +3,6 @@
 import copy
 
 import kopf
-
 from mme_operator.handlers import DIGEST_ANNOTATION, DigestDiffBaseStorage
 
 

@@ -7,8 +7,8 @@ as-is by ``mme-operator validate`` and in the ``SpecValid`` condition.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 

@@ -111,6 +111,8 @@ class KubeEmulator(KubernetesEmulator):
         status_only = resource_key in self._status_subresources
         meta = data.setdefault("metadata", {})
         if request.action == action.CREATE:
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
             meta.setdefault("uid", str(uuid.uuid4()))
             meta.setdefault("generation", 1)
             meta.setdefault("creationTimestamp", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))

@@ -236,9 +236,14 @@ def finalize(
 def check_drift(body: Mapping[str, Any], clients: AwsClients) -> str | None:
     """What drifted since the last pass, or None; at most one DescribeEndpoint and one S3 list.
 
-    Only a resource that was Ready is checked; anything else is already being reconciled.
+    Only a resource that was Ready is checked; anything else is already being reconciled,
+    except models whose source could not be read: those are looked at again on each tick
+    (the user may have uploaded the missing source since).
     """
     status = _previous_status(body)
+    failed = [m.name for m in (status.models or []) if m.state == "Failed"] if status else []
+    if failed:
+        return f"models {', '.join(failed)} were unavailable; looking at their sources again"
     if status is None or status.phase != "Ready" or not status.endpoint_name:
         return None
     resource, _ = validate_resource(dict(body))

@@ -1,0 +1,126 @@
+"""The operator touches only what it owns: foreign archives and endpoints are left alone,
+and an existing endpoint is taken over only when the user says so."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.integration.conftest import ROLE, World, condition, is_current
+
+IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/sagemaker-tritonserver:24.09-py3"
+
+
+async def test_foreign_objects_under_the_prefix_survive_reconciles_and_deletion(
+    world: World,
+) -> None:
+    prefix = "mme/shared/"
+    # Named like our archives (even like one of our models), but uploaded by someone else.
+    foreign = [f"{prefix}foo-0123456789ab.tar.gz", f"{prefix}bert-0123456789ab.tar.gz"]
+    for key in foreign:
+        await world.aws(world.s3.put_object, Bucket=world.bucket, Key=key, Body=b"not ours")
+    doc = world.manifest("shared", [await world.onnx_model("bert")])
+    await world.apply(doc)
+    await world.ready("shared")
+
+    doc["spec"]["models"].append(await world.python_model("tok"))
+    await world.apply(doc)
+    ready = await world.ready("shared")
+    ours = {f"{prefix}{m['targetModel']}" for m in ready["status"]["models"]}
+    assert set(await world.keys(prefix)) == ours | set(foreign)
+
+    await world.env.delete("shared")
+    await world.wait_gone("shared")
+
+    assert await world.keys(prefix) == sorted(foreign)
+
+
+async def _foreign_endpoint(world: World, name: str) -> dict[str, Any]:
+    """An endpoint ``name`` created by hand, without the operator's tags."""
+    model, config = f"{name}-by-hand", f"{name}-by-hand-config"
+    await world.aws(
+        world.sm.create_model,
+        ModelName=model,
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={
+            "Image": IMAGE,
+            "ModelDataUrl": f"s3://{world.bucket}/elsewhere/",
+            "Mode": "MultiModel",
+        },
+    )
+    await world.aws(
+        world.sm.create_endpoint_config,
+        EndpointConfigName=config,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": model,
+                "InstanceType": "ml.g5.xlarge",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    await world.aws(world.sm.create_endpoint, EndpointName=name, EndpointConfigName=config)
+    await world.wait_endpoint(name, "InService")
+    return {"model": model, "config": config}
+
+
+async def test_an_endpoint_that_is_not_ours_is_reported_and_left_alone(world: World) -> None:
+    made = await _foreign_endpoint(world, "default-squatter")
+    await world.apply(world.manifest("squatter", [await world.onnx_model("bert")]))
+
+    obj = await world.wait_for(
+        "squatter",
+        lambda obj: is_current(obj) and condition(obj, "Ready").get("reason") == "NotOwned",
+        "Ready=False NotOwned",
+    )
+
+    ready = condition(obj, "Ready")
+    assert ready["status"] == "False"
+    assert "mme-operator.io/adopt-endpoint" in ready["message"]
+    endpoint = await world.describe("endpoint", "default-squatter")
+    assert endpoint is not None
+    assert endpoint["EndpointStatus"] == "InService"
+    assert endpoint["EndpointConfigName"] == made["config"]
+    assert world.calls["UpdateEndpoint"] == 0
+    assert world.calls["DeleteEndpoint"] == 0
+
+    # Deleting the ModelEndpoint (deletionPolicy Delete) still leaves the endpoint alone.
+    await world.env.delete("squatter")
+    await world.wait_gone("squatter")
+    endpoint = await world.describe("endpoint", "default-squatter")
+    assert endpoint is not None
+    assert endpoint["EndpointStatus"] == "InService"
+    assert await world.describe("endpoint_config", made["config"]) is not None
+    assert await world.describe("model", made["model"]) is not None
+    assert world.calls["DeleteEndpoint"] == 0
+
+
+async def test_the_adopt_annotation_takes_over_an_existing_endpoint(world: World) -> None:
+    made = await _foreign_endpoint(world, "default-heir")
+    doc = world.manifest("heir", [await world.onnx_model("bert")])
+    await world.apply(doc)
+    await world.wait_for(
+        "heir", lambda obj: condition(obj, "Ready").get("reason") == "NotOwned", "NotOwned"
+    )
+
+    doc["metadata"]["annotations"] = {"mme-operator.io/adopt-endpoint": "default-heir"}
+    await world.apply(doc)
+    obj = await world.wait_for(
+        "heir",
+        lambda obj: (
+            condition(obj, "Ready").get("status") == "True"
+            and obj["status"].get("phase") == "Ready"
+        ),
+        "Ready after adoption",
+    )
+
+    endpoint = await world.describe("endpoint", "default-heir")
+    assert endpoint is not None
+    assert endpoint["EndpointConfigName"] == obj["status"]["endpointConfigName"]
+    tags = await world.aws(world.sm.list_tags, ResourceArn=endpoint["EndpointArn"])
+    owner = {t["Key"]: t["Value"] for t in tags["Tags"]}.get("mme-operator.io/owner-uid")
+    assert owner == obj["metadata"]["uid"]
+    assert world.calls["UpdateEndpoint"] == 1
+    # What the operator did not create stays, even once the endpoint is its own.
+    assert await world.describe("endpoint_config", made["config"]) is not None
+    assert await world.describe("model", made["model"]) is not None
