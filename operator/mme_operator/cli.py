@@ -9,6 +9,7 @@ line, never as a traceback).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -329,6 +330,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from mme_operator.logging_setup import configure_logging
 
     configure_logging("text", "DEBUG" if args.verbose else "WARNING")
+    # The demo runs kopf in a thread, where it rightly cannot take over Ctrl-C; not news.
+    logging.getLogger("kopf._core.reactor.running").setLevel(logging.ERROR)
     return run_demo(timeout=args.timeout)
 
 

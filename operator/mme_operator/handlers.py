@@ -80,6 +80,8 @@ class WaitingIsNotAnError(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno == logging.ERROR and "failed temporarily" in record.getMessage():
             record.levelno, record.levelname = logging.INFO, "INFO"
+            # The logger's level was checked before this filter ran: check it again.
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
         return True
 
 

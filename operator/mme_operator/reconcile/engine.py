@@ -7,9 +7,10 @@ instead of any handler sleeping through a long AWS wait.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import botocore.exceptions
 
 from mme_operator.api import ModelEndpoint, ModelEndpointStatus, validate_resource
 from mme_operator.artifacts import ArtifactError, ModelSource, open_source
-from mme_operator.reconcile.apply import ApplyResult, EventSink, Executor
+from mme_operator.reconcile.apply import ApplyResult, EventSink, Executor, SourceOpener
 from mme_operator.reconcile.desired import DesiredState, build_desired, render_configs
 from mme_operator.reconcile.observe import observe, observe_for_deletion
 from mme_operator.reconcile.plan import Plan, plan_delete, plan_reconcile
@@ -53,7 +54,7 @@ class Retry(Exception):
         self.message = message
 
 
-def _sources(clients: AwsClients, settings: Settings) -> Any:
+def _sources(clients: AwsClients, settings: Settings) -> SourceOpener:
     def opener(uri: str) -> ModelSource:
         return open_source(
             uri, s3_client=clients.s3, settings=settings, file_roots=settings.file_root_list
@@ -160,23 +161,14 @@ def _retry_after(plan: Plan, result: ApplyResult, settings: Settings) -> float |
     return None
 
 
-class _workdir:
+@contextlib.contextmanager
+def _workdir(given: Path | None, settings: Settings) -> Iterator[Path]:
     """The scratch directory for packaging: the given one, else a fresh temp dir."""
-
-    def __init__(self, given: Path | None, settings: Settings) -> None:
-        self.given = given
-        self.base = settings.work_dir
-        self.tmp: tempfile.TemporaryDirectory[str] | None = None
-
-    def __enter__(self) -> Path:
-        if self.given is not None:
-            return self.given
-        self.tmp = tempfile.TemporaryDirectory(prefix="mme-", dir=self.base)
-        return Path(self.tmp.name)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.tmp is not None:
-            self.tmp.cleanup()
+    if given is not None:
+        yield given
+        return
+    with tempfile.TemporaryDirectory(prefix="mme-", dir=settings.work_dir) as scratch:
+        yield Path(scratch)
 
 
 def dry_run(body: Mapping[str, Any], clients: AwsClients, settings: Settings) -> Plan | list[str]:

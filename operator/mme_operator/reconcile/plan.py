@@ -8,6 +8,7 @@ can fix: say what, and do not retry until the spec changes).
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -19,11 +20,12 @@ from mme_operator.reconcile.observe import TRANSITIONAL, ObservedForDeletion, Ob
 
 
 @dataclass(frozen=True)
-class Action:
+class Action(abc.ABC):
     """One idempotent step against AWS."""
 
-    def describe(self) -> str:  # pragma: no cover - every subclass overrides it
-        raise NotImplementedError
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """The step as a person reads it in ``mme-operator plan``."""
 
 
 @dataclass(frozen=True)
