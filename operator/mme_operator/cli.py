@@ -296,8 +296,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         owner = f"{meta.namespace}/{meta.name}"
         if not meta.uid:
             # A file has no uid: take the owner uid from the endpoint if it is this resource's.
-            endpoint = clients.gateway().describe_endpoint(resource.endpoint_name)
-            tags = clients.gateway().tags_of(endpoint.arn) if endpoint else {}
+            gateway = clients.gateway()
+            endpoint = gateway.describe_endpoint(resource.endpoint_name)
+            tags = gateway.tags_of(endpoint.arn) if endpoint else {}
             meta.uid = tags.get(OWNER_UID_TAG, "") if tags.get(OWNER_TAG) == owner else ""
             meta.uid = meta.uid or "not-yet-created"
         plan = dry_run(resource.to_k8s() | {"metadata": meta.model_dump()}, clients, settings)

@@ -248,26 +248,16 @@ def check_drift(body: Mapping[str, Any], clients: AwsClients) -> str | None:
         return f"endpoint {status.endpoint_name} is {endpoint.status} with config {endpoint.config_name}"
     wanted = {m.s3_key for m in status.models or [] if m.s3_key}
     if wanted:
-        present = set(
-            ArtifactKeys(clients, resource.spec.artifacts.bucket, resource.artifact_prefix).list()
-        )
+        present = _keys_under(clients, resource.spec.artifacts.bucket, resource.artifact_prefix)
         missing = sorted(wanted - present)
         if missing:
             return f"archives missing from S3: {', '.join(missing)}"
     return None
 
 
-class ArtifactKeys:
-    """The keys under an endpoint's prefix (one ListObjectsV2 per 1000 keys, no HEADs)."""
-
-    def __init__(self, clients: AwsClients, bucket: str, prefix: str) -> None:
-        self.clients = clients
-        self.bucket = bucket
-        self.prefix = prefix
-
-    def list(self) -> list[str]:
-        keys: list[str] = []
-        paginator = self.clients.s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
-            keys.extend(obj["Key"] for obj in page.get("Contents", []))
-        return keys
+def _keys_under(clients: AwsClients, bucket: str, prefix: str) -> set[str]:
+    """The keys under an endpoint's prefix: one ListObjectsV2 per 1000 keys, no HEADs."""
+    keys: set[str] = set()
+    for page in clients.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.update(obj["Key"] for obj in page.get("Contents", []))
+    return keys
