@@ -1,0 +1,50 @@
+"""A ``.tar.gz`` source (from any scheme) read as a tree, after the safety rules passed."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from mme_operator.artifacts.archive_safety import iter_tar, open_tar_stream, scan_archive
+from mme_operator.artifacts.errors import InvalidSourceError
+from mme_operator.artifacts.sources.base import EntryType, SourceContent, SourceEntry
+
+
+@contextlib.contextmanager
+def archive_content(path: Path, uri: str, max_bytes: int) -> Iterator[SourceContent]:
+    """A ``.tar.gz`` as a tree, read in a second forward pass (archive order is kept)."""
+    members = scan_archive(path, uri, max_bytes)
+    with open_tar_stream(path, uri) as tf:
+        stream = iter_tar(tf, uri)
+        position = -1
+
+        @contextlib.contextmanager
+        def open_member(index: int) -> Iterator[BinaryIO]:
+            nonlocal position
+            if index <= position:
+                raise RuntimeError("archive entries must be opened in order, once each")
+            info = None
+            while position < index:
+                info = next(stream)
+                position += 1
+            assert info is not None
+            handle = tf.extractfile(info)
+            if handle is None:  # pragma: no cover - only regular files are opened
+                raise InvalidSourceError(f"archive {uri}: cannot read {info.name!r}")
+            with handle:
+                yield handle  # type: ignore[misc]
+
+        entries = [
+            SourceEntry(
+                path=m.path,
+                size=m.size,
+                open=functools.partial(open_member, m.index) if m.type is EntryType.FILE else None,
+                type=m.type,
+                linkname=m.linkname,
+            )
+            for m in members
+        ]
+        yield SourceContent(single_file=False, entries=entries)

@@ -1,0 +1,207 @@
+"""``file:///path``: a file or directory on a volume mounted into the operator.
+
+Only paths inside an allowed root (``MME_FILE_ROOTS``) are read, so the operator's own
+files (its service-account token) never end up in a user's bucket. Symbolic links in a
+directory are followed as the filesystem resolves them and must stay inside the source.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import functools
+import hashlib
+import os
+import stat
+import threading
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from mme_operator.artifacts.errors import (
+    InvalidSourceError,
+    SourceAccessError,
+    SourceNotFoundError,
+    UnsafeArchiveError,
+)
+from mme_operator.artifacts.sources.archive import archive_content
+from mme_operator.artifacts.sources.base import (
+    SourceContent,
+    SourceEntry,
+    check_size,
+    is_archive_name,
+    open_local,
+)
+
+
+def file_path(uri: str, roots: Sequence[str | Path]) -> Path:
+    """The real path a ``file://`` URI names, if it lies under one of ``roots``."""
+    parsed = urllib.parse.urlsplit(uri)
+    if parsed.netloc not in ("", "localhost"):
+        raise InvalidSourceError(
+            f"source {uri!r}: write file:///absolute/path (three slashes) for a mounted volume"
+        )
+    path = Path(urllib.parse.unquote(parsed.path))
+    if not path.is_absolute():
+        raise InvalidSourceError(f"source {uri!r}: the path must be absolute")
+    if not roots:
+        raise InvalidSourceError(
+            f"source {uri}: file:// sources are disabled; mount the model volume into the "
+            "operator and list its directory in MME_FILE_ROOTS"
+        )
+    real = Path(os.path.realpath(path))
+    for root in roots:
+        real_root = Path(os.path.realpath(root))
+        if real == real_root or real.is_relative_to(real_root):
+            return real
+    allowed = ", ".join(str(r) for r in roots)
+    raise InvalidSourceError(f"source {uri}: {path} is not under an allowed root ({allowed})")
+
+
+def _walk_local_tree(root: Path, uri: str) -> list[tuple[str, Path, int]]:
+    """(relative path, real path, size) of every file under ``root``, sorted by path."""
+    found: list[tuple[str, Path, int]] = []
+    real_root = Path(os.path.realpath(root))
+    visited: set[Path] = set()
+
+    def walk(directory: Path, rel_dir: str) -> None:
+        real_dir = Path(os.path.realpath(directory))
+        if real_dir in visited:
+            raise UnsafeArchiveError(f"source {uri}: directory symlink loop at {directory}")
+        visited.add(real_dir)
+        with os.scandir(directory) as it:
+            children = sorted(it, key=lambda e: e.name)
+        for child in children:
+            # Kubernetes ConfigMap/Secret volumes keep their real files in '..data' dirs
+            # and expose them via symlinks; taking both would duplicate every file.
+            if child.name.startswith(".."):
+                continue
+            rel = f"{rel_dir}{child.name}"
+            real = Path(os.path.realpath(child.path))
+            if child.is_symlink() and not (real == real_root or real.is_relative_to(real_root)):
+                raise UnsafeArchiveError(
+                    f"source {uri}: symlink {rel} points outside the source directory "
+                    f"(to {real}); copy the file in instead"
+                )
+            try:
+                st = os.stat(child.path)
+            except FileNotFoundError as exc:
+                raise InvalidSourceError(f"source {uri}: {rel} is a broken symlink") from exc
+            if stat.S_ISDIR(st.st_mode):
+                walk(Path(child.path), rel + "/")
+            elif stat.S_ISREG(st.st_mode):
+                found.append((rel, real, st.st_size))
+            else:
+                raise UnsafeArchiveError(
+                    f"source {uri}: {rel} is a device, fifo or socket; only files are allowed"
+                )
+        visited.discard(real_dir)
+
+    walk(root, "")
+    found.sort(key=lambda item: item[0])
+    return found
+
+
+_HASH_CACHE_SIZE = 4096
+_hash_cache: collections.OrderedDict[tuple[int, ...], str] = collections.OrderedDict()
+_hash_cache_lock = threading.Lock()
+
+
+def _sha256_file(path: Path) -> str:
+    """sha256 of a file, cached by its stat identity.
+
+    A drift check every few minutes must not re-read GBs of unchanged weights; any write
+    changes mtime/ctime/size, which misses the cache and hashes the content again.
+    """
+    st = os.stat(path)
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    with _hash_cache_lock:
+        cached = _hash_cache.get(identity)
+        if cached is not None:
+            _hash_cache.move_to_end(identity)
+            return cached
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    with _hash_cache_lock:
+        _hash_cache[identity] = digest
+        while len(_hash_cache) > _HASH_CACHE_SIZE:
+            _hash_cache.popitem(last=False)
+    return digest
+
+
+class FileSource:
+    """A file or directory on a volume mounted into the operator (``file:///path``)."""
+
+    def __init__(self, uri: str, path: Path, *, max_bytes: int) -> None:
+        self._uri = uri
+        self.path = path
+        self.max_bytes = max_bytes
+        self._fingerprint: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return self._uri
+
+    def _stat(self) -> os.stat_result:
+        try:
+            return os.stat(self.path)
+        except FileNotFoundError as exc:
+            raise SourceNotFoundError(
+                f"source {self._uri}: {self.path} does not exist; is the volume mounted?"
+            ) from exc
+        except PermissionError as exc:
+            raise SourceAccessError(
+                f"source {self._uri}: permission denied on {self.path}"
+            ) from exc
+
+    def _tree(self) -> list[tuple[str, Path, int]]:
+        tree = _walk_local_tree(self.path, self._uri)
+        if not tree:
+            raise InvalidSourceError(f"source {self._uri}: directory {self.path} holds no files")
+        check_size(self._uri, sum(size for _, _, size in tree), self.max_bytes)
+        return tree
+
+    def fingerprint(self) -> str:
+        """sha256 of the content (a directory: of its sorted relative paths and contents).
+
+        Local reads are cheap next to an upload, and mtimes are useless as identity on
+        volumes that are copied around; so the content itself is the identity.
+        """
+        if self._fingerprint is None:
+            st = self._stat()
+            if stat.S_ISDIR(st.st_mode):
+                outer = hashlib.sha256()
+                for rel, real, _size in self._tree():
+                    name = rel.encode("utf-8")
+                    outer.update(f"{len(name)}:".encode() + name)
+                    outer.update(bytes.fromhex(_sha256_file(real)))
+                self._fingerprint = f"file-tree sha256={outer.hexdigest()}"
+            elif stat.S_ISREG(st.st_mode):
+                check_size(self._uri, st.st_size, self.max_bytes)
+                self._fingerprint = f"file sha256={_sha256_file(self.path)}"
+            else:
+                raise InvalidSourceError(f"source {self._uri}: not a regular file or directory")
+        return self._fingerprint
+
+    @contextlib.contextmanager
+    def open_content(self, workdir: Path) -> Iterator[SourceContent]:
+        """The file or directory as it is on disk; nothing is copied."""
+        st = self._stat()
+        if stat.S_ISDIR(st.st_mode):
+            entries = [
+                SourceEntry(path=rel, size=size, open=functools.partial(open_local, real))
+                for rel, real, size in self._tree()
+            ]
+            yield SourceContent(single_file=False, entries=entries)
+            return
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidSourceError(f"source {self._uri}: not a regular file or directory")
+        check_size(self._uri, st.st_size, self.max_bytes)
+        if is_archive_name(self.path.name):
+            with archive_content(self.path, self._uri, self.max_bytes) as content:
+                yield content
+            return
+        entry = SourceEntry(
+            path=self.path.name, size=st.st_size, open=lambda: open_local(self.path)
+        )
+        yield SourceContent(single_file=True, entries=[entry])

@@ -1,0 +1,203 @@
+"""``https://host/path``: one file (or a ``.tar.gz``) from a web server.
+
+Only ``https://`` is accepted (plain ``http://`` only to loopback, for tests), redirects
+may not downgrade, every socket operation has a timeout, and the body is counted against
+the size limit as it streams. The fingerprint is the ETag or Last-Modified from a HEAD;
+servers that answer neither (presigned URLs refuse HEAD) are fingerprinted by content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import posixpath
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from mme_operator.artifacts.errors import (
+    ArtifactError,
+    InvalidSourceError,
+    SourceAccessError,
+    SourceChangedError,
+    SourceFetchError,
+    SourceNotFoundError,
+)
+from mme_operator.artifacts.sources.archive import archive_content
+from mme_operator.artifacts.sources.base import (
+    COPY_CHUNK,
+    SourceContent,
+    SourceEntry,
+    check_size,
+    is_archive_name,
+    open_local,
+    temp_path,
+)
+
+_LOCAL_HOSTS = ("localhost",)
+
+
+def check_url_allowed(url: str, allow_insecure_localhost: bool) -> None:
+    parsed = urllib.parse.urlsplit(url)
+    scheme = parsed.scheme.lower()
+    if scheme == "https" and parsed.hostname:
+        return
+    if scheme == "http" and allow_insecure_localhost and parsed.hostname:
+        host = parsed.hostname
+        try:
+            local = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            local = host in _LOCAL_HOSTS
+        if local:
+            return
+    raise InvalidSourceError(f"source {url!r}: only https:// URLs are allowed")
+
+
+def _display_url(url: str) -> str:
+    """The URL without query, fragment and credentials: presigned URLs change on every
+    signing and carry secrets, neither of which belongs in a fingerprint or a log line."""
+    p = urllib.parse.urlsplit(url)
+    host = p.hostname or ""
+    netloc = f"{host}:{p.port}" if p.port else host
+    return urllib.parse.urlunsplit((p.scheme, netloc, p.path, "", ""))
+
+
+class _SchemeCheckingRedirects(urllib.request.HTTPRedirectHandler):
+    def __init__(self, allow_insecure_localhost: bool) -> None:
+        self.allow_insecure_localhost = allow_insecure_localhost
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        # A redirect must not downgrade to plain http (or leave loopback in tests).
+        check_url_allowed(newurl, self.allow_insecure_localhost)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+class HttpsSource:
+    """One file served over ``https://`` (a ``.tar.gz`` URL is read as an archive).
+
+    ``timeout`` bounds every socket operation (connect and each read), so a stalled
+    server fails the download instead of hanging the reconcile.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        max_bytes: int,
+        timeout: float,
+        allow_insecure_localhost: bool = False,
+    ) -> None:
+        check_url_allowed(uri, allow_insecure_localhost)
+        self._uri = uri
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+        self._opener = urllib.request.build_opener(
+            _SchemeCheckingRedirects(allow_insecure_localhost)
+        )
+        self._display = _display_url(uri)
+        self._fingerprint: str | None = None
+        self._etag: str | None = None
+        self._content_sha256: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return self._uri
+
+    def _request(self, method: str) -> Any:
+        request = urllib.request.Request(self._uri, method=method)
+        try:
+            return self._opener.open(request, timeout=self.timeout)
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            raise self._http_error(exc.code) from exc
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            raise SourceFetchError(f"fetching {self._display} failed: {exc}") from exc
+
+    def _http_error(self, code: int) -> ArtifactError:
+        if code in (404, 410):
+            return SourceNotFoundError(f"source {self._display} does not exist (HTTP {code})")
+        if code in (401, 403):
+            return SourceAccessError(f"access to {self._display} denied (HTTP {code})")
+        return SourceFetchError(f"fetching {self._display} failed (HTTP {code})")
+
+    def _check_length(self, headers: Any) -> int | None:
+        length = headers.get("Content-Length")
+        if length is None:
+            return None
+        size = int(length)
+        check_size(self._display, size, self.max_bytes)
+        return size
+
+    def _stream(self, response: Any, sink: Callable[[bytes], object]) -> str:
+        """Copy the body to ``sink`` with the size limit and timeout; return its sha256."""
+        digest = hashlib.sha256()
+        total = 0
+        try:
+            while chunk := response.read(COPY_CHUNK):
+                total += len(chunk)
+                check_size(self._display, total, self.max_bytes)
+                digest.update(chunk)
+                sink(chunk)
+        except (TimeoutError, ConnectionError, OSError) as exc:
+            raise SourceFetchError(
+                f"downloading {self._display} failed after {total} bytes "
+                f"(timeout {self.timeout:g}s): {exc}"
+            ) from exc
+        return digest.hexdigest()
+
+    def fingerprint(self) -> str:
+        """URL with ETag or Last-Modified and length from a HEAD; else a content hash."""
+        if self._fingerprint is not None:
+            return self._fingerprint
+        try:
+            with self._request("HEAD") as response:
+                headers = response.headers
+        except (SourceAccessError, SourceFetchError):
+            # Presigned URLs are signed for GET only and some servers refuse HEAD: the
+            # content hash below is slower but always works.
+            headers = None
+        etag = headers.get("ETag") if headers is not None else None
+        modified = headers.get("Last-Modified") if headers is not None else None
+        if headers is not None and (etag or modified):
+            size = self._check_length(headers)
+            self._etag = etag
+            validator = f"etag={etag}" if etag else f"last-modified={modified}"
+            self._fingerprint = f"{self._display} {validator} size={size}"
+        else:
+            with self._request("GET") as response:
+                self._check_length(response.headers)
+                self._content_sha256 = self._stream(response, lambda _chunk: None)
+            self._fingerprint = f"{self._display} sha256={self._content_sha256}"
+        return self._fingerprint
+
+    def _download(self, dest: Path) -> None:
+        with self._request("GET") as response, open(dest, "wb") as out:
+            self._check_length(response.headers)
+            etag = response.headers.get("ETag")
+            content_sha256 = self._stream(response, out.write)
+        if (self._etag and etag and etag != self._etag) or (
+            self._content_sha256 and content_sha256 != self._content_sha256
+        ):
+            raise SourceChangedError(f"source {self._display} changed while it was read; retrying")
+
+    @contextlib.contextmanager
+    def open_content(self, workdir: Path) -> Iterator[SourceContent]:
+        """Download the file to ``workdir`` (streamed to disk), then read it from there."""
+        self.fingerprint()
+        name = posixpath.basename(urllib.parse.urlsplit(self._uri).path) or "download"
+        path = temp_path(workdir, suffix=".tar.gz" if is_archive_name(name) else "")
+        try:
+            self._download(path)
+            if is_archive_name(name):
+                with archive_content(path, self._display, self.max_bytes) as content:
+                    yield content
+            else:
+                size = path.stat().st_size
+                entry = SourceEntry(path=name, size=size, open=lambda: open_local(path))
+                yield SourceContent(single_file=True, entries=[entry])
+        finally:
+            path.unlink(missing_ok=True)
