@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from mme_operator.demo_models import demo_manifest, demo_models_dir
 from mme_operator.local.environment import LocalEnvironment
+from mme_operator.local.triton import TritonServer, python_backend_problem
 
 log = logging.getLogger("mme_operator.demo")
 
@@ -45,12 +46,26 @@ def _print_status(obj: dict[str, Any], out: TextIO) -> None:
         )
 
 
+def _inference_mode(out: TextIO) -> bool | None:
+    """None: a real tritonserver answers; False: the echo fallback (said why, in one line)."""
+    if not TritonServer.available():
+        return False
+    problem = python_backend_problem()
+    if problem is not None:
+        print(f"note: {problem}; the demo answers with the echo fallback", file=out)
+        return False
+    return None
+
+
 async def _demo(out: TextIO, timeout: float) -> int:
     manifest = demo_manifest()
     bucket = manifest["spec"]["artifacts"]["bucket"]
     overrides = {"file_roots": str(demo_models_dir())}
+    triton = _inference_mode(out)
     started = time.monotonic()
-    async with LocalEnvironment(endpoint_delay=2.0, settings_overrides=overrides) as env:
+    async with LocalEnvironment(
+        endpoint_delay=2.0, settings_overrides=overrides, triton=triton
+    ) as env:
         print(f"local AWS (SageMaker, S3):  {env.aws.endpoint_url}", file=out)
         print(f"local Kubernetes API:       {env.k8s_url}", file=out)
         await asyncio.to_thread(env.aws.client("s3").create_bucket, Bucket=bucket)
@@ -80,7 +95,14 @@ async def _demo(out: TextIO, timeout: float) -> int:
             Body=json.dumps(request).encode(),
         )
         answer = json.loads(response["Body"].read())
-        print(f"\nInvokeEndpoint TargetModel={model['targetModel']}:", file=out)
+        if env.aws.triton_running:
+            source = "answered by a real tritonserver (CPU) running the model"
+        else:
+            source = (
+                "answered by the echo fallback: a description of the loaded model, no "
+                "inference (for real Triton: pip install 'mme-operator[triton]')"
+            )
+        print(f"\nInvokeEndpoint TargetModel={model['targetModel']} ({source}):", file=out)
         print(f"  {json.dumps(answer)[:600]}", file=out)
         print(f"\nReady in {time.monotonic() - started:.1f}s.", file=out)
     return 0

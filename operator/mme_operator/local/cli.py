@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mme_operator.local.server import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, serve_forever
-
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``local-aws`` subcommand to an ``add_subparsers()`` object."""
@@ -19,7 +17,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind")
-    parser.add_argument("--port", type=int, default=4566, help="port to bind (default 4566)")
+    parser.add_argument(
+        "--port", type=int, default=4566, help="port to bind (default 4566; 0: any free port)"
+    )
     parser.add_argument(
         "--endpoint-delay",
         type=float,
@@ -38,13 +38,26 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the environment to use, then serve until interrupted."""
-    url = f"http://{args.host}:{args.port}"
-    print(f"export AWS_ENDPOINT_URL={url}")
-    print(f"export AWS_ACCESS_KEY_ID={DUMMY_ACCESS_KEY}")
-    print(f"export AWS_SECRET_ACCESS_KEY={DUMMY_SECRET_KEY}")
-    print(f"export AWS_DEFAULT_REGION={args.region}")
-    print(f"# serving local SageMaker + S3 on {url}; Ctrl-C stops", flush=True)
+    """Serve until interrupted, printing the environment to use once listening."""
+    from mme_operator.local.server import (
+        DUMMY_ACCESS_KEY,
+        DUMMY_SECRET_KEY,
+        LocalAWS,
+        serve_forever,
+    )
+    from mme_operator.local.triton import TritonServer, python_backend_problem
+
+    def announce(aws: LocalAWS) -> None:
+        print(f"export AWS_ENDPOINT_URL={aws.endpoint_url}")
+        print(f"export AWS_ACCESS_KEY_ID={DUMMY_ACCESS_KEY}")
+        print(f"export AWS_SECRET_ACCESS_KEY={DUMMY_SECRET_KEY}")
+        print(f"export AWS_DEFAULT_REGION={args.region}")
+        if triton is not False and TritonServer.available():
+            problem = python_backend_problem()
+            if problem is not None:
+                print(f"# {problem}")
+        print(f"# serving local SageMaker + S3 on {aws.endpoint_url}; Ctrl-C stops", flush=True)
+
     triton = {"auto": None, "on": True, "off": False}[getattr(args, "triton", "auto")]
-    serve_forever(args.host, args.port, args.endpoint_delay, args.region, triton)
+    serve_forever(args.host, args.port, args.endpoint_delay, args.region, triton, announce)
     return 0

@@ -50,6 +50,8 @@ class LocalEnvironment:
 
     endpoint_delay: float = 0.5
     settings_overrides: Mapping[str, Any] = field(default_factory=dict)
+    # InvokeEndpoint on a real tritonserver: None when installed, True always, False never.
+    triton: bool | None = None
     aws: LocalAWS = field(init=False)
     settings: Settings = field(init=False)
     _k8s: KubeEmulator | None = field(default=None, init=False)
@@ -79,7 +81,7 @@ class LocalEnvironment:
         # boto3's default credential chain reads these: the local AWS accepts any signature.
         os.environ.setdefault("AWS_ACCESS_KEY_ID", DUMMY_ACCESS_KEY)
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", DUMMY_SECRET_KEY)
-        self.aws = LocalAWS(endpoint_delay=self.endpoint_delay)
+        self.aws = LocalAWS(endpoint_delay=self.endpoint_delay, triton=self.triton)
         url = await asyncio.to_thread(self.aws.start)
         defaults: dict[str, Any] = {
             "aws_endpoint_url": url,

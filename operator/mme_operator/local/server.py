@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import threading
 import time
 import urllib.parse
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import boto3
@@ -152,6 +153,11 @@ class LocalAWS:
     def endpoint_url(self) -> str:
         """``http://host:port`` to give boto3 as ``endpoint_url`` (or ``AWS_ENDPOINT_URL``)."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def triton_running(self) -> bool:
+        """Whether InvokeEndpoint is served by a real tritonserver (started on first use)."""
+        return self._triton is not None
 
     @property
     def calls(self) -> Counter[str]:
@@ -351,14 +357,22 @@ def serve_forever(
     endpoint_delay: float = 5.0,
     region: str = "us-east-1",
     triton: bool | None = None,
+    on_started: Callable[[LocalAWS], None] | None = None,
 ) -> None:
-    """Serve a LocalAWS in the foreground until interrupted (Ctrl-C)."""
+    """Serve a LocalAWS in the foreground until interrupted (Ctrl-C or SIGTERM).
+
+    ``on_started`` is called once the server listens (with port 0, its port is known then).
+    """
     aws = LocalAWS(host, port, endpoint_delay, region, triton=triton)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     aws.start()
     try:
-        while True:
-            time.sleep(3600)
+        if on_started is not None:
+            on_started(aws)
+        stop.wait()
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         aws.stop()

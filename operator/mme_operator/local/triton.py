@@ -69,16 +69,48 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def _numpy_path() -> str | None:
-    """The folder holding this interpreter's numpy, for the Python backend's stub.
+def python_environment_bin() -> Path:
+    """The folder that goes first on the server's ``PATH``, so Python models see this environment.
 
-    The stub embeds the system's libpython of the same minor version, which may lack
-    numpy; a numpy wheel for this interpreter's version works there too.
+    The Python backend's stub embeds the system's libpython in isolated mode: it ignores
+    ``PYTHONPATH`` and ``PYTHONHOME`` and derives its prefix, as any embedded CPython does,
+    from the first ``python3`` on ``PATH`` (a venv's ``pyvenv.cfg`` beside it included).
+    Putting this interpreter's own folder first makes the stub load this environment's
+    site-packages (numpy for the models) whatever ``PATH`` the caller had.
     """
-    spec = importlib.util.find_spec("numpy")
-    if spec is None or not spec.submodule_search_locations:
+    return Path(sys.executable).parent
+
+
+def _stub_path_entries(scratch: Path) -> list[str]:
+    # A venv always has bin/python3; an interpreter found under another name gets a
+    # python3 link (no venv to detect there, so the link's resolved prefix is right).
+    folder = python_environment_bin()
+    if (folder / "python3").exists():
+        return [str(folder)]
+    links = scratch / "python-bin"
+    links.mkdir(exist_ok=True)
+    (links / "python3").symlink_to(sys.executable)
+    return [str(links), str(folder)]
+
+
+def python_backend_problem() -> str | None:
+    """Why the Python backend's models could not import numpy here, in one line; None when they can.
+
+    Runs this interpreter isolated (``-I``), as the stub runs: environment variables and
+    the user's site-packages do not count.
+    """
+    probe = subprocess.run(
+        [sys.executable, "-I", "-c", "import numpy"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode == 0:
         return None
-    return str(Path(next(iter(spec.submodule_search_locations))).parent)
+    return (
+        f"the local tritonserver's Python models need numpy, which {sys.executable} cannot "
+        f"import: pip install numpy (or 'mme-operator[triton]') into {sys.prefix}"
+    )
 
 
 class TritonServer:
@@ -135,11 +167,9 @@ class TritonServer:
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
             p for p in (str(inst.libs), env.get("LD_LIBRARY_PATH", "")) if p
         )
-        numpy_path = _numpy_path()
-        if numpy_path is not None:
-            env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (env.get("PYTHONPATH", ""), numpy_path) if p
-            )
+        env["PATH"] = os.pathsep.join(
+            [*_stub_path_entries(self._own_dir), *filter(None, [env.get("PATH")])]
+        )
         self._log_path = self._own_dir / "tritonserver.log"
         command = [
             str(inst.server),
@@ -224,6 +254,11 @@ class TritonServer:
             return self._request("GET", f"/v2/models/{name}/ready")[0] == 200
         except TritonError:
             return False
+
+    def model_config(self, name: str) -> dict[str, Any]:
+        """The configuration Triton parsed for a loaded model, as its JSON."""
+        _, config = self._request("GET", f"/v2/models/{name}/config")
+        return dict(config)
 
     def infer(self, model: str, request: dict[str, Any]) -> dict[str, Any]:
         """Run a KServe v2 JSON inference request; returns Triton's JSON response."""
