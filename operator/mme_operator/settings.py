@@ -57,6 +57,18 @@ class Settings(BaseSettings):
         default=None, description="Watch only this namespace; all when unset."
     )
 
+    instance_catalogue_file: str | None = Field(
+        default=None,
+        description="JSON or YAML file with instance types to add and fields or prices to "
+        "override (same shape as sizing/instance_types.json); AWS adds MME types, users get "
+        "discounts.",
+    )
+    price_factor: float = Field(
+        default=1.0,
+        gt=0,
+        description="Multiplier on every catalogue price (0.8 for a 20% enterprise discount).",
+    )
+
     @property
     def file_root_list(self) -> list[str]:
         return [root for root in self.file_roots.split(":") if root]

@@ -80,3 +80,19 @@ async def test_the_operator_keeps_serving_others_after_bad_input(world: World) -
         lambda obj: condition(obj, "ArtifactsSynced").get("reason") == "SourceError",
         "ghostly reported",
     )
+
+
+async def test_a_multi_gpu_instance_type_is_an_invalid_spec(world: World) -> None:
+    doc = world.manifest("wide", [await world.python_model("echo")], instanceType="ml.g5.12xlarge")
+    await world.apply(doc)
+
+    obj = await world.wait_for(
+        "wide",
+        lambda obj: is_current(obj) and condition(obj, "Ready").get("reason") == "InvalidSpec",
+        "Ready=False InvalidSpec",
+    )
+
+    message = condition(obj, "SpecValid")["message"]
+    assert "spec.instanceType: ml.g5.12xlarge" in message
+    assert "single-GPU" in message
+    assert world.calls["CreateEndpoint"] == 0

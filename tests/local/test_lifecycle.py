@@ -33,7 +33,7 @@ def test_endpoint_goes_creating_then_in_service(stack: Stack) -> None:
 
 def test_update_shows_pending_deployment_then_switches_config(stack: Stack) -> None:
     model = stack.model()
-    old, new = stack.config(model), stack.config(model, "ml.g6.2xlarge")
+    old, new = stack.config(model), stack.config(model, "ml.g5.2xlarge")
     name = stack.endpoint(old)
     deployment = {
         "RollingUpdatePolicy": {
@@ -49,7 +49,7 @@ def test_update_shows_pending_deployment_then_switches_config(stack: Stack) -> N
     assert updating["EndpointConfigName"] == old
     pending = updating["PendingDeploymentSummary"]
     assert pending["EndpointConfigName"] == new
-    assert pending["ProductionVariants"][0]["InstanceType"] == "ml.g6.2xlarge"
+    assert pending["ProductionVariants"][0]["InstanceType"] == "ml.g5.2xlarge"
 
     done = stack.wait(name, "InService")
     assert done["EndpointConfigName"] == new
@@ -248,3 +248,21 @@ def test_region_comes_from_the_signature(aws) -> None:  # type: ignore[no-untype
     )
     with pytest.raises(ClientError):
         east.describe_model(ModelName=name)
+
+
+@pytest.mark.parametrize("instance_type", ["ml.g5.12xlarge", "ml.p4d.24xlarge", "ml.inf2.xlarge"])
+def test_a_multi_model_endpoint_on_a_non_mme_type_fails(stack: Stack, instance_type: str) -> None:
+    name = stack.endpoint(stack.config(stack.model(), instance_type), wait=False)
+
+    failed = stack.wait(name, "Failed")
+
+    assert instance_type in failed["FailureReason"]
+    assert "multi-model" in failed["FailureReason"]
+
+
+def test_an_unknown_instance_type_fails_the_endpoint(stack: Stack) -> None:
+    name = stack.endpoint(stack.config(stack.model(), "ml.zz9.xlarge"), wait=False)
+
+    failed = stack.wait(name, "Failed")
+
+    assert "ml.zz9.xlarge is not supported" in failed["FailureReason"]

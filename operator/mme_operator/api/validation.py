@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from mme_operator.api.resource import ModelEndpoint
 from mme_operator.api.spec import API_VERSION, KIND, InstanceKind, ModelEndpointSpec
+from mme_operator.sizing.catalogue import CatalogueError, get_catalogue
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ def spec_problems(spec: ModelEndpointSpec, root: str = "spec") -> list[Problem]:
                         f"gpus may only be set with kind KIND_GPU, not {group.kind}",
                     )
                 )
+    problems.extend(instance_type_problems(spec, root))
     scaling = spec.autoscaling
     if scaling is not None:
         if scaling.min_instances > scaling.max_instances:
@@ -144,6 +146,20 @@ def spec_problems(spec: ModelEndpointSpec, root: str = "spec") -> list[Problem]:
                 )
             )
     return problems
+
+
+def instance_type_problems(spec: ModelEndpointSpec, root: str = "spec") -> list[Problem]:
+    """The instance type must be one a multi-model endpoint runs on (the catalogue's data).
+
+    The list is data that a setting extends (AWS adds types), so the CRD cannot hard-code
+    it in CEL: the operator and ``validate`` check it, and the local SageMaker refuses
+    the same types.
+    """
+    try:
+        refusal = get_catalogue().refusal(spec.instance_type)
+    except CatalogueError as exc:
+        return [Problem(f"{root}.instanceType", f"cannot check the instance type: {exc}")]
+    return [] if refusal is None else [Problem(f"{root}.instanceType", refusal)]
 
 
 def validate_spec(data: Any, root: str = "spec") -> tuple[ModelEndpointSpec | None, list[Problem]]:

@@ -6,17 +6,14 @@ and CloudWatch (moto), with fault injection and call counting for tests.
 """
 
 from mme_operator.local.faults import CallCounter, FaultController
-from mme_operator.local.instance_types import INSTANCE_TYPES, InstanceType
 from mme_operator.local.server import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, LocalAWS, serve_forever
 from mme_operator.local.triton import TritonServer, find_triton
 
 __all__ = [
     "DUMMY_ACCESS_KEY",
     "DUMMY_SECRET_KEY",
-    "INSTANCE_TYPES",
     "CallCounter",
     "FaultController",
-    "InstanceType",
     "LocalAWS",
     "TritonServer",
     "find_triton",

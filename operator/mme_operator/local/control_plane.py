@@ -18,7 +18,7 @@ from typing import Any
 
 from mme_operator.local.errors import AwsError, validation
 from mme_operator.local.faults import FaultController
-from mme_operator.local.instance_types import INSTANCE_TYPES
+from mme_operator.sizing import get_catalogue
 
 ACCOUNT_ID = "123456789012"
 """The account every local resource lives in (moto's default account too)."""
@@ -242,10 +242,18 @@ class SageMakerControlPlane:
             if model is None:
                 return f'Could not find model "{_arn_of_model(config, variant)}".'
             instance_type = variant.get("InstanceType")
-            if instance_type is not None and instance_type not in INSTANCE_TYPES:
+            instance = get_catalogue().get(str(instance_type)) if instance_type else None
+            if instance_type is not None and instance is None:
                 return (
                     f"The instance type {instance_type} is not supported for endpoint hosting "
                     f"in this region (variant {variant['VariantName']})."
+                )
+            if instance is not None and model.is_multi_model and not instance.mme_capable:
+                # The same catalogue backs the operator's admission check, so what the
+                # operator refuses up front this stand-in refuses too.
+                return (
+                    f"The instance type {instance_type} is not supported for multi-model "
+                    f"endpoints (variant {variant['VariantName']}): {instance.why}."
                 )
             for container in model.containers:
                 image = str(container.get("Image", ""))

@@ -35,8 +35,8 @@ from mme_operator.local.control_plane import (
     split_s3_url,
 )
 from mme_operator.local.errors import AwsError
-from mme_operator.local.instance_types import INSTANCE_TYPES
 from mme_operator.local.triton import TritonError, TritonServer
+from mme_operator.sizing import get_catalogue
 
 ReadObject = Callable[[str, str], bytes | None]
 """(bucket, key) -> the object's bytes, or None when there is no such object."""
@@ -226,7 +226,7 @@ class MultiModelRuntime:
             raise _validation_error(
                 f"TargetModel header is required for a multi-model endpoint ({endpoint.name})."
             )
-        instance = INSTANCE_TYPES.get(str(variant.get("InstanceType", "")))
+        instance = get_catalogue().get(str(variant.get("InstanceType", "")))
         budget = self.memory_budget_bytes or (instance.model_memory_bytes if instance else 0)
         with self._lock:
             loaded = self._load(region, endpoint, model, target_model, budget)
