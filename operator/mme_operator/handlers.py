@@ -23,7 +23,7 @@ import kopf
 from mme_operator import metrics
 from mme_operator.api import GROUP, PLURAL, VERSION, ModelEndpointStatus, Phase
 from mme_operator.reconcile import Outcome, check_drift, finalize, reconcile
-from mme_operator.reconcile.desired import ADOPT_ANNOTATION
+from mme_operator.reconcile.desired import ADOPT_ANNOTATION, RETRY_UPDATE_ANNOTATION
 from mme_operator.sagemaker.clients import AwsClients, make_clients
 from mme_operator.settings import Settings
 
@@ -33,7 +33,7 @@ DOMAIN = "mme-operator.io"
 FINALIZER = f"{DOMAIN}/finalizer"
 DIGEST_ANNOTATION = f"{DOMAIN}/last-handled-digest"
 # Our annotations that are the user's to set; every other one under DOMAIN is bookkeeping.
-USER_ANNOTATIONS = frozenset({ADOPT_ANNOTATION})
+USER_ANNOTATIONS = frozenset({ADOPT_ANNOTATION, RETRY_UPDATE_ANNOTATION})
 
 
 class DigestDiffBaseStorage(kopf.DiffBaseStorage):

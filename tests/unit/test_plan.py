@@ -159,17 +159,74 @@ def test_instance_type_change_updates_the_endpoint_to_a_new_config():
     assert plan.wait is not None and plan.wait.reason == Reason.UPDATING
 
 
-def test_autoscaling_is_removed_before_an_update():
-    old = desired_for()
-    new = desired_for(changed(instanceCount=2))
-    scaling = ObservedScaling(min_capacity=1, max_capacity=2)
+AUTOSCALING = {"minInstances": 1, "maxInstances": 4, "targetInvocationsPerInstance": 100}
+
+
+def test_an_autoscaled_update_keeps_the_live_instance_count_and_the_scaling():
+    old = desired_for(changed(autoscaling=AUTOSCALING))
+    new = desired_for(changed(autoscaling=AUTOSCALING, image="example.com/tritonserver:1"))
+    scaling = ObservedScaling(min_capacity=1, max_capacity=4)
     plan = plan_reconcile(
         new,
         observed(
-            new, endpoint=endpoint(new, config=old.sagemaker.endpoint_config.name), scaling=scaling
+            new,
+            endpoint=endpoint(new, config=old.sagemaker.endpoint_config.name),
+            scaling=scaling,
+            serving_instance_type="ml.g5.xlarge",
+        ),
+    )
+    [update] = plan.actions
+    assert isinstance(update, p.UpdateEndpoint) and update.retain_instance_count
+
+
+def test_autoscaling_is_removed_before_an_instance_type_change():
+    old = desired_for(changed(autoscaling=AUTOSCALING))
+    new = desired_for(changed(autoscaling=AUTOSCALING, instanceType="ml.g5.2xlarge"))
+    scaling = ObservedScaling(min_capacity=1, max_capacity=4)
+    plan = plan_reconcile(
+        new,
+        observed(
+            new,
+            endpoint=endpoint(new, config=old.sagemaker.endpoint_config.name),
+            scaling=scaling,
+            serving_instance_type="ml.g5.xlarge",
         ),
     )
     assert kinds(plan) == ["RemoveScaling", "UpdateEndpoint"]
+    assert plan.actions[1].retain_instance_count
+
+
+def test_without_autoscaling_an_update_takes_the_specs_instance_count():
+    old = desired_for()
+    new = desired_for(changed(instanceCount=2))
+    plan = plan_reconcile(
+        new, observed(new, endpoint=endpoint(new, config=old.sagemaker.endpoint_config.name))
+    )
+    [update] = plan.actions
+    assert isinstance(update, p.UpdateEndpoint) and not update.retain_instance_count
+
+
+def test_a_failed_update_is_retried_once_per_retry_annotation_value():
+    old = desired_for()
+    doc = changed(instanceType="ml.g5.2xlarge")
+    doc["metadata"] = {**doc["metadata"], "annotations": {"mme-operator.io/retry-update": "a"}}
+    new = desired_for(doc)
+    after_rollback = observed(
+        new, endpoint=endpoint(new, config=old.sagemaker.endpoint_config.name, failure="capacity")
+    )
+    status = ModelEndpointStatus(
+        endpoint_config_name=old.sagemaker.endpoint_config.name,
+        requested_endpoint_config_name=new.sagemaker.endpoint_config.name,
+        failed_endpoint_config_name=new.sagemaker.endpoint_config.name,
+    )
+    plan = plan_reconcile(new, after_rollback, status)
+    assert kinds(plan) == ["UpdateEndpoint"]
+    assert plan.retry_token == "a"
+
+    consumed = status.model_copy(update={"retry_update_consumed": "a"})
+    plan = plan_reconcile(new, after_rollback, consumed)
+    assert plan.actions == ()
+    assert plan.blocked is not None and "mme-operator.io/retry-update" in plan.blocked.message
 
 
 def test_failed_update_is_not_reapplied_until_the_spec_changes():

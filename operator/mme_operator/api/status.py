@@ -128,7 +128,13 @@ class ModelEndpointStatus(ApiModel):
     )
     failed_endpoint_config_name: str | None = Field(
         default=None,
-        description="EndpointConfig whose update failed; not retried until the spec changes.",
+        description="EndpointConfig whose update failed; not retried until the spec changes "
+        "or the mme-operator.io/retry-update annotation gets a new value.",
+    )
+    retry_update_consumed: str | None = Field(
+        default=None,
+        description="Value of the mme-operator.io/retry-update annotation last acted on "
+        "(a failed update is retried once per new value).",
     )
     model_count: int | None = Field(default=None, description="Number of models declared.")
     models: list[ModelStatus] | None = Field(default=None, description="Per-model status.")

@@ -26,6 +26,8 @@ ACCOUNT_ID = "123456789012"
 TRITON_IMAGE_MARKERS = ("sagemaker-tritonserver", "tritonserver")
 
 BucketExists = Callable[[str], bool]
+ScalingRegistered = Callable[[str, str], bool]
+"""(region, Application Auto Scaling resource id) -> whether a scalable target is registered."""
 
 # Fleet ids unique across endpoints, so a recreated endpoint never inherits loaded models.
 _fleets = itertools.count(1)
@@ -100,6 +102,8 @@ class Deployment:
     done_at: float
     failure: str | None
     deployment_config: dict[str, Any] | None = None
+    instance_counts: dict[str, int] | None = None
+    """Instance count per variant once deployed; None: the config's InitialInstanceCount."""
 
 
 @dataclass
@@ -118,6 +122,12 @@ class Endpoint:
     generation: int = 0
     """Bumped whenever the serving fleet changes, so the data plane drops loaded models."""
     deployed_at: float = 0.0
+    instance_counts: dict[str, int] = field(default_factory=dict)
+    """Live instance count per variant (UpdateEndpointWeightsAndCapacities changes it)."""
+
+    def instance_count(self, variant: dict[str, Any]) -> int:
+        name = str(variant["VariantName"])
+        return self.instance_counts.get(name, int(variant.get("InitialInstanceCount", 1)))
 
 
 @dataclass
@@ -146,7 +156,9 @@ class SageMakerControlPlane:
 
     ``endpoint_delay`` is how long Creating, Updating and Deleting last. ``bucket_exists``
     tells whether an S3 bucket exists (the moto backend), for the check SageMaker makes
-    when it deploys a model whose data lives in S3.
+    when it deploys a model whose data lives in S3. ``scaling_registered`` tells whether a
+    variant is a scalable target of Application Auto Scaling (the moto backend), for the
+    check UpdateEndpoint makes before an instance-type change.
     """
 
     def __init__(
@@ -155,10 +167,12 @@ class SageMakerControlPlane:
         faults: FaultController,
         bucket_exists: BucketExists,
         clock: Callable[[], float] = time.time,
+        scaling_registered: ScalingRegistered | None = None,
     ) -> None:
         self.endpoint_delay = endpoint_delay
         self.faults = faults
         self._bucket_exists = bucket_exists
+        self._scaling_registered = scaling_registered or (lambda region, resource_id: False)
         self._clock = clock
         self._lock = threading.RLock()
         self._regions: dict[str, RegionState] = {}
@@ -223,10 +237,13 @@ class SageMakerControlPlane:
             endpoint.last_deployment_config = pending.deployment_config
         if pending.failure is None:
             endpoint.status = "InService"
-            endpoint.config = pending.config
+            endpoint.instance_counts = dict(pending.instance_counts or {})
             endpoint.failure_reason = None
-            endpoint.generation = next(_fleets)
-            endpoint.deployed_at = pending.done_at
+            if pending.config is not endpoint.config or creating:
+                # A new fleet: nothing is loaded on it yet. Scaling keeps the fleet.
+                endpoint.config = pending.config
+                endpoint.generation = next(_fleets)
+                endpoint.deployed_at = pending.done_at
         elif creating:
             endpoint.status = "Failed"
             endpoint.failure_reason = pending.failure
@@ -451,10 +468,67 @@ class SageMakerControlPlane:
         if endpoint.status == "Failed":
             raise validation(f'Cannot update failed endpoint "{endpoint.arn}".')
         config = self._config(state, region, req["EndpointConfigName"])
+        self._refuse_scaled_instance_type_change(region, endpoint, config)
         now = self._clock()
         failure = self.faults.take_update_failure() or self._deployment_failure(state, config)
         endpoint.pending = Deployment(
-            config, now, now + self.endpoint_delay, failure, req.get("DeploymentConfig")
+            config,
+            now,
+            now + self.endpoint_delay,
+            failure,
+            req.get("DeploymentConfig"),
+            instance_counts=_retained_counts(endpoint, config, req),
+        )
+        endpoint.status = "Updating"
+        endpoint.modified = now
+        return {"EndpointArn": endpoint.arn}
+
+    def _refuse_scaled_instance_type_change(
+        self, region: str, endpoint: Endpoint, config: EndpointConfig
+    ) -> None:
+        """SageMaker fails an update that changes the instance type of an autoscaled variant.
+
+        ("Update endpoints that use auto scaling": deregister the scalable target first,
+        update, register again.) Changing only the model of such a variant is allowed.
+        """
+        current = {v["VariantName"]: v for v in endpoint.config.variants}
+        for variant in config.variants:
+            old = current.get(variant["VariantName"])
+            if old is None or old.get("InstanceType") == variant.get("InstanceType"):
+                continue
+            resource_id = f"endpoint/{endpoint.name}/variant/{variant['VariantName']}"
+            if self._scaling_registered(region, resource_id):
+                raise validation(
+                    f"The variant {variant['VariantName']} of endpoint {endpoint.arn} is "
+                    "registered as a scalable target with Application Auto Scaling; "
+                    "deregister it before changing its instance type "
+                    f"({old.get('InstanceType')} -> {variant.get('InstanceType')})."
+                )
+
+    def _op_UpdateEndpointWeightsAndCapacities(
+        self, state: RegionState, region: str, req: dict[str, Any]
+    ) -> dict[str, Any]:
+        """What Application Auto Scaling calls to scale a variant in or out."""
+        _required(req, "EndpointName", "DesiredWeightsAndCapacities")
+        endpoint = self._endpoint(state, region, req["EndpointName"])
+        if endpoint.status != "InService":
+            raise validation(f'Cannot update in-progress endpoint "{endpoint.arn}".')
+        variants = {v["VariantName"]: v for v in endpoint.config.variants}
+        counts = {name: endpoint.instance_count(v) for name, v in variants.items()}
+        for desired in req["DesiredWeightsAndCapacities"]:
+            name = desired.get("VariantName")
+            if name not in variants:
+                raise validation(
+                    f"The variant name(s) [{name}] is/are not present in endpoint {endpoint.arn}."
+                )
+            if "DesiredInstanceCount" in desired:
+                count = int(desired["DesiredInstanceCount"])
+                if count < 0:
+                    raise validation("DesiredInstanceCount must be at least 0.")
+                counts[name] = count
+        now = self._clock()
+        endpoint.pending = Deployment(
+            endpoint.config, now, now + self.endpoint_delay, None, instance_counts=counts
         )
         endpoint.status = "Updating"
         endpoint.modified = now
@@ -480,7 +554,9 @@ class SageMakerControlPlane:
             ]
         elif endpoint.status in ("InService", "Updating", "Deleting"):
             out["ProductionVariants"] = [
-                self._variant_summary(state, v, endpoint.deployed_at, serving=True)
+                self._variant_summary(
+                    state, v, endpoint.deployed_at, serving=True, counts=endpoint.instance_count(v)
+                )
                 for v in endpoint.config.variants
             ]
         if endpoint.failure_reason:
@@ -512,10 +588,16 @@ class SageMakerControlPlane:
         return out
 
     def _variant_summary(
-        self, state: RegionState, variant: dict[str, Any], since: float, *, serving: bool
+        self,
+        state: RegionState,
+        variant: dict[str, Any],
+        since: float,
+        *,
+        serving: bool,
+        counts: int | None = None,
     ) -> dict[str, Any]:
         weight = float(variant.get("InitialVariantWeight", 1.0))
-        count = int(variant.get("InitialInstanceCount", 1))
+        count = int(variant.get("InitialInstanceCount", 1)) if counts is None else counts
         summary: dict[str, Any] = {
             "VariantName": variant["VariantName"],
             "DesiredWeight": weight,
@@ -617,6 +699,29 @@ class SageMakerControlPlane:
         keys = set(req["TagKeys"])
         state.tags[arn] = [t for t in state.tags.get(arn, []) if t["Key"] not in keys]
         return {}
+
+
+def _retained_counts(
+    endpoint: Endpoint, config: EndpointConfig, req: dict[str, Any]
+) -> dict[str, int]:
+    """Instance counts after UpdateEndpoint: the live ones with RetainAllVariantProperties.
+
+    A variant the endpoint does not run yet, or ``DesiredInstanceCount`` listed in
+    ExcludeRetainedVariantProperties, takes the new config's InitialInstanceCount.
+    """
+    if not req.get("RetainAllVariantProperties"):
+        return {}
+    excluded = {
+        p.get("VariantPropertyType") for p in req.get("ExcludeRetainedVariantProperties", [])
+    }
+    if "DesiredInstanceCount" in excluded:
+        return {}
+    live = {v["VariantName"]: endpoint.instance_count(v) for v in endpoint.config.variants}
+    return {
+        v["VariantName"]: live[v["VariantName"]]
+        for v in config.variants
+        if v["VariantName"] in live
+    }
 
 
 def _arn_of_model(config: EndpointConfig, variant: dict[str, Any]) -> str:

@@ -60,6 +60,13 @@ def _bucket_exists(bucket: str) -> bool:
     return bucket in _s3_backend().buckets
 
 
+def _scaling_registered(region: str, resource_id: str) -> bool:
+    from moto.applicationautoscaling.models import applicationautoscaling_backends
+
+    backend = applicationautoscaling_backends[ACCOUNT_ID][region]
+    return resource_id in backend.targets.get("sagemaker:variant:DesiredInstanceCount", {})
+
+
 def _read_object(bucket: str, key: str) -> bytes | None:
     from moto.s3.exceptions import MissingBucket, MissingKey
 
@@ -100,7 +107,9 @@ class LocalAWS:
         self.region = region
         self.faults = FaultController()
         self._calls = CallCounter()
-        self.sagemaker = SageMakerControlPlane(endpoint_delay, self.faults, _bucket_exists)
+        self.sagemaker = SageMakerControlPlane(
+            endpoint_delay, self.faults, _bucket_exists, scaling_registered=_scaling_registered
+        )
         self._triton_mode = triton
         self._triton: TritonServer | None = None
         self._triton_failed = False

@@ -169,9 +169,11 @@ class Executor:
                 result.endpoint_arn = created.arn
                 if created.created:
                     self.emit("Created", f"creating endpoint {name} with config {config}")
-            case p.UpdateEndpoint(name=name, config_name=config, from_config=old):
+            case p.UpdateEndpoint(
+                name=name, config_name=config, from_config=old, retain_instance_count=retain
+            ):
                 result.requested_config = config
-                self.gateway.update_endpoint(name, config)
+                self.gateway.update_endpoint(name, config, retain_instance_count=retain)
                 self.emit("Updating", f"updating endpoint {name} from {old} to {config}")
             case p.DeleteEndpoint(name=name):
                 if self.gateway.delete_endpoint(name, owner):

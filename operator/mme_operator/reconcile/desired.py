@@ -12,6 +12,8 @@ from mme_operator.sagemaker.resources import DesiredSageMaker, desired_sagemaker
 from mme_operator.triton import default_model_filename, render_model_config
 
 ADOPT_ANNOTATION = "mme-operator.io/adopt-endpoint"
+RETRY_UPDATE_ANNOTATION = "mme-operator.io/retry-update"
+"""Set to a new value to retry a failed endpoint update once without changing the spec."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,11 @@ class DesiredState:
     def adopt(self) -> bool:
         """Whether the user asked to adopt an existing endpoint of this name."""
         return self.resource.metadata.annotations.get(ADOPT_ANNOTATION) == self.endpoint_name
+
+    @property
+    def retry_update_token(self) -> str | None:
+        """The retry-update annotation's value; None (or empty) when unset."""
+        return self.resource.metadata.annotations.get(RETRY_UPDATE_ANNOTATION) or None
 
 
 def render_configs(resource: ModelEndpoint) -> dict[str, str]:

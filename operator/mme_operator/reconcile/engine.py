@@ -8,6 +8,7 @@ instead of any handler sleeping through a long AWS wait.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -180,7 +181,7 @@ def dry_run(body: Mapping[str, Any], clients: AwsClients, settings: Settings) ->
     observed = observe(clients, desired)
     plan = plan_reconcile(desired, observed, _previous_status(body), tuple(unavailable))
     notes = tuple(f"model {m!r} skipped: {why}" for m, why in unavailable.items())
-    return Plan(plan.actions, plan.wait, plan.blocked, plan.failed_config, plan.notes + notes)
+    return dataclasses.replace(plan, notes=plan.notes + notes)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ class ObservedState:
     scaling: ObservedScaling | None
     superseded_configs: tuple[str, ...] = ()
     superseded_models: tuple[str, ...] = ()
+    serving_instance_type: str | None = None
+    """The instance type the endpoint runs now; read only when its config is not the desired one."""
 
     def owns_endpoint(self, owner_uid: str) -> bool:
         return self.endpoint is not None and self.endpoint_owner_uid == owner_uid
@@ -56,6 +58,10 @@ def observe(clients: AwsClients, desired: DesiredState) -> ObservedState:
     )
     superseded_configs: tuple[str, ...] = ()
     superseded_models: tuple[str, ...] = ()
+    serving_instance_type = None
+    if endpoint is not None and endpoint.config_name != sm.endpoint_config.name:
+        # An instance-type change needs autoscaling deregistered first (SageMaker's rule).
+        serving_instance_type = gateway.instance_type_of(endpoint.config_name)
     if steady:
         # Only once the endpoint runs the desired config are older ones safe to remove.
         superseded_configs = _superseded(
@@ -75,6 +81,7 @@ def observe(clients: AwsClients, desired: DesiredState) -> ObservedState:
         scaling=scaling,
         superseded_configs=superseded_configs,
         superseded_models=superseded_models,
+        serving_instance_type=serving_instance_type,
     )
 
 

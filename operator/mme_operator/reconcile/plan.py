@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 from mme_operator.api import ModelEndpointStatus, Reason
 from mme_operator.api.spec import DeletionPolicy
 from mme_operator.artifacts.naming import DesiredArchive
-from mme_operator.reconcile.desired import ADOPT_ANNOTATION, DesiredState
+from mme_operator.reconcile.desired import (
+    ADOPT_ANNOTATION,
+    RETRY_UPDATE_ANNOTATION,
+    DesiredState,
+)
 from mme_operator.reconcile.observe import TRANSITIONAL, ObservedForDeletion, ObservedState
 
 
@@ -83,9 +87,12 @@ class UpdateEndpoint(Action):
     name: str
     config_name: str
     from_config: str
+    retain_instance_count: bool = False
+    """Keep the live instance count (autoscaling's) instead of the config's."""
 
     def describe(self) -> str:
-        return f"update endpoint {self.name}: {self.from_config} -> {self.config_name}"
+        keep = " (keeping the live instance count)" if self.retain_instance_count else ""
+        return f"update endpoint {self.name}: {self.from_config} -> {self.config_name}{keep}"
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,8 @@ class Plan:
     failed_config: str | None = None
     """An EndpointConfig whose update failed (recorded so it is not re-applied)."""
     notes: tuple[str, ...] = field(default=())
+    retry_token: str | None = None
+    """The retry-update annotation value this plan acts on (recorded so it retries once)."""
 
     def describe(self) -> list[str]:
         """The plan as lines a person reads."""
@@ -280,7 +289,9 @@ def plan_reconcile(
             status.requested_endpoint_config_name == config
             and status.endpoint_config_name != config
         )
-        if failed:
+        token = desired.retry_update_token
+        retry = failed and token is not None and token != status.retry_update_consumed
+        if failed and not retry:
             return Plan(
                 tuple(actions),
                 failed_config=config,
@@ -288,14 +299,17 @@ def plan_reconcile(
                     Reason.UPDATE_FAILED,
                     f"updating endpoint {name} to {config} failed and SageMaker rolled back to "
                     f"{endpoint.config_name}: {endpoint.failure_reason or 'no reason given'}. "
-                    "It is not retried until the spec changes.",
+                    "It is not retried until the spec changes; to retry it as it is (e.g. after "
+                    f"a capacity or quota error), set the annotation {RETRY_UPDATE_ANNOTATION} "
+                    "to a new value.",
                 ),
             )
-        if observed.scaling is not None:
-            # SageMaker refuses to update a variant that is registered for autoscaling.
-            actions.append(RemoveScaling(name))
-        actions.append(UpdateEndpoint(name, config, endpoint.config_name))
-        return Plan(tuple(actions), wait=Wait(Reason.UPDATING, f"endpoint {name} is being updated"))
+        actions.extend(_update_endpoint(desired, observed, endpoint.config_name))
+        return Plan(
+            tuple(actions),
+            wait=Wait(Reason.UPDATING, f"endpoint {name} is being updated"),
+            retry_token=token if retry else None,
+        )
 
     # Steady state: the endpoint runs the desired config.
     current_scaling = observed.scaling.as_desired() if observed.scaling is not None else None
@@ -314,6 +328,35 @@ def plan_reconcile(
         and a.model_name not in unavailable
     )
     return Plan(tuple(actions))
+
+
+def _update_endpoint(
+    desired: DesiredState, observed: ObservedState, serving_config: str
+) -> list[Action]:
+    """UpdateEndpoint onto the desired config, keeping an autoscaled fleet's size.
+
+    With ``spec.autoscaling`` the live instance count is autoscaling's, so it is retained
+    (``RetainAllVariantProperties``) rather than reset to ``spec.instanceCount``. SageMaker
+    fails an update that changes the instance type of an autoscaled variant: scaling is
+    deregistered first, and the steady state registers it again once the update is done.
+    """
+    sm = desired.sagemaker
+    actions: list[Action] = []
+    type_changes = (
+        observed.serving_instance_type is not None
+        and observed.serving_instance_type != sm.endpoint_config.instance_type
+    )
+    if observed.scaling is not None and type_changes:
+        actions.append(RemoveScaling(sm.endpoint.name))
+    actions.append(
+        UpdateEndpoint(
+            sm.endpoint.name,
+            sm.endpoint_config.name,
+            serving_config,
+            retain_instance_count=desired.scaling is not None,
+        )
+    )
+    return actions
 
 
 def plan_delete(desired: DesiredState, observed: ObservedForDeletion) -> Plan:

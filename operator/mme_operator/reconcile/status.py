@@ -220,8 +220,9 @@ def reconciled_status(
     conditions = set_condition(conditions, ConditionType.READY, *ready, generation)
 
     failed_config = plan.failed_config or (
-        previous.failed_endpoint_config_name if previous else None
+        previous.failed_endpoint_config_name if previous and not plan.retry_token else None
     )
+    retry_consumed = plan.retry_token or (previous.retry_update_consumed if previous else None)
     requested = result.requested_config or (
         previous.requested_endpoint_config_name if previous else None
     )
@@ -236,6 +237,7 @@ def reconciled_status(
         endpoint_config_name=config_in_effect,
         requested_endpoint_config_name=requested,
         failed_endpoint_config_name=failed_config,
+        retry_update_consumed=retry_consumed,
         model_count=len(models),
         models=models,
         message="; ".join([ready[2], *notes]),

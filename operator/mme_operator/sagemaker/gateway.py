@@ -116,6 +116,13 @@ class SageMakerGateway:
             desired_instance_count=variant.get("DesiredInstanceCount") if variant else None,
         )
 
+    def instance_type_of(self, config_name: str) -> str | None:
+        """The AllTraffic variant's instance type in an EndpointConfig; None when unknown."""
+        config = self.describe_endpoint_config(config_name)
+        variants = config.get("ProductionVariants", []) if config else []
+        variant = next((v for v in variants if v["VariantName"] == VARIANT_NAME), None)
+        return variant.get("InstanceType") if variant else None
+
     def describe_endpoint_config(self, name: str) -> DescribeEndpointConfigOutputTypeDef | None:
         """DescribeEndpointConfig's answer, or None when there is no such config."""
         return _none_if_not_found(
@@ -214,17 +221,22 @@ class SageMakerGateway:
         existing = self._client.describe_endpoint(EndpointName=desired.name)
         return CreateResult(arn=existing["EndpointArn"], created=False)
 
-    def update_endpoint(self, name: str, config_name: str) -> str:
+    def update_endpoint(
+        self, name: str, config_name: str, *, retain_instance_count: bool = False
+    ) -> str:
         """Start rolling the endpoint onto ``config_name``; returns the endpoint ARN.
 
-        Variant properties come from the new config (instance type and count), not from
-        the running endpoint: the spec is the truth. SageMaker refuses an update while one
-        is in progress; that error classifies as RETRYABLE.
+        Without ``retain_instance_count`` the new config's instance count applies: the spec
+        is the truth. With it (an autoscaled endpoint), ``RetainAllVariantProperties`` keeps
+        the live instance count and weight that autoscaling set, so a change of image or
+        instance type does not shrink a scaled-out fleet to ``spec.instanceCount``.
+        SageMaker refuses an update while one is in progress; that error classifies as
+        RETRYABLE.
         """
         response = self._client.update_endpoint(
             EndpointName=name,
             EndpointConfigName=config_name,
-            RetainAllVariantProperties=False,
+            RetainAllVariantProperties=retain_instance_count,
         )
         return response["EndpointArn"]
 
