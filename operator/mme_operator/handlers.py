@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,8 +126,22 @@ def _status_patch(status: ModelEndpointStatus) -> dict[str, Any]:
     return status.model_dump(by_alias=True, mode="json")
 
 
-def _region(body: kopf.Body) -> str:
-    return str(body.get("spec", {}).get("region") or "us-east-1")
+# What botocore accepts as a region name; anything else would make client creation raise.
+_REGION_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+DEFAULT_REGION = "us-east-1"
+
+
+def _region(body: Mapping[str, Any]) -> str:
+    """The region to make clients for; the default for any spec that names none usable.
+
+    The API server (and the emulator more so) may hand over a spec that is a list, a string
+    or null; the reconcile reports such a spec as invalid, so the clients only need to exist.
+    """
+    spec = body.get("spec")
+    region = spec.get("region") if isinstance(spec, Mapping) else None
+    if isinstance(region, str) and _REGION_NAME.match(region):
+        return region
+    return DEFAULT_REGION
 
 
 def _post_event(body: kopf.Body, reason: str, message: str) -> None:

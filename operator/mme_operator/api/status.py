@@ -43,6 +43,7 @@ class Reason(StrEnum):
     SOURCE_ERROR = "SourceError"
     UPLOADING = "Uploading"
     SYNCED = "Synced"
+    BUCKET_MISSING = "BucketMissing"
     CREATING = "EndpointCreating"
     UPDATING = "EndpointUpdating"
     IN_SERVICE = "InService"

@@ -25,7 +25,12 @@ from mme_operator.reconcile import plan as p
 from mme_operator.reconcile.desired import DesiredState
 from mme_operator.sagemaker import apply_scaling, remove_scaling
 from mme_operator.sagemaker.clients import AwsClients
-from mme_operator.sagemaker.errors import ErrorClass, classify, describe_error
+from mme_operator.sagemaker.errors import (
+    ErrorClass,
+    classify,
+    describe_error,
+    is_missing_bucket,
+)
 from mme_operator.sagemaker.gateway import NotOwnedError
 
 log = logging.getLogger("mme_operator.reconcile")
@@ -127,6 +132,9 @@ class Executor:
                 retryable = kind is ErrorClass.RETRYABLE
                 message = f"{action.describe()} failed: {describe_error(exc)}"
                 reason = Reason.RETRYING if retryable else _terminal_reason(exc)
+                if is_missing_bucket(exc):
+                    # Deleted since the pass observed it: the user can create it again.
+                    retryable, reason = True, Reason.BUCKET_MISSING
                 result.error = ApplyError(retryable, reason, message)
                 log.warning("AWS call failed (%s): %s", kind, message)
                 return result

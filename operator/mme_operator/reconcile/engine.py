@@ -24,9 +24,18 @@ from mme_operator.reconcile.apply import ApplyResult, EventSink, Executor, Sourc
 from mme_operator.reconcile.desired import DesiredState, build_desired, render_configs
 from mme_operator.reconcile.observe import observe, observe_for_deletion
 from mme_operator.reconcile.plan import Plan, plan_delete, plan_reconcile
-from mme_operator.reconcile.status import invalid_status, reconciled_status
+from mme_operator.reconcile.status import (
+    bucket_missing_status,
+    invalid_status,
+    reconciled_status,
+)
 from mme_operator.sagemaker.clients import AwsClients
-from mme_operator.sagemaker.errors import ErrorClass, classify, describe_error
+from mme_operator.sagemaker.errors import (
+    ErrorClass,
+    classify,
+    describe_error,
+    is_missing_bucket,
+)
 from mme_operator.sagemaker.images import ImageLookupError
 from mme_operator.settings import Settings
 from mme_operator.triton import TritonConfigError
@@ -128,17 +137,23 @@ def reconcile(
 ) -> Outcome:
     """Bring AWS to what the ModelEndpoint ``body`` declares, as far as possible now."""
     previous = _previous_status(body)
+    bucket = None
     try:
         prepared = _prepare(body, clients, settings)
         if isinstance(prepared, list):
             return Outcome(invalid_status(previous, _generation(body), prepared), None)
         _, desired, unavailable = prepared
+        bucket = desired.bucket
         observed = observe(clients, desired)
     except Retry as exc:
         return _retry_outcome(body, settings, exc.message)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         if classify(exc) is ErrorClass.RETRYABLE:
             return _retry_outcome(body, settings, describe_error(exc))
+        if bucket is not None and is_missing_bucket(exc):
+            delay = settings.retry_delay_seconds
+            status = bucket_missing_status(previous, _generation(body), bucket, delay)
+            return Outcome(status, delay)
         status = invalid_status(
             previous, _generation(body), [f"observing AWS failed: {describe_error(exc)}"]
         )
@@ -242,6 +257,18 @@ def check_drift(body: Mapping[str, Any], clients: AwsClients) -> str | None:
     resource, _ = validate_resource(dict(body))
     if resource is None:
         return None
+    try:
+        return _drift(clients, resource, status)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        if is_missing_bucket(exc):
+            return f"the artifacts bucket {resource.spec.artifacts.bucket} is gone"
+        # Unknown is not drift: the next tick looks again.
+        log.warning("Drift check of %s failed: %s", status.endpoint_name, describe_error(exc))
+        return None
+
+
+def _drift(clients: AwsClients, resource: ModelEndpoint, status: ModelEndpointStatus) -> str | None:
+    assert status.endpoint_name is not None
     endpoint = clients.gateway().describe_endpoint(status.endpoint_name)
     if endpoint is None:
         return f"endpoint {status.endpoint_name} is gone"

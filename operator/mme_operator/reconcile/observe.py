@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import botocore.exceptions
+
 from mme_operator.artifacts import ArtifactStore, StoredArchive
 from mme_operator.reconcile.desired import DesiredState
 from mme_operator.sagemaker.autoscaling import ObservedScaling, observe_scaling
 from mme_operator.sagemaker.clients import AwsClients
+from mme_operator.sagemaker.errors import is_missing_bucket
 from mme_operator.sagemaker.gateway import EndpointState, OwnedResource
 from mme_operator.sagemaker.resources import OWNER_UID_TAG
 
@@ -104,11 +107,17 @@ def observe_for_deletion(clients: AwsClients, desired: DesiredState) -> Observed
     endpoint = gateway.describe_endpoint(name)
     owner = gateway.tags_of(endpoint.arn).get(OWNER_UID_TAG) if endpoint is not None else None
     store = ArtifactStore(clients.s3, desired.bucket, desired.prefix, desired.owner_uid)
+    try:
+        archives = store.list_objects()
+    except botocore.exceptions.ClientError as exc:
+        if not is_missing_bucket(exc):
+            raise
+        archives = {}  # no bucket, no archive of ours: nothing to remove there
     return ObservedForDeletion(
         endpoint=endpoint,
         endpoint_owner_uid=owner,
         configs=tuple(r.name for r in gateway.list_owned_endpoint_configs(name, desired.owner_uid)),
         models=tuple(r.name for r in gateway.list_owned_models(name, desired.owner_uid)),
-        archives=store.list_objects(),
+        archives=archives,
         scaling=observe_scaling(clients.autoscaling, name) if endpoint is not None else None,
     )

@@ -80,6 +80,34 @@ def invalid_status(
     )
 
 
+def bucket_missing_status(
+    previous: ModelEndpointStatus | None, generation: int, bucket: str, retry_seconds: float
+) -> ModelEndpointStatus:
+    """Status while the artifacts bucket does not exist: the user can fix it, so not terminal.
+
+    Nothing else is touched (no SageMaker resource without its archives); the reconcile comes
+    back every ``retry_seconds`` and carries on by itself once the bucket exists.
+    """
+    message = (
+        f"the S3 bucket {bucket!r} does not exist: create bucket {bucket} (in the endpoint's "
+        f"region) or fix spec.artifacts.bucket; looking again every {retry_seconds:g}s"
+    )
+    conditions = list((previous.conditions if previous else None) or [])
+    for type_ in (ConditionType.ARTIFACTS_SYNCED, ConditionType.READY):
+        conditions = set_condition(
+            conditions, type_, ConditionStatus.FALSE, Reason.BUCKET_MISSING, message, generation
+        )
+    base = previous.model_copy() if previous else ModelEndpointStatus()
+    return base.model_copy(
+        update={
+            "observed_generation": generation,
+            "phase": Phase.PENDING,
+            "conditions": conditions,
+            "message": message,
+        }
+    )
+
+
 def model_statuses(
     desired: DesiredState,
     observed: ObservedState,

@@ -153,6 +153,11 @@ def is_already_exists(exc: BaseException) -> bool:
     return code in VALIDATION_CODES and bool(_ALREADY_EXISTS_MESSAGE.search(error_message(exc)))
 
 
+def is_missing_bucket(exc: BaseException) -> bool:
+    """True for S3's ``NoSuchBucket``: terminal for one call, but the user can create the bucket."""
+    return error_code(exc) == "NoSuchBucket"
+
+
 def classify(exc: BaseException) -> ErrorClass:
     """RETRYABLE, TERMINAL or NOT_FOUND for any exception an AWS call may raise.
 
