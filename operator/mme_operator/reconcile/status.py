@@ -69,15 +69,7 @@ def invalid_status(
         f"the spec is invalid; fix it and apply again: {message}",
         generation,
     )
-    base = previous.model_copy() if previous else ModelEndpointStatus()
-    return base.model_copy(
-        update={
-            "observed_generation": generation,
-            "phase": Phase.FAILED,
-            "conditions": conditions,
-            "message": message,
-        }
-    )
+    return _stopped_status(previous, generation, Phase.FAILED, conditions, message)
 
 
 def bucket_missing_status(
@@ -97,11 +89,22 @@ def bucket_missing_status(
         conditions = set_condition(
             conditions, type_, ConditionStatus.FALSE, Reason.BUCKET_MISSING, message, generation
         )
+    return _stopped_status(previous, generation, Phase.PENDING, conditions, message)
+
+
+def _stopped_status(
+    previous: ModelEndpointStatus | None,
+    generation: int,
+    phase: Phase,
+    conditions: list[Condition],
+    message: str,
+) -> ModelEndpointStatus:
+    """The previous status with new conditions: a pass that stopped before any plan."""
     base = previous.model_copy() if previous else ModelEndpointStatus()
     return base.model_copy(
         update={
             "observed_generation": generation,
-            "phase": Phase.PENDING,
+            "phase": phase,
             "conditions": conditions,
             "message": message,
         }
