@@ -19,6 +19,7 @@ from typing import Any
 import botocore.exceptions
 
 from mme_operator.api import ModelEndpoint, ModelEndpointStatus, validate_resource
+from mme_operator.api.validation import Problem
 from mme_operator.artifacts import ArtifactError, ModelSource, open_source
 from mme_operator.reconcile.apply import ApplyResult, EventSink, Executor, SourceOpener
 from mme_operator.reconcile.desired import DesiredState, build_desired, render_configs
@@ -77,7 +78,7 @@ def _prepare(
     body: Mapping[str, Any], clients: AwsClients, settings: Settings
 ) -> tuple[ModelEndpoint, DesiredState, dict[str, str]] | list[str]:
     """Parse and build the desired state; a list of problems when the spec is unusable."""
-    resource, problems = validate_resource(dict(body))
+    resource, problems = _validate(body)
     if resource is None:
         return [str(p) for p in problems]
     try:
@@ -105,6 +106,14 @@ def _prepare(
             f"spec.image: {exc} (set spec.image, or a supported spec.region / spec.tritonVersion)"
         ]
     return resource, desired, unavailable
+
+
+def _validate(body: Mapping[str, Any]) -> tuple[ModelEndpoint | None, list[Problem]]:
+    """The resource as the user declared it; ``status`` is ours and read by _previous_status.
+
+    A status someone else wrote (any JSON) must not make the spec look invalid, nor crash.
+    """
+    return validate_resource({key: value for key, value in body.items() if key != "status"})
 
 
 def _previous_status(body: Mapping[str, Any]) -> ModelEndpointStatus | None:
@@ -216,7 +225,7 @@ def finalize(
     emit: EventSink | None = None,
 ) -> Deletion:
     """Remove what the ModelEndpoint owns (per ``deletionPolicy``); never anything else."""
-    resource, _ = validate_resource(dict(body))
+    resource, _ = _validate(body)
     if resource is None:
         # Nothing valid was ever reconciled from this spec, so nothing of it can exist.
         return Deletion(True, None, "spec invalid; nothing to delete")
@@ -254,7 +263,7 @@ def check_drift(body: Mapping[str, Any], clients: AwsClients) -> str | None:
         return f"models {', '.join(failed)} were unavailable; looking at their sources again"
     if status is None or status.phase != "Ready" or not status.endpoint_name:
         return None
-    resource, _ = validate_resource(dict(body))
+    resource, _ = _validate(body)
     if resource is None:
         return None
     try:
