@@ -29,7 +29,17 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="Delay after a retryable AWS error."
     )
     max_source_bytes: int = Field(
-        default=100 * 1024**3, gt=0, description="Largest model source accepted (bytes)."
+        default=8 * 1024**3,
+        gt=0,
+        description="Largest model source accepted (bytes). Packaging one holds the source "
+        "and its archive in the work dir at once, so keep it under half the work dir's size "
+        "(the chart's default work volume is 20 GiB).",
+    )
+    max_expansion_ratio: float = Field(
+        default=100.0,
+        gt=1,
+        description="How many times its compressed size a .tar.gz source may expand to "
+        "(model weights barely compress; decompression bombs expand ~1000x).",
     )
     https_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Timeout of https:// source downloads."

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import http.server
+import io
+import tarfile
 import threading
 import time
 import uuid
@@ -130,6 +132,44 @@ def http_server() -> Iterator[HttpServer]:
     yield HttpServer(f"http://{host}:{port}", routes, requests)
     server.shutdown()
     server.server_close()
+
+
+def make_tar(path: Path, entries: list[tarfile.TarInfo | tuple[str, bytes]]) -> Path:
+    """A ``.tar.gz`` at ``path`` holding ``entries`` (headers as given, or name and bytes)."""
+    with tarfile.open(path, "w:gz") as tar:
+        for entry in entries:
+            if isinstance(entry, tarfile.TarInfo):
+                tar.addfile(entry)
+            else:
+                name, data = entry
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def tar_link(name: str, target: str, type_: bytes = tarfile.SYMTYPE) -> tarfile.TarInfo:
+    """A link member (symbolic by default) with ``target`` stored as written."""
+    info = tarfile.TarInfo(name)
+    info.type = type_
+    info.linkname = target
+    return info
+
+
+def tar_dir(name: str) -> tarfile.TarInfo:
+    """A directory member."""
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    info.mode = 0o755
+    return info
+
+
+def tar_device(name: str) -> tarfile.TarInfo:
+    """A character device member (/dev/null's numbers)."""
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.CHRTYPE
+    info.devmajor, info.devminor = 1, 3
+    return info
 
 
 def write_tree(root: Path, files: dict[str, bytes]) -> Path:

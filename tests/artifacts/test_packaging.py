@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from mme_operator.artifacts import (
     package_model,
 )
 
-from tests.artifacts.conftest import write_tree
+from tests.artifacts.conftest import make_tar, tar_device, tar_link, write_tree
 
 CONFIG = 'name: "bert"\nplatform: "onnxruntime_onnx"\n'
 
@@ -31,7 +30,12 @@ def file_source(path: Path, root: Path) -> ModelSource:
 
 def members(path: Path) -> list[tuple[str, str, int]]:
     """(name, kind, size) of every member, in archive order."""
-    kinds = {tarfile.DIRTYPE: "dir", tarfile.REGTYPE: "file", tarfile.SYMTYPE: "symlink"}
+    kinds = {
+        tarfile.DIRTYPE: "dir",
+        tarfile.REGTYPE: "file",
+        tarfile.SYMTYPE: "symlink",
+        tarfile.LNKTYPE: "hardlink",
+    }
     with tarfile.open(path) as tar:
         return [(m.name, kinds.get(m.type, str(m.type)), m.size) for m in tar]
 
@@ -97,21 +101,8 @@ def test_directory_without_version_dirs_goes_under_version_1(tmp_path: Path) -> 
     assert files == ["echo/config.pbtxt", "echo/1/assets/vocab.txt", "echo/1/model.py"]
 
 
-def _make_tar(path: Path, entries: list[tarfile.TarInfo | tuple[str, bytes]]) -> Path:
-    with tarfile.open(path, "w:gz") as tar:
-        for entry in entries:
-            if isinstance(entry, tarfile.TarInfo):
-                tar.addfile(entry)
-            else:
-                name, data = entry
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    return path
-
-
 def test_existing_archive_rooted_at_its_model_dir_is_re_rooted(tmp_path: Path) -> None:
-    src = _make_tar(
+    src = make_tar(
         tmp_path / "old.tar.gz",
         [
             ("resnet/config.pbtxt", b"old"),
@@ -168,20 +159,6 @@ def test_zlib_fallback_also_gives_a_valid_deterministic_archive(tmp_path: Path) 
     assert read_member(a.path, "m/1/model.onnx") == b"w" * 1000
 
 
-def _link(name: str, target: str, type_: bytes = tarfile.SYMTYPE) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type = type_
-    info.linkname = target
-    return info
-
-
-def _device(name: str) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type = tarfile.CHRTYPE
-    info.devmajor, info.devminor = 1, 3
-    return info
-
-
 @pytest.mark.parametrize(
     "entries",
     [
@@ -189,23 +166,23 @@ def _device(name: str) -> tarfile.TarInfo:
         pytest.param([("1/../../evil.sh", b"x")], id="dot-dot-nested"),
         pytest.param([("/etc/cron.d/evil", b"x")], id="absolute"),
         pytest.param(
-            [("1/model.onnx", b"x"), _link("1/link", "../../../etc/passwd")], id="symlink-out"
+            [("1/model.onnx", b"x"), tar_link("1/link", "../../../etc/passwd")], id="symlink-out"
         ),
         pytest.param(
-            [("1/model.onnx", b"x"), _link("1/link", "/etc/passwd")], id="symlink-absolute"
+            [("1/model.onnx", b"x"), tar_link("1/link", "/etc/passwd")], id="symlink-absolute"
         ),
         pytest.param(
-            [("1/model.onnx", b"x"), _link("1/h", "/etc/passwd", tarfile.LNKTYPE)],
+            [("1/model.onnx", b"x"), tar_link("1/h", "/etc/passwd", tarfile.LNKTYPE)],
             id="hardlink-out",
         ),
-        pytest.param([("1/model.onnx", b"x"), _device("1/null")], id="device"),
-        pytest.param([("1/model.onnx", b"x"), _link("1/fifo", "", tarfile.FIFOTYPE)], id="fifo"),
+        pytest.param([("1/model.onnx", b"x"), tar_device("1/null")], id="device"),
+        pytest.param([("1/model.onnx", b"x"), tar_link("1/fifo", "", tarfile.FIFOTYPE)], id="fifo"),
     ],
 )
 def test_archives_that_escape_the_model_directory_are_refused(
     tmp_path: Path, entries: list[tarfile.TarInfo | tuple[str, bytes]]
 ) -> None:
-    src = _make_tar(tmp_path / "evil.tar.gz", entries)
+    src = make_tar(tmp_path / "evil.tar.gz", entries)
     with pytest.raises(UnsafeArchiveError):
         package_model("m", CONFIG, file_source(src, tmp_path), "model.onnx", tmp_path / "a.tar.gz")
     assert not (tmp_path / "a.tar.gz").exists()
@@ -213,25 +190,30 @@ def test_archives_that_escape_the_model_directory_are_refused(
 
 def test_symlink_escaping_after_re_rooting_is_refused(tmp_path: Path) -> None:
     # Inside the archive, but outside the model directory once 'resnet/' is stripped.
-    src = _make_tar(
+    src = make_tar(
         tmp_path / "t.tar.gz",
         [
             ("resnet/1/model.onnx", b"w"),
-            _link("resnet/1/x", "../../other.txt"),
+            tar_link("resnet/1/x", "../../other.txt"),
         ],
     )
     with pytest.raises(UnsafeArchiveError):
         package_model("m", CONFIG, file_source(src, tmp_path), "model.onnx", tmp_path / "a.tar.gz")
 
 
-def test_symlink_inside_the_model_is_kept(tmp_path: Path) -> None:
-    src = _make_tar(
-        tmp_path / "t.tar.gz", [("1/model.onnx", b"w"), _link("1/alias.onnx", "model.onnx")]
+def test_symlink_to_a_file_inside_the_model_becomes_a_hard_link(tmp_path: Path) -> None:
+    src = make_tar(
+        tmp_path / "t.tar.gz", [tar_link("1/alias.onnx", "model.onnx"), ("1/model.onnx", b"w")]
     )
     archive = package_model(
         "m", CONFIG, file_source(src, tmp_path), "model.onnx", tmp_path / "a.tar.gz"
     )
-    assert ("m/1/alias.onnx", "symlink", 0) in members(archive.path)
+    listed = members(archive.path)
+    assert all(kind != "symlink" for _, kind, _ in listed)
+    # After the file it repeats, so an extractor can link it.
+    assert listed[-1] == ("m/1/alias.onnx", "hardlink", 0)
+    with tarfile.open(archive.path) as tar:
+        assert tar.getmember("m/1/alias.onnx").linkname == "m/1/model.onnx"
 
 
 def test_directory_symlink_pointing_outside_is_refused(tmp_path: Path) -> None:

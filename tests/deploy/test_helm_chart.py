@@ -291,6 +291,7 @@ def test_config_values_become_settings_the_operator_accepts(
         "config.driftCheckIntervalSeconds=600",
         "config.retryDelaySeconds=5",
         "config.maxSourceBytes=107374182400",
+        "config.maxExpansionRatio=20",
         "config.httpsTimeoutSeconds=120",
         "config.uploadConcurrency=4",
         "config.multipartChunkBytes=16777216",
@@ -308,6 +309,7 @@ def test_config_values_become_settings_the_operator_accepts(
         monkeypatch.setenv(name, value)
     settings = Settings()
     assert settings.max_source_bytes == 107374182400
+    assert settings.max_expansion_ratio == 20
     assert settings.multipart_chunk_bytes == 16 * 1024**2
     assert settings.metrics_port == 9090
     assert settings.log_format == "text"
@@ -317,6 +319,18 @@ def test_config_values_become_settings_the_operator_accepts(
     # Unset config keys leave the operator's own defaults in force.
     defaults = env_of(operator_container(render(helm)))
     assert "MME_POLL_INTERVAL_SECONDS" not in defaults
+
+
+def test_the_largest_accepted_source_fits_the_default_work_volume(helm: str) -> None:
+    # Packaging holds the source and its archive in the work dir at once.
+    docs = render(helm)
+    volumes = the(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    (work,) = [v for v in volumes if "emptyDir" in v and "sizeLimit" in v["emptyDir"]]
+    size_limit = work["emptyDir"]["sizeLimit"]
+    assert size_limit.endswith("Gi")
+    assert "MME_MAX_SOURCE_BYTES" not in env_of(operator_container(docs))
+    default = Settings.model_fields["max_source_bytes"].default
+    assert 2 * default <= int(size_limit[:-2]) * 1024**3
 
 
 @pytest.mark.parametrize(

@@ -1,29 +1,46 @@
 """What archives are refused: the safety rules for ``.tar.gz`` model sources.
 
 A model archive is extracted by SageMaker on the serving instance, so anything that
-could land outside the model directory, or fill the disk, is refused before a byte is
+could land outside the model directory, or fill a disk, is refused before a byte is
 packaged. One forward pass over the archive (:func:`scan_archive`) checks every member:
 
-* paths are relative and never climb out (no ``/abs``, no ``C:``, no ``..``);
-* members are regular files, directories, symbolic links or hard links; devices,
-  fifos and anything else are refused;
-* a symbolic link must stay inside the archive root; a hard link must repeat an
-  earlier regular file of the archive;
-* at most :data:`MAX_ARCHIVE_MEMBERS` members, and the regular files together at most
-  the configured source size limit.
+* **Paths** are relative and never climb out (no ``/abs``, no ``C:``, no ``..``), each
+  path appears once, and no member sits "inside" a file or a link.
+* **Types**: regular files, directories, symbolic links and hard links; devices, fifos
+  and anything else are refused.
+* **Links are resolved as a filesystem would**, component by component, following links
+  to links (at most :data:`MAX_LINK_HOPS`), never as text: ``s -> ../../..`` followed by
+  ``model.py -> a/b/c/s/../../etc/passwd`` reads as harmless text but climbs out once
+  ``s`` is followed, and is refused. A link (symbolic or hard, chained or not) must end
+  at a regular file of the archive; links to directories, to nothing or outside are
+  refused. Accepted links reach the packager as *hard links to the file they resolve
+  to*, placed after every file: the archive we upload never holds a symbolic link, so
+  no extractor's handling of links (GNU tar, Python's tarfile, SageMaker's) has to be
+  trusted. Links to files are resolved rather than refused because real model trees
+  hold them (aliases such as ``model.onnx -> model-v3.onnx``).
+* **Size**: at most :data:`MAX_ARCHIVE_MEMBERS` members; the regular files together at
+  most the source size limit (``MME_MAX_SOURCE_BYTES``); and, against decompression
+  bombs, at most ``MME_MAX_EXPANSION_RATIO`` times the compressed size (archives that
+  expand to less than :data:`RATIO_FREE_BYTES` are exempt: they cannot hurt). The
+  decompressed stream itself is counted too, so headers that lie cannot get past.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import posixpath
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-from mme_operator.artifacts.errors import InvalidSourceError, UnsafeArchiveError
+from mme_operator.artifacts.errors import (
+    InvalidSourceError,
+    SourceTooLargeError,
+    UnsafeArchiveError,
+)
 from mme_operator.artifacts.sources.base import EntryType, check_size
+from mme_operator.settings import get_settings
 
 try:  # ISA-L decompresses gzip several times faster than zlib; zlib is the fallback.
     from isal import igzip as _gzip_reader
@@ -31,11 +48,39 @@ except ImportError:  # pragma: no cover - isal is a dependency, the fallback is 
     import gzip as _gzip_reader  # type: ignore[no-redef]
 
 MAX_ARCHIVE_MEMBERS = 100_000
+MAX_LINK_HOPS = 40  # Linux's own limit on symlinks followed in one lookup
+RATIO_FREE_BYTES = 64 * 1024**2
+_HEADER_ALLOWANCE = 8192  # tar and pax headers + padding per member, beside the content
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchiveLimits:
+    """How large an archive may expand: total bytes, and bytes per compressed byte."""
+
+    max_bytes: int
+    max_expansion_ratio: float
+
+    def allowed_expansion(self, compressed_size: int) -> int:
+        """The most content bytes an archive of ``compressed_size`` bytes may hold."""
+        by_ratio = max(int(compressed_size * self.max_expansion_ratio), RATIO_FREE_BYTES)
+        return min(self.max_bytes, by_ratio)
+
+
+def archive_limits(max_bytes: int, max_expansion_ratio: float | None = None) -> ArchiveLimits:
+    """The limits an archive source is held to (the ratio defaults to the settings')."""
+    if max_expansion_ratio is None:
+        max_expansion_ratio = get_settings().max_expansion_ratio
+    return ArchiveLimits(max_bytes=max_bytes, max_expansion_ratio=max_expansion_ratio)
 
 
 @dataclasses.dataclass(frozen=True)
 class ArchiveMember:
-    """A member of an archive that passed the rules, in archive order."""
+    """A member of an archive that passed the rules.
+
+    Regular files come first, in archive order (``index`` is their position in the
+    stream); links follow, each a hard link whose ``linkname`` is the regular file it
+    resolves to.
+    """
 
     index: int
     path: str
@@ -59,12 +104,38 @@ def normalize_member_path(name: str, uri: str) -> str:
     return "/".join(parts)
 
 
+class _CountingReader:
+    """Counts decompressed bytes and stops at ``limit``: tar headers may lie, this cannot."""
+
+    def __init__(self, limit: int, uri: str) -> None:
+        self.raw: BinaryIO | None = None
+        self.limit = limit
+        self.uri = uri
+        self.count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        assert self.raw is not None
+        data = self.raw.read(n)
+        self.count += len(data)
+        if self.count > self.limit:
+            raise SourceTooLargeError(
+                f"archive {self.uri} expands to more than {self.limit} bytes; "
+                "use a smaller model, or raise MME_MAX_SOURCE_BYTES / MME_MAX_EXPANSION_RATIO"
+            )
+        return data
+
+
 @contextlib.contextmanager
-def open_tar_stream(path: Path, uri: str) -> Iterator[tarfile.TarFile]:
-    """The archive at ``path`` as a forward-only tar stream."""
+def open_tar_stream(
+    path: Path, uri: str, counter: _CountingReader | None = None
+) -> Iterator[tarfile.TarFile]:
+    """The archive at ``path`` as a forward-only tar stream, read through ``counter``
+    when given."""
     with contextlib.ExitStack() as stack:
         try:
             raw = stack.enter_context(_gzip_reader.open(path, "rb"))  # type: ignore[no-untyped-call]
+            if counter is not None:
+                counter.raw, raw = raw, counter
             tf = stack.enter_context(tarfile.open(fileobj=raw, mode="r|"))
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise InvalidSourceError(f"source {uri} is not a valid .tar.gz archive: {exc}") from exc
@@ -83,49 +154,147 @@ def iter_tar(tf: tarfile.TarFile, uri: str) -> Iterator[tarfile.TarInfo]:
         yield info
 
 
-def scan_archive(path: Path, uri: str, max_bytes: int) -> list[ArchiveMember]:
-    """Check every member of the ``.tar.gz`` at ``path``; keep regular files and links."""
-    members: list[ArchiveMember] = []
-    regular: set[str] = set()
+@dataclasses.dataclass
+class _Tree:
+    """What the scan saw, for resolving links once every member is known."""
+
+    uri: str
+    files: dict[str, int] = dataclasses.field(default_factory=dict)  # path -> size
+    order: list[tuple[int, str]] = dataclasses.field(default_factory=list)  # (index, path)
+    symlinks: dict[str, str] = dataclasses.field(default_factory=dict)  # path -> target
+    hardlinks: dict[str, str] = dataclasses.field(default_factory=dict)  # path -> member
+    directories: set[str] = dataclasses.field(default_factory=set)
+    links: list[str] = dataclasses.field(default_factory=list)  # in archive order
+
+    def add(self, path: str) -> None:
+        if path in self.files or path in self.symlinks or path in self.hardlinks:
+            raise UnsafeArchiveError(
+                f"archive {self.uri} holds {path!r} twice; a later copy would replace the "
+                "first on extraction, so rebuild it with each path once"
+            )
+
+    def is_directory(self, path: str) -> bool:
+        return path == "" or path in self.directories
+
+    def resolve(self, path: str, what: str) -> str:
+        """``path`` with every symbolic link followed, as a filesystem lookup does."""
+        remaining = path.split("/")
+        current: list[str] = []
+        hops = 0
+        while remaining:
+            part = remaining.pop(0)
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not current:
+                    raise UnsafeArchiveError(
+                        f"archive {self.uri}: {what} points outside the model directory once "
+                        "its links are followed; replace the link with the file itself"
+                    )
+                current.pop()
+                continue
+            candidate = "/".join([*current, part])
+            target = self.symlinks.get(candidate)
+            if target is None:
+                current.append(part)
+                continue
+            hops += 1
+            if hops > MAX_LINK_HOPS:
+                raise UnsafeArchiveError(
+                    f"archive {self.uri}: {what} follows more than {MAX_LINK_HOPS} links "
+                    "(a loop?); replace the link with the file itself"
+                )
+            if target.startswith("/"):
+                raise UnsafeArchiveError(
+                    f"archive {self.uri}: {what} leads to the absolute link {candidate!r} -> "
+                    f"{target!r}; replace the link with the file itself"
+                )
+            remaining = target.split("/") + remaining
+        return "/".join(current)
+
+    def final_file(self, path: str, what: str) -> str:
+        """The regular file a link ends at, through chains of symbolic and hard links."""
+        hops = 0
+        resolved = self.resolve(path, what)
+        while resolved in self.hardlinks:
+            hops += 1
+            if hops > MAX_LINK_HOPS:
+                raise UnsafeArchiveError(f"archive {self.uri}: {what} is a loop of hard links")
+            resolved = self.resolve(self.hardlinks[resolved], what)
+        if resolved in self.files:
+            return resolved
+        kind = "a directory" if self.is_directory(resolved) else "nothing in the archive"
+        raise UnsafeArchiveError(
+            f"archive {self.uri}: {what} resolves to {kind} ({resolved or '.'!r}); a link may "
+            "only point to a file of the model; replace it with the file itself"
+        )
+
+
+def scan_archive(path: Path, uri: str, limits: ArchiveLimits) -> list[ArchiveMember]:
+    """Check every member of the ``.tar.gz`` at ``path`` against the rules above."""
+    allowed = limits.allowed_expansion(path.stat().st_size)
+    tree = _Tree(uri)
     total = 0
-    with open_tar_stream(path, uri) as tf:
+    counter = _CountingReader(_stream_limit(allowed, 1), uri)
+    with open_tar_stream(path, uri, counter) as tf:
         for index, info in enumerate(iter_tar(tf, uri)):
+            counter.limit = _stream_limit(allowed, index + 2)
             if index >= MAX_ARCHIVE_MEMBERS:
                 raise InvalidSourceError(
                     f"archive {uri} has more than {MAX_ARCHIVE_MEMBERS} members"
                 )
             rel = normalize_member_path(info.name, uri)
-            if info.isdir() or not rel:
+            if not rel:
                 continue
+            parents = rel.split("/")[:-1]
+            tree.directories.update("/".join(parents[: i + 1]) for i in range(len(parents)))
+            if info.isdir():
+                tree.directories.add(rel)
+                continue
+            tree.add(rel)
             if info.ischr() or info.isblk() or info.isfifo():
                 raise UnsafeArchiveError(
                     f"archive {uri} holds a device or fifo {info.name!r}; "
-                    "a model archive may only hold files, directories and relative links"
+                    "a model archive may only hold files, directories and links to its files"
                 )
             if info.issym():
-                target = info.linkname
-                resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
-                if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
-                    raise UnsafeArchiveError(
-                        f"archive {uri} holds a symlink {info.name!r} -> {target!r} pointing "
-                        "outside the model directory; replace it with the file itself"
-                    )
-                members.append(ArchiveMember(index, rel, 0, EntryType.SYMLINK, target))
+                tree.symlinks[rel] = info.linkname
+                tree.links.append(rel)
             elif info.islnk():
-                target = normalize_member_path(info.linkname, uri)
-                if target not in regular:
-                    raise UnsafeArchiveError(
-                        f"archive {uri} holds a hard link {info.name!r} -> {info.linkname!r} "
-                        "to no earlier file of the archive; replace it with the file itself"
-                    )
-                members.append(ArchiveMember(index, rel, 0, EntryType.HARDLINK, target))
+                tree.hardlinks[rel] = normalize_member_path(info.linkname, uri)
+                tree.links.append(rel)
             elif info.isreg():
                 total += info.size
-                check_size(uri, total, max_bytes)
-                members.append(ArchiveMember(index, rel, info.size, EntryType.FILE))
-                regular.add(rel)
+                check_size(uri, total, limits.max_bytes)
+                if total > allowed:
+                    _too_expanded(uri, path.stat().st_size, total, limits)
+                tree.files[rel] = info.size
+                tree.order.append((index, rel))
             else:
                 raise UnsafeArchiveError(
                     f"archive {uri} holds {info.name!r} of unsupported type {info.type!r}"
                 )
+    for directory in sorted(tree.directories):
+        if directory in tree.files or directory in tree.symlinks or directory in tree.hardlinks:
+            raise UnsafeArchiveError(
+                f"archive {uri} holds members inside {directory!r}, which is not a directory; "
+                "rebuild it without links standing in for directories"
+            )
+    members = [ArchiveMember(i, rel, tree.files[rel], EntryType.FILE) for i, rel in tree.order]
+    for rel in tree.links:
+        target = tree.final_file(rel, f"link {rel!r}")
+        members.append(ArchiveMember(-1, rel, 0, EntryType.HARDLINK, target))
     return members
+
+
+def _stream_limit(allowed: int, members: int) -> int:
+    # Content plus a header and padding per member, and room for the end-of-archive blocks.
+    return allowed + _HEADER_ALLOWANCE * (members + 1) + 64 * 1024
+
+
+def _too_expanded(uri: str, compressed: int, total: int, limits: ArchiveLimits) -> None:
+    raise SourceTooLargeError(
+        f"archive {uri} expands from {compressed} bytes to at least {total} bytes, more than "
+        f"{limits.max_expansion_ratio:g} times its compressed size (a decompression bomb?); "
+        "rebuild it, or raise MME_MAX_EXPANSION_RATIO"
+    )

@@ -13,7 +13,9 @@ that directory's contents take the place of ``<name>/``.
 
 The same inputs give byte-identical output: entries in a fixed order, every header field
 fixed (mtime 0, uid/gid 0, empty owner names, modes 0644/0755), explicit directory
-entries, PAX format, gzip header with mtime 0 and no file name. Model files are streamed
+entries, PAX format, gzip header with mtime 0 and no file name. The archive holds
+directories, regular files and hard links to its own earlier files, never a symbolic link
+(see :mod:`mme_operator.artifacts.archive_safety`). Model files are streamed
 (never held in memory) and the sha256 of the archive is computed while it is written.
 Compression is ISA-L level 1 (weights barely compress, so speed is what matters), with
 zlib level 1 as the fallback when ``isal`` cannot be imported.
@@ -27,7 +29,6 @@ import gzip
 import hashlib
 import io
 import os
-import posixpath
 import queue
 import tarfile
 import tempfile
@@ -55,7 +56,6 @@ DEFAULT_COMPRESSOR: Compressor = "isal" if ISAL_AVAILABLE else "zlib"
 COMPRESS_LEVEL = 1
 FILE_MODE = 0o644
 DIR_MODE = 0o755
-LINK_MODE = 0o777
 _COPY_BUFFER = 1024 * 1024
 
 
@@ -181,14 +181,7 @@ def plan_layout(
     layout = []
     for rel, entry in rels:
         path = base + rel
-        if entry.type is EntryType.SYMLINK:
-            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), entry.linkname))
-            if not resolved.startswith(f"{name}/"):
-                raise UnsafeArchiveError(
-                    f"{uri}: symlink {entry.path!r} -> {entry.linkname!r} points outside the "
-                    "model directory; replace it with the file itself"
-                )
-        elif entry.type is EntryType.HARDLINK and entry.linkname not in placed:
+        if entry.type is EntryType.HARDLINK and entry.linkname not in placed:
             raise UnsafeArchiveError(
                 f"{uri}: hard link {entry.path!r} -> {entry.linkname!r} points outside the "
                 "model directory; replace it with the file itself"
@@ -277,9 +270,6 @@ def _add_entry(
     placed: dict[str, str],
     uri: str,
 ) -> None:
-    if entry.type is EntryType.SYMLINK:
-        tar.addfile(_info(path, tarfile.SYMTYPE, LINK_MODE, linkname=entry.linkname))
-        return
     if entry.type is EntryType.HARDLINK:
         tar.addfile(_info(path, tarfile.LNKTYPE, FILE_MODE, linkname=placed[entry.linkname]))
         return

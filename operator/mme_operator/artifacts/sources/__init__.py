@@ -48,6 +48,7 @@ def open_source(
     s3_client: S3Client | None = None,
     settings: Settings | None = None,
     max_bytes: int | None = None,
+    max_expansion_ratio: float | None = None,
     file_roots: Sequence[str | Path] | None = None,
     allow_insecure_localhost: bool = False,
 ) -> ModelSource:
@@ -56,7 +57,8 @@ def open_source(
     S3 sources read with ``s3_client_factory(bucket)``, or with ``s3_client`` for every
     bucket when no factory is given.
 
-    ``max_bytes`` defaults to ``settings.max_source_bytes``. ``file_roots`` (default
+    ``max_bytes`` defaults to ``settings.max_source_bytes`` and ``max_expansion_ratio``
+    (how far a ``.tar.gz`` source may expand) to ``settings.max_expansion_ratio``. ``file_roots`` (default
     ``settings.file_roots``) lists the directories ``file://`` sources may read from
     (mounted model volumes); with none,
     ``file://`` is refused, because the operator's own files (its service-account token)
@@ -65,6 +67,7 @@ def open_source(
     """
     settings = settings or get_settings()
     limit = max_bytes if max_bytes is not None else settings.max_source_bytes
+    ratio = max_expansion_ratio or settings.max_expansion_ratio
     parsed = urllib.parse.urlsplit(uri)
     scheme = parsed.scheme.lower()
     if scheme == "s3":
@@ -82,18 +85,27 @@ def open_source(
             multipart_chunksize=settings.multipart_chunk_bytes,
             max_concurrency=settings.upload_concurrency,
         )
-        return S3Source(uri, bucket, key, client, max_bytes=limit, transfer_config=transfer)
+        return S3Source(
+            uri,
+            bucket,
+            key,
+            client,
+            max_bytes=limit,
+            max_expansion_ratio=ratio,
+            transfer_config=transfer,
+        )
     if scheme in ("https", "http"):
         check_url_allowed(uri, allow_insecure_localhost)
         return HttpsSource(
             uri,
             max_bytes=limit,
+            max_expansion_ratio=ratio,
             timeout=settings.https_timeout_seconds,
             allow_insecure_localhost=allow_insecure_localhost,
         )
     if scheme == "file":
         roots = settings.file_root_list if file_roots is None else file_roots
-        return FileSource(uri, file_path(uri, roots), max_bytes=limit)
+        return FileSource(uri, file_path(uri, roots), max_bytes=limit, max_expansion_ratio=ratio)
     raise InvalidSourceError(
         f"source {uri!r}: unsupported scheme; use s3://bucket/key, https://... or file:///path"
     )

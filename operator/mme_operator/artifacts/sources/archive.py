@@ -8,15 +8,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from mme_operator.artifacts.archive_safety import iter_tar, open_tar_stream, scan_archive
+from mme_operator.artifacts.archive_safety import (
+    ArchiveLimits,
+    iter_tar,
+    open_tar_stream,
+    scan_archive,
+)
 from mme_operator.artifacts.errors import InvalidSourceError
 from mme_operator.artifacts.sources.base import EntryType, SourceContent, SourceEntry
 
 
 @contextlib.contextmanager
-def archive_content(path: Path, uri: str, max_bytes: int) -> Iterator[SourceContent]:
+def archive_content(path: Path, uri: str, limits: ArchiveLimits) -> Iterator[SourceContent]:
     """A ``.tar.gz`` as a tree, read in a second forward pass (archive order is kept)."""
-    members = scan_archive(path, uri, max_bytes)
+    members = scan_archive(path, uri, limits)
     with open_tar_stream(path, uri) as tf:
         stream = iter_tar(tf, uri)
         position = -1

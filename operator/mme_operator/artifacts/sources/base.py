@@ -33,10 +33,11 @@ clients of its own, so credentials follow the normal boto3 chain of the caller.
 
 
 class EntryType(enum.Enum):
-    """Kind of a source entry."""
+    """Kind of a source entry. Symbolic links never reach the packager: file sources read
+    what a link resolves to, and archives turn links into hard links to the file they
+    resolve to (see :mod:`mme_operator.artifacts.archive_safety`)."""
 
     FILE = "file"
-    SYMLINK = "symlink"
     HARDLINK = "hardlink"
 
 
@@ -47,8 +48,8 @@ class SourceEntry:
     ``path`` is a relative POSIX path inside the source (for a single-file source, the
     file's own name). ``open`` returns a context manager over a binary stream of exactly
     ``size`` bytes; entries must be opened in list order, each at most once (a ``.tar.gz``
-    source is read as one forward stream). Links carry ``linkname`` instead: the symlink
-    target as stored, or for a hard link the relative path of the entry it repeats.
+    source is read as one forward stream). A hard link carries ``linkname`` instead: the
+    relative path of the regular file of the same source that it repeats.
     """
 
     path: str

@@ -18,6 +18,7 @@ import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from mme_operator.artifacts.archive_safety import archive_limits
 from mme_operator.artifacts.errors import (
     InvalidSourceError,
     SourceAccessError,
@@ -132,10 +133,13 @@ def _sha256_file(path: Path) -> str:
 class FileSource:
     """A file or directory on a volume mounted into the operator (``file:///path``)."""
 
-    def __init__(self, uri: str, path: Path, *, max_bytes: int) -> None:
+    def __init__(
+        self, uri: str, path: Path, *, max_bytes: int, max_expansion_ratio: float | None = None
+    ) -> None:
         self._uri = uri
         self.path = path
         self.max_bytes = max_bytes
+        self.limits = archive_limits(max_bytes, max_expansion_ratio)
         self._fingerprint: str | None = None
 
     @property
@@ -198,7 +202,7 @@ class FileSource:
             raise InvalidSourceError(f"source {self._uri}: not a regular file or directory")
         check_size(self._uri, st.st_size, self.max_bytes)
         if is_archive_name(self.path.name):
-            with archive_content(self.path, self._uri, self.max_bytes) as content:
+            with archive_content(self.path, self._uri, self.limits) as content:
                 yield content
             return
         entry = SourceEntry(

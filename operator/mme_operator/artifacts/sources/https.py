@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from mme_operator.artifacts.archive_safety import archive_limits
 from mme_operator.artifacts.errors import (
     ArtifactError,
     InvalidSourceError,
@@ -88,12 +89,14 @@ class HttpsSource:
         uri: str,
         *,
         max_bytes: int,
+        max_expansion_ratio: float | None = None,
         timeout: float,
         allow_insecure_localhost: bool = False,
     ) -> None:
         check_url_allowed(uri, allow_insecure_localhost)
         self._uri = uri
         self.max_bytes = max_bytes
+        self.limits = archive_limits(max_bytes, max_expansion_ratio)
         self.timeout = timeout
         self._opener = urllib.request.build_opener(
             _SchemeCheckingRedirects(allow_insecure_localhost)
@@ -193,7 +196,7 @@ class HttpsSource:
         try:
             self._download(path)
             if is_archive_name(name):
-                with archive_content(path, self._display, self.max_bytes) as content:
+                with archive_content(path, self._display, self.limits) as content:
                     yield content
             else:
                 size = path.stat().st_size

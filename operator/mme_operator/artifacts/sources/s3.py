@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from mme_operator.artifacts.archive_safety import archive_limits
 from mme_operator.artifacts.errors import (
     ArtifactError,
     SourceAccessError,
@@ -82,6 +83,7 @@ class S3Source:
         client: S3Client,
         *,
         max_bytes: int,
+        max_expansion_ratio: float | None = None,
         transfer_config: TransferConfig | None = None,
     ) -> None:
         self._uri = uri
@@ -89,6 +91,7 @@ class S3Source:
         self.key = key
         self.client = client
         self.max_bytes = max_bytes
+        self.limits = archive_limits(max_bytes, max_expansion_ratio)
         self.transfer_config = transfer_config or TransferConfig()
         self._object: _S3Object | None = None
         self._tree: list[_S3Object] | None = None
@@ -212,7 +215,7 @@ class S3Source:
                 path = temp_path(workdir, suffix=".tar.gz")
                 try:
                     self._download(obj, path)
-                    with archive_content(path, self._uri, self.max_bytes) as content:
+                    with archive_content(path, self._uri, self.limits) as content:
                         yield content
                 finally:
                     path.unlink(missing_ok=True)
