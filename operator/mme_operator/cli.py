@@ -20,6 +20,7 @@ import yaml
 
 from mme_operator import __version__
 from mme_operator.api import API_VERSION, GROUP, KIND, ModelEndpoint, validate_resource
+from mme_operator.sagemaker.images import image_problems
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -109,6 +110,9 @@ def load_model_endpoints(file: str) -> LoadedFile:
         found += 1
         label = _label(doc, index)
         resource, problems = validate_resource(doc)
+        if resource is not None:
+            problems = image_problems(resource.spec)
+            resource = None if problems else resource
         loaded.problems.extend(f"{label}: {_one_line(str(problem))}" for problem in problems)
         if resource is not None:
             loaded.resources.append(resource)

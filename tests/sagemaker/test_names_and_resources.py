@@ -140,14 +140,15 @@ def test_another_owner_gets_other_names() -> None:
 
 
 def test_ownership_tags_come_first_and_user_tags_cannot_override_them() -> None:
-    resource = make_resource(
-        tags={
-            "team": "ml",
-            "mme-operator.io/owner-uid": "forged",
-            "MME-Operator.io/owner": "forged",
-            "cost-center": "42",
-        }
-    )
+    # Admission refuses such tags (test_admission); this is the second line of defence,
+    # for a resource that reached the operator some other way.
+    resource = make_resource()
+    resource.spec.tags = {
+        "team": "ml",
+        "mme-operator.io/owner-uid": "forged",
+        "MME-Operator.io/owner": "forged",
+        "cost-center": "42",
+    }
     tags = ownership_tags(resource)
     assert tags == [
         {"Key": OWNER_UID_TAG, "Value": "uid-1234"},

@@ -52,6 +52,8 @@ _KEY_ORDER = (
     "exclusiveMaximum",
     "minItems",
     "maxItems",
+    "minProperties",
+    "maxProperties",
     "properties",
     "required",
     "additionalProperties",

@@ -33,6 +33,32 @@ REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$"
 INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"
 SOURCE_PATTERN = r"^(s3://[^/]+/.+|https://.+|file://.+)$"
 MAX_MODELS = 1000
+INT64_MAX = 2**63 - 1
+"""Triton's config fields are int64 (dims) or uint64; larger values cannot be rendered."""
+
+# AWS's limits on tags (SageMaker API: Tag; MME-FACTS #10). The operator adds three tags of
+# its own (owner uid, owner, managed-by) to every resource, so users get the rest of 50.
+AWS_MAX_TAGS = 50
+OPERATOR_TAG_COUNT = 3
+MAX_USER_TAGS = AWS_MAX_TAGS - OPERATOR_TAG_COUNT
+TAG_KEY_MAX = 128
+TAG_VALUE_MAX = 256
+TAG_PATTERN = r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$"
+RESERVED_TAG_PREFIXES = ("aws:", "mme-operator.io/")
+
+# SageMaker ContainerDefinition.Environment: at most 100 entries, keys and values up to 1024
+# characters. A few entries are left for the variables the operator sets itself.
+ENVIRONMENT_MAX_ENTRIES = 90
+ENVIRONMENT_KEY_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+ENVIRONMENT_STRING_MAX = 1024
+
+# Triton model parameters: no limit in Triton, bounded here so that a ModelEndpoint stays far
+# below the API server's object size limit (about 1.5 MiB in etcd).
+PARAMETERS_MAX_ENTRIES = 64
+PARAMETER_KEY_MAX = 256
+PARAMETER_VALUE_MAX = 4096
+MAX_SPEC_BYTES = 512 * 1024
+"""Largest spec (as JSON) accepted: a third of the API server's limit, leaving room for status."""
 
 
 class ApiModel(BaseModel):
@@ -64,11 +90,10 @@ class Platform(StrEnum):
     TENSORFLOW_GRAPHDEF = "tensorflow_graphdef"
 
 
-# Triton backends that ship in the SageMaker Triton image; any other name is accepted
-# (custom backends exist) but these get the right weights file name by default.
+# Triton backends that ship in the SageMaker Triton image (``sagemaker-tritonserver:<v>-py3``);
+# any other name is accepted (custom backends exist, shipped inside the model archive).
 KNOWN_BACKENDS = (
     "python",
-    "vllm",
     "onnxruntime",
     "pytorch",
     "tensorrt",
@@ -76,8 +101,17 @@ KNOWN_BACKENDS = (
     "fil",
     "dali",
     "openvino",
-    "tensorrtllm",
 )
+
+# Backends a multi-model endpoint cannot serve, and why (MME-FACTS #3 and #7).
+UNSERVABLE_BACKENDS: dict[str, str] = {
+    "vllm": "the SageMaker Triton image used for multi-model endpoints has no vLLM backend "
+    "(it ships in a separate image), and vLLM models are decoupled, which MME's invoke path "
+    "refuses; serve it from a single-model endpoint",
+    "tensorrtllm": "the SageMaker Triton image used for multi-model endpoints has no "
+    "TensorRT-LLM backend (it ships in a separate image); serve it from a single-model "
+    "endpoint, or export the model to a TensorRT plan (platform: tensorrt_plan)",
+}
 
 
 class DataType(StrEnum):
@@ -114,10 +148,16 @@ class TensorSpec(ApiModel):
         min_length=1, max_length=256, description="Tensor name as the model names it."
     )
     data_type: DataType = Field(description="Triton data type, e.g. TYPE_FP32.")
-    dims: list[Annotated[int, Field(ge=-1)]] = Field(
+    dims: list[Annotated[int, Field(ge=-1, le=INT64_MAX)]] = Field(
         max_length=16,
         description="Shape without the batch dimension; -1 marks a variable-size dimension.",
     )
+
+
+SINGLE_GPU_MESSAGE = (
+    "GPU multi-model endpoints run on single-GPU instances only: gpus may only name GPU 0 "
+    "(or leave gpus unset)"
+)
 
 
 class InstanceGroupSpec(ApiModel):
@@ -130,7 +170,12 @@ class InstanceGroupSpec(ApiModel):
                     "rule": "!has(self.gpus) || size(self.gpus) == 0 || self.kind == 'KIND_GPU'",
                     "message": "gpus may only be set when kind is KIND_GPU",
                     "fieldPath": ".gpus",
-                }
+                },
+                {
+                    "rule": "!has(self.gpus) || self.gpus.all(g, g == 0)",
+                    "message": SINGLE_GPU_MESSAGE,
+                    "fieldPath": ".gpus",
+                },
             ]
         }
     )
@@ -153,13 +198,13 @@ class QueuePolicySpec(ApiModel):
         default="REJECT", description="REJECT or DELAY a request whose queue timeout expired."
     )
     default_timeout_microseconds: int = Field(
-        default=0, ge=0, description="Queue timeout; 0 means none."
+        default=0, ge=0, le=INT64_MAX, description="Queue timeout; 0 means none."
     )
     allow_timeout_override: bool = Field(
         default=False, description="Let a request set a shorter timeout."
     )
     max_queue_size: int = Field(
-        default=0, ge=0, description="Maximum queued requests; 0 means unlimited."
+        default=0, ge=0, le=INT64_MAX, description="Maximum queued requests; 0 means unlimited."
     )
 
 
@@ -205,10 +250,18 @@ class DynamicBatchingSpec(ApiModel):
     )
 
 
+_UNSERVABLE_LIST = "[" + ", ".join(f"'{name}'" for name in UNSERVABLE_BACKENDS) + "]"
 _MODEL_RULES: list[JsonValue] = [
     {
         "rule": "has(self.platform) != has(self.backend)",
         "message": "set exactly one of platform or backend",
+    },
+    {
+        "rule": "!has(self.backend) || !(self.backend in " + _UNSERVABLE_LIST + ")",
+        "message": "backends vllm and tensorrtllm are not in the SageMaker Triton image used for "
+        "multi-model endpoints (and MME refuses decoupled models): serve them from a "
+        "single-model endpoint",
+        "fieldPath": ".backend",
     },
     {
         "rule": "!has(self.dynamicBatching) || self.maxBatchSize > 0",
@@ -266,8 +319,24 @@ class ModelSpec(ApiModel):
     dynamic_batching: DynamicBatchingSpec | None = Field(
         default=None, description="Enable dynamic batching (needs maxBatchSize > 0)."
     )
-    parameters: dict[str, str] | None = Field(
-        default=None, description="Triton model parameters (string values), passed to the backend."
+    parameters: (
+        Annotated[
+            dict[str, Annotated[str, Field(max_length=PARAMETER_VALUE_MAX)]],
+            Field(max_length=PARAMETERS_MAX_ENTRIES),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description=f"Triton model parameters (string values), passed to the backend; at most "
+        f"{PARAMETERS_MAX_ENTRIES}, keys up to {PARAMETER_KEY_MAX} characters.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"self.all(k, size(k) >= 1 && size(k) <= {PARAMETER_KEY_MAX})",
+                    "message": f"parameter names must be 1-{PARAMETER_KEY_MAX} characters",
+                }
+            ]
+        },
     )
     warmup: bool = Field(
         default=False,
@@ -379,9 +448,29 @@ class ModelEndpointSpec(ApiModel):
         pattern=r"^[0-9]{2}\.[0-9]{2}$",
         description="Triton release of the default image, e.g. 24.09.",
     )
-    environment: dict[str, str] | None = Field(
+    environment: (
+        Annotated[
+            dict[str, Annotated[str, Field(max_length=ENVIRONMENT_STRING_MAX)]],
+            Field(max_length=ENVIRONMENT_MAX_ENTRIES),
+        ]
+        | None
+    ) = Field(
         default=None,
-        description="Environment of the serving container (e.g. SAGEMAKER_TRITON_* settings).",
+        description="Environment of the serving container (e.g. SAGEMAKER_TRITON_* settings); "
+        f"at most {ENVIRONMENT_MAX_ENTRIES} variables, names like SOME_NAME of up to "
+        f"{ENVIRONMENT_STRING_MAX} characters, values up to {ENVIRONMENT_STRING_MAX}.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    # The name's pattern is checked by `validate` and the operator: a regex
+                    # over map keys of unknown length would exceed the API server's CEL
+                    # cost budget.
+                    "rule": f"self.all(k, size(k) >= 1 && size(k) <= {ENVIRONMENT_STRING_MAX})",
+                    "message": f"environment variable names must be 1-{ENVIRONMENT_STRING_MAX} "
+                    "characters",
+                }
+            ]
+        },
     )
     autoscaling: AutoscalingSpec | None = Field(
         default=None, description="Autoscaling of the instance count."
@@ -391,8 +480,34 @@ class ModelEndpointSpec(ApiModel):
         description="Delete removes the endpoint, its configs, model and archives with the resource; "
         "Retain leaves them in place.",
     )
-    tags: dict[str, str] | None = Field(
-        default=None, description="Extra tags on every AWS resource created."
+    tags: (
+        Annotated[
+            dict[str, Annotated[str, Field(max_length=TAG_VALUE_MAX, pattern=TAG_PATTERN)]],
+            Field(max_length=MAX_USER_TAGS),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description=f"Extra tags on every AWS resource created: at most {MAX_USER_TAGS} (AWS "
+        f"allows {AWS_MAX_TAGS} and the operator adds {OPERATOR_TAG_COUNT}); keys 1-{TAG_KEY_MAX} "
+        f"and values 0-{TAG_VALUE_MAX} letters, digits, spaces and _.:/=+-@; keys may not start "
+        "with aws: or mme-operator.io/.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"self.all(k, size(k) >= 1 && size(k) <= {TAG_KEY_MAX})",
+                    "message": f"tag keys must be 1-{TAG_KEY_MAX} characters",
+                },
+                {
+                    # Cheap prefix tests only (CEL cost budget); `validate` and the operator
+                    # also refuse mixed case (Aws:) and the characters AWS does not allow.
+                    "rule": "self.all(k, !k.startsWith('aws:') && !k.startsWith('AWS:')"
+                    " && !k.startsWith('mme-operator.io/'))",
+                    "message": "tag keys starting with aws: are reserved by AWS and "
+                    "mme-operator.io/ by the operator",
+                },
+            ]
+        },
     )
     models: list[ModelSpec] = Field(
         min_length=1,

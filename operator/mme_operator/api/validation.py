@@ -7,16 +7,64 @@ as-is by ``mme-operator validate`` and in the ``SpecValid`` condition.
 
 from __future__ import annotations
 
+import datetime
+import difflib
 import json
+import math
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from mme_operator.api.resource import ModelEndpoint
-from mme_operator.api.spec import API_VERSION, KIND, InstanceKind, ModelEndpointSpec
+from mme_operator.api.resource import ModelEndpoint, ObjectMeta
+from mme_operator.api.spec import (
+    API_VERSION,
+    AWS_MAX_TAGS,
+    ENVIRONMENT_KEY_PATTERN,
+    ENVIRONMENT_STRING_MAX,
+    KIND,
+    MAX_SPEC_BYTES,
+    MAX_USER_TAGS,
+    OPERATOR_TAG_COUNT,
+    PARAMETER_KEY_MAX,
+    RESERVED_TAG_PREFIXES,
+    SINGLE_GPU_MESSAGE,
+    TAG_KEY_MAX,
+    TAG_VALUE_MAX,
+    UNSERVABLE_BACKENDS,
+    InstanceKind,
+    ModelEndpointSpec,
+)
+from mme_operator.api.status import ModelEndpointStatus
 from mme_operator.sizing.catalogue import CatalogueError, get_catalogue
+
+TOP_LEVEL_FIELDS = ("apiVersion", "kind", "metadata", "spec", "status")
+# Every field of Kubernetes' ObjectMeta: what the API server may hand the operator.
+METADATA_FIELDS = (
+    "name",
+    "generateName",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+    "selfLink",
+)
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+LABEL_NAME = r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
+ANNOTATIONS_MAX_BYTES = 256 * 1024
+TAG_SYMBOLS = frozenset("_.:/=+-@")
 
 
 @dataclass(frozen=True)
@@ -49,6 +97,12 @@ def format_path(loc: Sequence[int | str], root: str = "") -> str:
     return out
 
 
+def _shown(value: Any, limit: int = 60) -> str:
+    """VALUE as a short repr: a problem line names the value, it does not echo 4 KiB of it."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def _pydantic_problems(error: ValidationError, root: str) -> list[Problem]:
     problems = []
     for err in error.errors(include_url=False):
@@ -56,16 +110,33 @@ def _pydantic_problems(error: ValidationError, root: str) -> list[Problem]:
         loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
         path = format_path(loc, root)
         kind = err["type"]
-        if kind == "missing":
+        if loc == ["tags"] and kind == "too_long":
+            message = (
+                f"{len(err['input'])} tags; at most {MAX_USER_TAGS}: AWS allows {AWS_MAX_TAGS} "
+                f"per resource and the operator adds {OPERATOR_TAG_COUNT} of its own"
+            )
+        elif loc[:1] == ["tags"] and kind == "string_pattern_mismatch":
+            message = (
+                f"{_shown(err['input'])}: tag values may hold only letters, digits, spaces "
+                "and _.:/=+-@"
+            )
+        elif kind == "string_too_long":
+            message = f"{len(err['input'])} characters; at most {err['ctx']['max_length']} allowed"
+        elif kind == "missing":
             message = "required field is missing"
+        elif kind == "extra_forbidden" and loc[-1:] in (["modelTransactionPolicy"], ["decoupled"]):
+            message = (
+                "decoupled models cannot be served: a multi-model endpoint's invoke path refuses "
+                "models with a decoupled transaction policy; remove it"
+            )
         elif kind == "extra_forbidden":
             message = "unknown field (check the spelling; fields are camelCase)"
         elif kind == "string_pattern_mismatch":
-            message = f"{err['input']!r} does not match {err['ctx']['pattern']}"
+            message = f"{_shown(err['input'])} does not match {err['ctx']['pattern']}"
         else:
             message = err["msg"]
             if "input" in err and not isinstance(err["input"], dict | list):
-                message = f"{err['input']!r}: {message}"
+                message = f"{_shown(err['input'])}: {message}"
         problems.append(Problem(path, message))
     return problems
 
@@ -127,6 +198,37 @@ def spec_problems(spec: ModelEndpointSpec, root: str = "spec") -> list[Problem]:
                         f"gpus may only be set with kind KIND_GPU, not {group.kind}",
                     )
                 )
+            if any(gpu != 0 for gpu in group.gpus or []):
+                problems.append(
+                    Problem(f"{at}.instanceGroups[{j}].gpus", f"{group.gpus}: {SINGLE_GPU_MESSAGE}")
+                )
+        if model.backend in UNSERVABLE_BACKENDS:
+            problems.append(
+                Problem(
+                    f"{at}.backend",
+                    f"{model.backend!r} cannot be served: {UNSERVABLE_BACKENDS[model.backend]}",
+                )
+            )
+        for key in model.parameters or {}:
+            if not 1 <= len(key) <= PARAMETER_KEY_MAX:
+                problems.append(
+                    Problem(
+                        f"{at}.parameters",
+                        f"parameter name {key[:40]!r} must be 1-{PARAMETER_KEY_MAX} characters",
+                    )
+                )
+    problems.extend(_environment_problems(spec, root))
+    problems.extend(_tag_problems(spec, root))
+    size = len(json.dumps(spec.to_k8s()))
+    if size > MAX_SPEC_BYTES:
+        problems.append(
+            Problem(
+                root,
+                f"the spec is {size} bytes as JSON; at most {MAX_SPEC_BYTES} (the API server "
+                "refuses objects over about 1.5 MiB, and status grows with the models): split "
+                "the models over several ModelEndpoints",
+            )
+        )
     problems.extend(instance_type_problems(spec, root))
     scaling = spec.autoscaling
     if scaling is not None:
@@ -162,25 +264,247 @@ def instance_type_problems(spec: ModelEndpointSpec, root: str = "spec") -> list[
     return [] if refusal is None else [Problem(f"{root}.instanceType", refusal)]
 
 
+def _environment_problems(spec: ModelEndpointSpec, root: str) -> list[Problem]:
+    problems = []
+    for key in spec.environment or {}:
+        if len(key) > ENVIRONMENT_STRING_MAX or not re.match(ENVIRONMENT_KEY_PATTERN, key):
+            problems.append(
+                Problem(
+                    f"{root}.environment",
+                    f"variable name {key[:40]!r} must match {ENVIRONMENT_KEY_PATTERN} "
+                    f"(at most {ENVIRONMENT_STRING_MAX} characters), as SageMaker requires",
+                )
+            )
+    return problems
+
+
+def is_tag_text(text: str) -> bool:
+    """Whether TEXT uses only the characters AWS allows in tags: ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]``."""
+    return all(ch in TAG_SYMBOLS or unicodedata.category(ch)[0] in "LZN" for ch in text)
+
+
+def tag_key_problem(key: str) -> str | None:
+    """Why AWS (or the operator, for its own prefix) refuses the tag key KEY; None if it is fine."""
+    if not 1 <= len(key) <= TAG_KEY_MAX:
+        return f"tag key {key[:40]!r} must be 1-{TAG_KEY_MAX} characters"
+    if not is_tag_text(key):
+        return f"tag key {key!r} may hold only letters, digits, spaces and _.:/=+-@"
+    for prefix in RESERVED_TAG_PREFIXES:
+        if key.lower().startswith(prefix):
+            owner = "AWS" if prefix == "aws:" else "the operator's ownership tags"
+            return f"tag key {key!r}: the prefix {prefix} is reserved for {owner}; rename the tag"
+    return None
+
+
+def _tag_problems(spec: ModelEndpointSpec, root: str) -> list[Problem]:
+    problems = []
+    for key, value in (spec.tags or {}).items():
+        reason = tag_key_problem(key)
+        if reason is not None:
+            problems.append(Problem(f"{root}.tags", reason))
+        # The schema checks values too; repeated here for specs built without it.
+        elif len(value) > TAG_VALUE_MAX or not is_tag_text(value):
+            problems.append(
+                Problem(
+                    f"{root}.tags.{key}",
+                    f"tag value must be 0-{TAG_VALUE_MAX} letters, digits, spaces and _.:/=+-@",
+                )
+            )
+    return problems
+
+
+def json_problems(value: Any, path: str) -> list[Problem]:
+    """Where VALUE holds something JSON (and so the API server) cannot: non-string keys,
+    dates, binary, non-finite numbers. YAML makes these from unquoted text (``2024-01-01:``)."""
+    problems: list[Problem] = []
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        node, at = stack.pop()
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if isinstance(key, str):
+                    stack.append((child, f"{at}.{key}" if at else key))
+                else:
+                    problems.append(
+                        Problem(
+                            at or "(document)",
+                            f"key {key!r} is a {_yaml_type(key)}, not a string: quote it",
+                        )
+                    )
+        elif isinstance(node, list):
+            stack.extend((child, f"{at}[{i}]") for i, child in enumerate(node))
+        elif isinstance(node, float) and not math.isfinite(node):
+            problems.append(Problem(at, f"{node} is not a finite number"))
+        elif not (node is None or isinstance(node, str | int | float | bool)):
+            problems.append(
+                Problem(at, f"{_yaml_type(node)} {str(node)[:40]!r}: quote it to make it a string")
+            )
+    return sorted(problems, key=str)
+
+
+def _yaml_type(value: Any) -> str:
+    if isinstance(value, datetime.date):
+        return "date"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if value is None:
+        return "null"
+    return {"bytes": "binary value", "tuple": "list", "set": "set"}.get(
+        type(value).__name__, type(value).__name__
+    )
+
+
 def validate_spec(data: Any, root: str = "spec") -> tuple[ModelEndpointSpec | None, list[Problem]]:
     """Parse a spec dict; return it (or None) and every problem found."""
+    problems = json_problems(data, root)
+    if problems:
+        return None, problems
     try:
         # Strict JSON-mode validation, as the API server types it: "32" is not an integer
         # and "true" is not a boolean (pydantic's lax mode would quietly convert them).
-        spec = ModelEndpointSpec.model_validate_json(json.dumps(data, default=str), strict=True)
+        spec = ModelEndpointSpec.model_validate_json(json.dumps(data), strict=True)
     except ValidationError as error:
         return None, _pydantic_problems(error, root)
     problems = spec_problems(spec, root)
     return (None if problems else spec), problems
 
 
+def _unknown_field(name: Any, known: Sequence[str], at: str) -> Problem:
+    close = difflib.get_close_matches(str(name), known, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(known)}"
+    path = f"{at}.{name}" if at else str(name)
+    return Problem(path, f"unknown field ({hint})")
+
+
+def _string_map_problems(value: Any, at: str) -> list[Problem]:
+    if not isinstance(value, dict):
+        return [Problem(at, f"expected a mapping of strings to strings, got {_yaml_type(value)}")]
+    return [
+        Problem(f"{at}.{key}", f"value must be a string, got {_yaml_type(item)}: quote it")
+        for key, item in value.items()
+        if isinstance(key, str) and not isinstance(item, str)
+    ]
+
+
+def _label_problems(labels: dict[str, Any]) -> list[Problem]:
+    problems = []
+    for key, value in labels.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            continue  # reported as a type problem
+        prefix, _, name = key.rpartition("/")
+        if (prefix and (len(prefix) > 253 or not re.match(DNS_SUBDOMAIN, prefix))) or not (
+            len(name) <= 63 and re.match(LABEL_NAME, name)
+        ):
+            problems.append(
+                Problem(
+                    "metadata.labels",
+                    f"label key {key[:80]!r} is not a valid Kubernetes label key "
+                    "([prefix/]name, name up to 63 of [A-Za-z0-9-_.])",
+                )
+            )
+        elif value and not (len(value) <= 63 and re.match(LABEL_NAME, value)):
+            problems.append(
+                Problem(
+                    f"metadata.labels.{key}",
+                    f"{value[:80]!r} is not a valid label value (up to 63 of [A-Za-z0-9-_.], "
+                    "starting and ending with a letter or digit)",
+                )
+            )
+    return problems
+
+
+def metadata_problems(metadata: Any) -> list[Problem]:
+    """What Kubernetes would refuse in ``metadata`` (the parts the operator reads, and typos)."""
+    if metadata is None:
+        return [Problem("metadata.name", "required field is missing")]
+    if not isinstance(metadata, dict):
+        return [Problem("metadata", f"expected a mapping with a name, got {_yaml_type(metadata)}")]
+    problems = [
+        _unknown_field(key, METADATA_FIELDS, "metadata")
+        for key in metadata
+        if key not in METADATA_FIELDS
+    ]
+    name = metadata.get("name")
+    if name is None or name == "":
+        problems.append(Problem("metadata.name", "required field is missing"))
+    elif not isinstance(name, str):
+        problems.append(Problem("metadata.name", f"must be a string, got {_yaml_type(name)}"))
+    elif len(name) > 253 or not re.match(DNS_SUBDOMAIN, name):
+        problems.append(
+            Problem(
+                "metadata.name",
+                f"{name[:80]!r} is not a valid name (lowercase letters, digits, '-' and '.', "
+                "up to 253 characters, starting and ending with a letter or digit)",
+            )
+        )
+    namespace = metadata.get("namespace")
+    if namespace is not None:
+        if not isinstance(namespace, str):
+            problems.append(
+                Problem("metadata.namespace", f"must be a string, got {_yaml_type(namespace)}")
+            )
+        elif len(namespace) > 63 or not re.match(DNS_LABEL, namespace):
+            problems.append(
+                Problem(
+                    "metadata.namespace",
+                    f"{namespace[:80]!r} is not a valid namespace (up to 63 lowercase letters, "
+                    "digits and '-')",
+                )
+            )
+    if "labels" in metadata and metadata["labels"] is not None:
+        type_problems = _string_map_problems(metadata["labels"], "metadata.labels")
+        problems += type_problems or _label_problems(metadata["labels"])
+    if "annotations" in metadata and metadata["annotations"] is not None:
+        type_problems = _string_map_problems(metadata["annotations"], "metadata.annotations")
+        problems += type_problems
+        size = sum(len(k) + len(v) for k, v in metadata["annotations"].items())
+        if not type_problems and size > ANNOTATIONS_MAX_BYTES:
+            problems.append(
+                Problem(
+                    "metadata.annotations",
+                    f"{size} bytes; Kubernetes allows at most {ANNOTATIONS_MAX_BYTES}",
+                )
+            )
+    for field, kind in (("uid", str), ("generation", int)):
+        value = metadata.get(field)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            problems.append(
+                Problem(f"metadata.{field}", f"must be a {kind.__name__}, got {_yaml_type(value)}")
+            )
+    return problems
+
+
+def previous_status(raw: Any) -> ModelEndpointStatus | None:
+    """The status as last written, or None when absent or malformed.
+
+    A status never makes a resource invalid: the API server ignores status in create and
+    update (the status subresource), and the operator rewrites it on its next pass.
+    """
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return ModelEndpointStatus.model_validate(raw)
+    except ValidationError:
+        return None
+
+
 def validate_resource(doc: Any) -> tuple[ModelEndpoint | None, list[Problem]]:
-    """Parse a whole ModelEndpoint document as ``kubectl apply`` would receive it."""
+    """Parse a whole ModelEndpoint document as ``kubectl apply`` would receive it.
+
+    Never raises on any input: every problem comes back as a :class:`Problem`.
+    """
     if not isinstance(doc, dict):
         return None, [
             Problem("(document)", "expected a mapping with apiVersion, kind, metadata and spec")
         ]
-    problems: list[Problem] = []
+    problems = json_problems({k: v for k, v in doc.items() if k != "status"}, "")
+    if problems:
+        return None, problems
+    problems = [
+        _unknown_field(key, TOP_LEVEL_FIELDS, "") for key in doc if key not in TOP_LEVEL_FIELDS
+    ]
     if doc.get("apiVersion") != API_VERSION:
         problems.append(
             Problem("apiVersion", f"expected {API_VERSION!r}, got {doc.get('apiVersion')!r}")
@@ -188,14 +512,16 @@ def validate_resource(doc: Any) -> tuple[ModelEndpoint | None, list[Problem]]:
     if doc.get("kind") != KIND:
         problems.append(Problem("kind", f"expected {KIND!r}, got {doc.get('kind')!r}"))
     metadata = doc.get("metadata")
-    if not isinstance(metadata, dict) or not metadata.get("name"):
-        problems.append(Problem("metadata.name", "required field is missing"))
+    problems.extend(metadata_problems(metadata))
     spec, spec_errors = validate_spec(doc.get("spec"), "spec")
     problems.extend(spec_errors)
-    if problems or spec is None:
+    if problems or spec is None or not isinstance(metadata, dict):
         return None, problems
-    resource = ModelEndpoint.model_validate({**doc, "spec": spec})
-    return resource, []
+    meta = ObjectMeta.model_validate(
+        {k: v for k, v in metadata.items() if k in ObjectMeta.model_fields and v is not None}
+    )
+    status = previous_status(doc.get("status"))
+    return ModelEndpoint(metadata=meta, spec=spec, status=status), []
 
 
 def parse_resource(doc: Any) -> ModelEndpoint:

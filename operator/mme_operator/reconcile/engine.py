@@ -19,7 +19,7 @@ from typing import Any
 import botocore.exceptions
 
 from mme_operator.api import ModelEndpoint, ModelEndpointStatus, validate_resource
-from mme_operator.api.validation import Problem
+from mme_operator.api.validation import Problem, previous_status
 from mme_operator.artifacts import ArtifactError, ModelSource, open_source
 from mme_operator.reconcile.apply import ApplyResult, EventSink, Executor, SourceOpener
 from mme_operator.reconcile.desired import DesiredState, build_desired, render_configs
@@ -37,7 +37,7 @@ from mme_operator.sagemaker.errors import (
     describe_error,
     is_missing_bucket,
 )
-from mme_operator.sagemaker.images import ImageLookupError
+from mme_operator.sagemaker.images import ImageLookupError, image_problems
 from mme_operator.settings import Settings
 from mme_operator.triton import TritonConfigError
 
@@ -81,6 +81,9 @@ def _prepare(
     resource, problems = _validate(body)
     if resource is None:
         return [str(p) for p in problems]
+    problems = image_problems(resource.spec)
+    if problems:
+        return [str(p) for p in problems]
     try:
         configs = render_configs(resource)
     except TritonConfigError as exc:
@@ -117,13 +120,7 @@ def _validate(body: Mapping[str, Any]) -> tuple[ModelEndpoint | None, list[Probl
 
 
 def _previous_status(body: Mapping[str, Any]) -> ModelEndpointStatus | None:
-    raw = body.get("status")
-    if not isinstance(raw, dict):
-        return None
-    try:
-        return ModelEndpointStatus.model_validate(raw)
-    except ValueError:
-        return None
+    return previous_status(body.get("status"))
 
 
 def _generation(body: Mapping[str, Any]) -> int:

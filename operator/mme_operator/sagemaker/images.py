@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
+from mme_operator.api import ModelEndpointSpec, Problem
+
 
 class ImageLookupError(ValueError):
     """No default image is known for the requested region or Triton release."""
@@ -87,3 +89,32 @@ def default_image(region: str, triton_version: str) -> str:
         f"{account}.dkr.ecr.{region}.{ecr_dns_suffix(region)}/"
         f"{table.repository}:{triton_version}{table.tag_suffix}"
     )
+
+
+def image_problems(spec: ModelEndpointSpec, root: str = "spec") -> list[Problem]:
+    """``tritonVersion`` and ``region`` checked against the shipped image table.
+
+    Only when ``spec.image`` is unset: a user-supplied image needs no table entry. Run at
+    admission (``validate``, the operator's parse), not first at image lookup.
+    """
+    if spec.image is not None:
+        return []
+    versions = supported_triton_versions()
+    if spec.triton_version not in versions:
+        return [
+            Problem(
+                f"{root}.tritonVersion",
+                f"no SageMaker Triton image is known for {spec.triton_version!r}; supported: "
+                f"{', '.join(versions)} (or set {root}.image)",
+            )
+        ]
+    regions = supported_regions(spec.triton_version)
+    if spec.region not in regions:
+        return [
+            Problem(
+                f"{root}.region",
+                f"no SageMaker Triton image {spec.triton_version} is known in {spec.region!r}; "
+                f"supported regions: {', '.join(regions)} (or set {root}.image)",
+            )
+        ]
+    return []

@@ -7,10 +7,18 @@ from typing import Any
 import pytest
 from mme_operator.api import validate_resource
 from mme_operator.api.crd import build_crd
+from mme_operator.api.spec import SINGLE_GPU_MESSAGE
 
 from tests.unit.api.cel_eval import apply_defaults, cel_violations, evaluate_rule, rule_sites
 from tests.unit.api.documents import DELETE, GOOD, MINIMAL, changed, example_documents
 
+UNSERVABLE_MESSAGE = (
+    "backends vllm and tensorrtllm are not in the SageMaker Triton image used for multi-model "
+    "endpoints (and MME refuses decoupled models): serve them from a single-model endpoint"
+)
+RESERVED_TAG_MESSAGE = (
+    "tag keys starting with aws: are reserved by AWS and mme-operator.io/ by the operator"
+)
 SCHEMA = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
 
@@ -105,6 +113,46 @@ BAD = [
             "autoscaling.minInstances..maxInstances"
         ],
         id="instance-count-above-autoscaling",
+    ),
+    pytest.param(
+        {"spec.models.0.instanceGroups.0.gpus": [0, 1]},
+        [f"spec.models[0].instanceGroups[0].gpus: {SINGLE_GPU_MESSAGE}"],
+        id="second-gpu",
+    ),
+    pytest.param(
+        {"spec.models.1.backend": "vllm"},
+        [f"spec.models[1].backend: {UNSERVABLE_MESSAGE}"],
+        id="vllm-backend",
+    ),
+    pytest.param(
+        {"spec.models.1.backend": "tensorrtllm"},
+        [f"spec.models[1].backend: {UNSERVABLE_MESSAGE}"],
+        id="tensorrtllm-backend",
+    ),
+    pytest.param(
+        {"spec.tags": {"aws:team": "ml"}},
+        [f"spec.tags: {RESERVED_TAG_MESSAGE}"],
+        id="aws-tag-prefix",
+    ),
+    pytest.param(
+        {"spec.tags": {"mme-operator.io/owner-uid": "forged"}},
+        [f"spec.tags: {RESERVED_TAG_MESSAGE}"],
+        id="operator-tag-prefix",
+    ),
+    pytest.param(
+        {"spec.tags": {"k" * 129: "v"}},
+        ["spec.tags: tag keys must be 1-128 characters"],
+        id="long-tag-key",
+    ),
+    pytest.param(
+        {"spec.environment": {"": "v"}},
+        ["spec.environment: environment variable names must be 1-1024 characters"],
+        id="empty-environment-name",
+    ),
+    pytest.param(
+        {"spec.models.1.parameters": {"": "v"}},
+        ["spec.models[1].parameters: parameter names must be 1-256 characters"],
+        id="empty-parameter-name",
     ),
 ]
 

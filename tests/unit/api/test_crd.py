@@ -116,10 +116,24 @@ def test_defaults_validate_against_their_own_schema() -> None:
 def test_string_maps_are_typed() -> None:
     spec = open_api()["properties"]["spec"]["properties"]
     for field in ("environment", "tags"):
-        assert spec[field]["additionalProperties"] == {"type": "string"}
+        assert spec[field]["additionalProperties"]["type"] == "string"
         assert "properties" not in spec[field]
     model = spec["models"]["items"]["properties"]
-    assert model["parameters"]["additionalProperties"] == {"type": "string"}
+    assert model["parameters"]["additionalProperties"]["type"] == "string"
+
+
+def test_maps_and_their_strings_are_bounded() -> None:
+    """Tags within AWS's limits (with room for the operator's 3); no map or string unbounded."""
+    spec = open_api()["properties"]["spec"]["properties"]
+    assert spec["tags"]["maxProperties"] == 47
+    assert spec["tags"]["additionalProperties"]["maxLength"] == 256
+    assert spec["tags"]["additionalProperties"]["pattern"] == r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$"
+    assert spec["environment"]["maxProperties"] == 90
+    assert spec["environment"]["additionalProperties"]["maxLength"] == 1024
+    model = spec["models"]["items"]["properties"]
+    assert model["parameters"]["maxProperties"] == 64
+    assert model["parameters"]["additionalProperties"]["maxLength"] == 4096
+    assert model["inputs"]["items"]["properties"]["dims"]["items"]["maximum"] == 2**63 - 1
 
 
 @pytest.mark.parametrize(
@@ -153,9 +167,12 @@ def test_cel_rules_are_carried_from_the_models() -> None:
     assert sorted(sites) == [
         ".spec",
         ".spec.autoscaling",
+        ".spec.environment",
         ".spec.models[]",
         ".spec.models[].dynamicBatching",
         ".spec.models[].instanceGroups[]",
+        ".spec.models[].parameters",
+        ".spec.tags",
     ]
     assert "has(self.platform) != has(self.backend)" in sites[".spec.models[]"]
 

@@ -8,10 +8,12 @@ every object with properties models here.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
 import pytest
+import re2
 from mme_operator.api import (
     Condition,
     ConditionStatus,
@@ -44,7 +46,18 @@ def strict_json_schema(node: Any) -> Any:
     return out
 
 
-VALIDATOR = jsonschema.Draft202012Validator(
+def _re2_pattern(
+    validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
+) -> Iterator[jsonschema.ValidationError]:
+    """``pattern`` as the API server matches it: Go's RE2 syntax (``\\p{L}``), not Python's."""
+    if isinstance(instance, str) and not re2.search(pattern, instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+Re2Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, {"pattern": _re2_pattern}
+)
+VALIDATOR = Re2Validator(
     strict_json_schema(build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
 )
 

@@ -68,8 +68,11 @@ def test_escaped_string_is_single_line_ascii(value: str) -> None:
 
 
 def test_text_that_cannot_be_utf8_is_refused() -> None:
+    # The spec's own validation refuses such a string first; rendering must refuse it too.
+    spec = model()
+    spec.parameters = {"k": "lone surrogate \ud800"}
     with pytest.raises(TritonConfigError, match="not valid Unicode"):
-        render_model_config(model(parameters={"k": "lone surrogate \ud800"}))
+        render_model_config(spec)
 
 
 def test_jinja_does_not_html_escape() -> None:
