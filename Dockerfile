@@ -10,7 +10,8 @@ COPY pyproject.toml README.md* ./
 COPY operator/ operator/
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
-# Runtime: the wheel and its dependencies from PyPI, run as an unprivileged user.
+# Runtime: the wheel and its own dependencies from PyPI (no extras: no local stand-ins,
+# no tritonserver, no test tools), run as an unprivileged user.
 FROM python:3.11-slim
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \

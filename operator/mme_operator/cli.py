@@ -3,7 +3,7 @@
 Each subcommand is one ``_cmd_<name>(args) -> int`` function plus one ``_add_<name>``
 function that declares its subparser; add both and list the adder in ``_COMMANDS``.
 Exit codes: 0 success, 2 the input is wrong (problems are printed on stderr, one per
-line, never as a traceback).
+line, never as a traceback), 3 the command needs an extra that is not installed.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from mme_operator.sagemaker.images import image_problems
 
 EXIT_OK = 0
 EXIT_INVALID = 2
+EXIT_NOT_INSTALLED = 3
 
 
 class InputError(Exception):
@@ -330,7 +331,19 @@ def _add_plan(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 # --- demo --------------------------------------------------------------------------------
 
 
+def _local_extra_missing(command: str) -> bool:
+    """Say in one line what to install when the ``local`` extra is absent."""
+    from mme_operator.local import missing_local_extra
+
+    problem = missing_local_extra(command)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+    return problem is not None
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if _local_extra_missing("demo"):
+        return EXIT_NOT_INSTALLED
     from mme_operator.demo import run_demo
     from mme_operator.logging_setup import configure_logging
 
@@ -359,8 +372,14 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 def _add_local_aws(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from mme_operator.local.cli import add_parser
 
+    def _cmd_local_aws(args: argparse.Namespace) -> int:
+        if _local_extra_missing("local-aws"):
+            return EXIT_NOT_INSTALLED
+        result: int = args.run(args)
+        return result
+
     parser = add_parser(commands)
-    parser.set_defaults(handler=lambda args: args.run(args))
+    parser.set_defaults(handler=_cmd_local_aws)
 
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [

@@ -25,7 +25,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from google.protobuf import json_format, text_format
-from tritonclient.grpc import model_config_pb2
 
 from mme_operator.local.control_plane import (
     ACCOUNT_ID,
@@ -37,6 +36,7 @@ from mme_operator.local.control_plane import (
 from mme_operator.local.errors import AwsError
 from mme_operator.local.triton import TritonError, TritonServer
 from mme_operator.sizing import get_catalogue
+from mme_operator.triton.schema import model_config_pb2
 
 ReadObject = Callable[[str, str], bytes | None]
 """(bucket, key) -> the object's bytes, or None when there is no such object."""

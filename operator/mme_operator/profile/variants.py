@@ -20,13 +20,13 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from google.protobuf import json_format, text_format
-from tritonclient.grpc import model_config_pb2
 
 from mme_operator.api import ModelSpec
 from mme_operator.api.spec import DynamicBatchingSpec, InstanceGroupSpec, InstanceKind
 from mme_operator.artifacts import ArtifactError, open_source, package_model
 from mme_operator.settings import Settings
 from mme_operator.triton import TritonConfigError, default_model_filename, render_model_config
+from mme_operator.triton.schema import model_config_pb2
 
 
 class ProfileError(Exception):

@@ -8,11 +8,40 @@ text parser would refuse, before an archive is uploaded.
 from __future__ import annotations
 
 import difflib
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from google.protobuf import text_format
-from tritonclient.grpc import model_config_pb2
 
 from mme_operator.api import ModelSpec
+
+
+def _load_model_config_pb2() -> ModuleType:
+    """Triton's ``model_config_pb2`` from the installed tritonclient, loaded on its own.
+
+    Importing it as ``tritonclient.grpc.model_config_pb2`` runs ``tritonclient.grpc``'s
+    ``__init__`` first, which loads grpc and numpy (a third of the operator's start-up)
+    for a module that needs only protobuf. Loading the file itself gives the same
+    classes (protobuf keeps one per descriptor), whoever imports the package later.
+    """
+    package = importlib.util.find_spec("tritonclient")
+    if package is None or not package.submodule_search_locations:
+        raise ModuleNotFoundError("tritonclient is not installed: pip install tritonclient")
+    path = Path(next(iter(package.submodule_search_locations))) / "grpc" / "model_config_pb2.py"
+    spec = importlib.util.spec_from_file_location("mme_operator.triton._model_config_pb2", path)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(f"Triton's model_config_pb2 is missing from {path.parent}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
+    from tritonclient.grpc import model_config_pb2 as model_config_pb2
+else:
+    model_config_pb2 = _load_model_config_pb2()
 
 
 class TritonConfigError(Exception):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from mme_operator.triton import parse_model_config, render_model_config
-from tritonclient.grpc import model_config_pb2
+from mme_operator.triton.schema import model_config_pb2
 
 from tests.unit.triton.cases import CASES, TRICKY_STRING, case_model
 

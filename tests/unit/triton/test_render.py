@@ -17,7 +17,7 @@ from mme_operator.triton import (
     pbtxt_string,
     render_model_config,
 )
-from tritonclient.grpc import model_config_pb2
+from mme_operator.triton.schema import model_config_pb2
 
 from tests.unit.triton.cases import TRICKY_STRING
 
