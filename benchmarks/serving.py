@@ -29,17 +29,10 @@ from typing import Any
 
 from mme_operator.api import validate_resource
 from mme_operator.demo_models import demo_models_dir
-from mme_operator.profile import (
-    Measurement,
-    ProfileError,
-    combine,
-    generate_inputs,
-    load_variant,
-    measure,
-    on_cpu,
-    package_files,
-    triton_target,
-)
+from mme_operator.profile.grid import ProfileError
+from mme_operator.profile.load import Measurement, combine, generate_inputs, measure
+from mme_operator.profile.server import triton_target
+from mme_operator.profile.variants import load_variant, on_cpu, package_files
 from mme_operator.settings import Settings
 
 CONFIGS = ("plain", "batching", "instances", "both")

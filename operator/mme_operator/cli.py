@@ -226,6 +226,33 @@ def _add_render(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.set_defaults(handler=_cmd_render)
 
 
+# --- profile -----------------------------------------------------------------------------
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    loaded = load_model_endpoints(args.file)
+    if loaded.problems:
+        return _report(loaded.problems)
+    from mme_operator.profile.command import profile_command
+
+    return profile_command(loaded.resources, args)
+
+
+def _add_profile(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from mme_operator.profile.command import add_arguments
+
+    parser = commands.add_parser(
+        "profile",
+        help="measure a model's instance counts and batching delays on a real Triton",
+        description="Package a model as the operator would, load each variant (instance count x "
+        "batching delay) into a Triton, drive it at several concurrencies (a bounded grid), "
+        "write DIR/report.json, report.csv and throughput-latency.png, and print the variant "
+        "with the highest throughput within the latency budget as a YAML patch.",
+    )
+    add_arguments(parser)
+    parser.set_defaults(handler=_cmd_profile)
+
+
 # --- wiring ------------------------------------------------------------------------------
 
 # --- run ---------------------------------------------------------------------------------
@@ -390,6 +417,7 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], 
     _add_plan,
     _add_demo,
     _add_local_aws,
+    _add_profile,
 ]
 
 

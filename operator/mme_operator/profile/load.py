@@ -21,7 +21,7 @@ from tritonclient.utils import InferenceServerException
 
 from mme_operator.api import ModelSpec
 from mme_operator.api.spec import DataType
-from mme_operator.profile.variants import ProfileError
+from mme_operator.profile.grid import ProfileError
 
 _NUMPY_TYPES: dict[DataType, Any] = {
     DataType.TYPE_BOOL: np.bool_,

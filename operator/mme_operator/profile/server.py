@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mme_operator.profile.variants import ProfileError
+from mme_operator.profile.grid import ProfileError
 
 BLAS_THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 """One BLAS thread per model copy, so that model instances are the unit of parallelism

@@ -15,7 +15,6 @@ import json
 import tarfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -24,32 +23,10 @@ from google.protobuf import json_format, text_format
 from mme_operator.api import ModelSpec
 from mme_operator.api.spec import DynamicBatchingSpec, InstanceGroupSpec, InstanceKind
 from mme_operator.artifacts import ArtifactError, open_source, package_model
+from mme_operator.profile.grid import ProfileError, Variant
 from mme_operator.settings import Settings
 from mme_operator.triton import TritonConfigError, default_model_filename, render_model_config
 from mme_operator.triton.schema import model_config_pb2
-
-
-class ProfileError(Exception):
-    """The profile cannot go on; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One serving configuration: copies of the model and the batcher's queue delay."""
-
-    instances: int
-    queue_delay_us: int | None
-    """None: no dynamic batching."""
-
-    @property
-    def label(self) -> str:
-        batching = "off" if self.queue_delay_us is None else f"{self.queue_delay_us}us"
-        return f"instances={self.instances} batching={batching}"
-
-    @property
-    def slug(self) -> str:
-        batching = "nb" if self.queue_delay_us is None else f"d{self.queue_delay_us}"
-        return f"i{self.instances}-{batching}"
 
 
 def on_cpu(model: ModelSpec) -> ModelSpec:
