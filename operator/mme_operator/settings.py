@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     https_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Timeout of https:// source downloads."
     )
+    archive_grace_period_seconds: int = Field(
+        default=3600,
+        ge=0,
+        le=7 * 86400,
+        description="Default of spec.artifacts.gracePeriodSeconds: how long a superseded "
+        "model archive stays in S3 for clients still sending its TargetModel; 0 deletes it at once.",
+    )
     upload_concurrency: int = Field(default=8, ge=1, description="Parallel multipart upload parts.")
     multipart_chunk_bytes: int = Field(
         default=64 * 1024**2, ge=5 * 1024**2, description="Multipart part size."

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from tests.integration.conftest import World, condition, is_current
 
 AUTOSCALING = {"minInstances": 1, "maxInstances": 4, "targetInvocationsPerInstance": 100}
@@ -142,3 +144,36 @@ async def test_a_failed_update_is_retried_once_per_annotation_value(world: World
     endpoint = await world.describe("endpoint", name)
     assert endpoint is not None
     assert endpoint["EndpointConfigName"] == after["status"]["endpointConfigName"]
+
+
+@pytest.mark.settings(drift_check_interval_seconds=0.5)
+async def test_a_superseded_archive_is_served_through_its_grace_period_then_removed(
+    world: World,
+) -> None:
+    doc = world.manifest("graceful", [await world.onnx_model("bert")])
+    doc["spec"]["artifacts"]["gracePeriodSeconds"] = 3
+    await world.apply(doc)
+    before = await world.ready("graceful")
+    [old] = before["status"]["models"]
+
+    doc["spec"]["models"][0]["maxBatchSize"] = 32
+    await world.apply(doc)
+    after = await world.ready("graceful")
+
+    [new] = after["status"]["models"]
+    assert new["targetModel"] != old["targetModel"]
+    assert new["previousTargetModel"] == old["targetModel"]
+    assert new["previousS3Key"] == old["s3Key"]
+    assert "previousExpiresAt" in new
+    # A client still sending the old TargetModel is served: its archive is still in S3.
+    assert await world.keys("mme/graceful/") == sorted([old["s3Key"], new["s3Key"]])
+    assert world.calls["UpdateEndpoint"] == 0
+
+    # The drift timer notices the end of the grace period; the next pass deletes it.
+    gone = await world.wait_for(
+        "graceful",
+        lambda obj: not obj["status"]["models"][0].get("previousTargetModel"),
+        "previous archive dropped from status",
+    )
+    assert gone["status"]["models"][0]["targetModel"] == new["targetModel"]
+    assert await world.keys("mme/graceful/") == [new["s3Key"]]

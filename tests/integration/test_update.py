@@ -37,11 +37,12 @@ async def test_adding_a_model_uploads_one_archive_and_leaves_the_endpoint_alone(
     assert endpoint["EndpointConfigName"] == config
 
 
-async def test_changing_a_model_publishes_a_new_target_model_and_removes_the_old(
+async def test_changing_a_model_without_grace_period_removes_the_old_archive_at_once(
     world: World,
 ) -> None:
     bert = await world.onnx_model("bert")
     doc = world.manifest("retrain", [bert])
+    doc["spec"]["artifacts"]["gracePeriodSeconds"] = 0
     await world.apply(doc)
     before = await world.ready("retrain")
     [old] = before["status"]["models"]

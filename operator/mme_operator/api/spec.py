@@ -359,6 +359,15 @@ class ArtifactsSpec(ApiModel):
         max_length=2048,
         description="KMS key (id, alias or ARN) for SSE-KMS on uploaded archives.",
     )
+    grace_period_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=7 * 86400,
+        description="How long the previous archive of a changed model stays in S3, so that "
+        "clients still sending its TargetModel keep being served (status.models[].previousTargetModel "
+        "and previousExpiresAt say which and until when); 0 deletes it at once. Default: the "
+        "operator's setting (MME_ARCHIVE_GRACE_PERIOD_SECONDS, one hour).",
+    )
 
 
 class AutoscalingSpec(ApiModel):

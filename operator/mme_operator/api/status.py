@@ -103,6 +103,17 @@ class ModelStatus(ApiModel):
     warmed_up: bool | None = Field(
         default=None, description="The warm-up invocation of this archive succeeded."
     )
+    previous_target_model: str | None = Field(
+        default=None,
+        description="TargetModel of the model's previous archive, still served until "
+        "previousExpiresAt (the artifacts grace period); send targetModel instead.",
+    )
+    previous_s3_key: str | None = Field(
+        default=None, description="S3 key of the previous archive, deleted at previousExpiresAt."
+    )
+    previous_expires_at: str | None = Field(
+        default=None, description="When the previous archive is deleted (RFC 3339)."
+    )
 
 
 class ModelEndpointStatus(ApiModel):
@@ -144,4 +155,18 @@ class ModelEndpointStatus(ApiModel):
 
 def now_rfc3339() -> str:
     """The current time as Kubernetes writes it (second precision, Z suffix)."""
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return rfc3339(datetime.now(UTC))
+
+
+def rfc3339(moment: datetime) -> str:
+    """``moment`` as Kubernetes writes times (UTC, second precision, Z suffix)."""
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_rfc3339(text: str) -> datetime | None:
+    """A time written by :func:`rfc3339` (or any ISO 8601 with zone); None when unreadable."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -27,6 +27,8 @@ class DesiredState:
     sagemaker: DesiredSageMaker
     scaling: DesiredScaling | None
     warmup_models: frozenset[str]
+    grace_period_seconds: int = 0
+    """How long a superseded archive is kept for clients still sending its TargetModel."""
 
     @property
     def endpoint_name(self) -> str:
@@ -56,12 +58,15 @@ def build_desired(
     resource: ModelEndpoint,
     fingerprints: Mapping[str, str],
     configs: Mapping[str, str] | None = None,
+    *,
+    default_grace_period_seconds: int = 0,
 ) -> DesiredState:
     """The desired state of ``resource`` given each model source's fingerprint.
 
     ``fingerprints`` maps model name -> cheap identity of its source content (ETag, size,
     ...), so archive names are computed without downloading any weights. A model without
     a fingerprint (its source could not be read) gets no archive this time.
+    ``default_grace_period_seconds`` applies when ``spec.artifacts.gracePeriodSeconds`` is unset.
     """
     configs = configs if configs is not None else render_configs(resource)
     prefix = resource.artifact_prefix
@@ -85,4 +90,9 @@ def build_desired(
         sagemaker=desired_sagemaker(resource),
         scaling=desired_scaling(resource.spec.autoscaling),
         warmup_models=frozenset(m.name for m in resource.spec.models if m.warmup),
+        grace_period_seconds=(
+            resource.spec.artifacts.grace_period_seconds
+            if resource.spec.artifacts.grace_period_seconds is not None
+            else default_grace_period_seconds
+        ),
     )

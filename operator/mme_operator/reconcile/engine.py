@@ -13,12 +13,14 @@ import logging
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
 
 from mme_operator.api import ModelEndpoint, ModelEndpointStatus, validate_resource
+from mme_operator.api.status import parse_rfc3339
 from mme_operator.api.validation import Problem, previous_status
 from mme_operator.artifacts import ArtifactError, ModelSource, open_source
 from mme_operator.reconcile.apply import ApplyResult, EventSink, Executor, SourceOpener
@@ -103,7 +105,12 @@ def _prepare(
                 ) from exc
             unavailable[model.name] = f"cannot read {model.source}: {describe_error(exc)}"
     try:
-        desired = build_desired(resource, fingerprints, configs)
+        desired = build_desired(
+            resource,
+            fingerprints,
+            configs,
+            default_grace_period_seconds=settings.archive_grace_period_seconds,
+        )
     except ImageLookupError as exc:
         return [
             f"spec.image: {exc} (set spec.image, or a supported spec.region / spec.tritonVersion)"
@@ -165,7 +172,7 @@ def reconcile(
         )
         return Outcome(status, None)
 
-    plan = plan_reconcile(desired, observed, previous, tuple(unavailable))
+    plan = plan_reconcile(desired, observed, previous, tuple(unavailable), now=datetime.now(UTC))
     with _workdir(workdir, settings) as scratch:
         executor = Executor(
             clients, desired, open_source=_sources(clients, settings), workdir=scratch, emit=emit
@@ -200,7 +207,9 @@ def dry_run(body: Mapping[str, Any], clients: AwsClients, settings: Settings) ->
         return prepared
     _, desired, unavailable = prepared
     observed = observe(clients, desired)
-    plan = plan_reconcile(desired, observed, _previous_status(body), tuple(unavailable))
+    plan = plan_reconcile(
+        desired, observed, _previous_status(body), tuple(unavailable), now=datetime.now(UTC)
+    )
     notes = tuple(f"model {m!r} skipped: {why}" for m, why in unavailable.items())
     return dataclasses.replace(plan, notes=plan.notes + notes)
 
@@ -247,17 +256,23 @@ def finalize(
     return Deletion(True, None, "; ".join(["deleted", *plan.notes, *result.notes]))
 
 
-def check_drift(body: Mapping[str, Any], clients: AwsClients) -> str | None:
+def check_drift(
+    body: Mapping[str, Any], clients: AwsClients, now: datetime | None = None
+) -> str | None:
     """What drifted since the last pass, or None; at most one DescribeEndpoint and one S3 list.
 
     Only a resource that was Ready is checked; anything else is already being reconciled,
     except models whose source could not be read: those are looked at again on each tick
-    (the user may have uploaded the missing source since).
+    (the user may have uploaded the missing source since); and a previous archive whose
+    grace period ended is reason enough for a pass (which deletes it).
     """
     status = _previous_status(body)
     failed = [m.name for m in (status.models or []) if m.state == "Failed"] if status else []
     if failed:
         return f"models {', '.join(failed)} were unavailable; looking at their sources again"
+    expired = _expired_archives(status, now or datetime.now(UTC))
+    if expired:
+        return f"grace period of previous archives ended: {', '.join(expired)}"
     if status is None or status.phase != "Ready" or not status.endpoint_name:
         return None
     resource, _ = _validate(body)
@@ -287,6 +302,17 @@ def _drift(clients: AwsClients, resource: ModelEndpoint, status: ModelEndpointSt
         if missing:
             return f"archives missing from S3: {', '.join(missing)}"
     return None
+
+
+def _expired_archives(status: ModelEndpointStatus | None, now: datetime) -> list[str]:
+    """S3 keys of previous archives whose grace period has ended by ``now``."""
+    expired = []
+    for model in (status.models or []) if status else []:
+        if model.previous_s3_key and model.previous_expires_at:
+            expires = parse_rfc3339(model.previous_expires_at)
+            if expires is None or expires <= now:
+                expired.append(model.previous_s3_key)
+    return expired
 
 
 def _keys_under(clients: AwsClients, bucket: str, prefix: str) -> set[str]:

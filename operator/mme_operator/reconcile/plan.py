@@ -9,11 +9,14 @@ can fix: say what, and do not retry until the spec changes).
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from mme_operator.api import ModelEndpointStatus, Reason
 from mme_operator.api.spec import DeletionPolicy
+from mme_operator.api.status import parse_rfc3339, rfc3339
 from mme_operator.artifacts.naming import DesiredArchive
 from mme_operator.reconcile.desired import (
     ADOPT_ANNOTATION,
@@ -162,6 +165,16 @@ class Blocked:
 
 
 @dataclass(frozen=True)
+class SupersededArchive:
+    """A model's previous archive, kept until ``expires_at`` for clients still sending it."""
+
+    model_name: str
+    key: str
+    target_model: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class Plan:
     """What to do now, and what happens after."""
 
@@ -173,12 +186,18 @@ class Plan:
     notes: tuple[str, ...] = field(default=())
     retry_token: str | None = None
     """The retry-update annotation value this plan acts on (recorded so it retries once)."""
+    superseded: tuple[SupersededArchive, ...] = ()
+    """Previous archives kept through the grace period (and published in status)."""
 
     def describe(self) -> list[str]:
         """The plan as lines a person reads."""
         lines = [f"{i + 1}. {a.describe()}" for i, a in enumerate(self.actions)]
         if not lines:
             lines.append("nothing to do")
+        lines.extend(
+            f"keep previous archive {s.key} of model {s.model_name!r} until {rfc3339(s.expires_at)}"
+            for s in self.superseded
+        )
         if self.wait:
             lines.append(f"then wait: {self.wait.message}")
         if self.blocked:
@@ -187,18 +206,66 @@ class Plan:
         return lines
 
 
+def superseded_archives(
+    desired: DesiredState,
+    observed: ObservedState,
+    status: ModelEndpointStatus | None,
+    now: datetime | None,
+) -> dict[str, SupersededArchive]:
+    """Per model, the previous archive still within its grace period (pure; ``now`` given).
+
+    The archive a model served at the last pass becomes its previous one when the model
+    changes, kept until ``now`` + the grace period, so that clients still sending the old
+    TargetModel are served while they move to the new one. One previous archive per model:
+    when the model changes again, the older one goes. A removed model's archives go at
+    once, as do archives this resource does not own (ownership is checked by the caller)
+    or that are no longer in S3. Without a clock (``now`` None) nothing is kept.
+    """
+    grace = desired.grace_period_seconds
+    if grace <= 0 or now is None or status is None:
+        return {}
+    current = {a.model_name: a for a in desired.archives}
+    kept: dict[str, SupersededArchive] = {}
+    for model in status.models or []:
+        archive = current.get(model.name)
+        if archive is None:
+            continue
+        if model.s3_key and model.target_model and model.s3_key != archive.key:
+            candidate = SupersededArchive(
+                model.name, model.s3_key, model.target_model, now + timedelta(seconds=grace)
+            )
+        elif model.previous_s3_key and model.previous_target_model and model.previous_expires_at:
+            expires = parse_rfc3339(model.previous_expires_at)
+            if expires is None or model.previous_s3_key == archive.key:
+                continue
+            candidate = SupersededArchive(
+                model.name, model.previous_s3_key, model.previous_target_model, expires
+            )
+        else:
+            continue
+        stored = observed.archives.get(candidate.key)
+        if stored is None or stored.owner_uid != desired.owner_uid or now >= candidate.expires_at:
+            continue
+        kept[model.name] = candidate
+    return kept
+
+
 def plan_archives(
-    desired: DesiredState, observed: ObservedState, unavailable: Sequence[str] = ()
+    desired: DesiredState,
+    observed: ObservedState,
+    unavailable: Sequence[str] = (),
+    keep: Mapping[str, SupersededArchive] | None = None,
 ) -> list[Action]:
     """Upload what is missing; delete stale archives this resource owns.
 
     Archives of models in ``unavailable`` (whose source could not be read this time) are
-    kept: a transient source outage must not take a serving model away.
+    kept: a transient source outage must not take a serving model away. So are the
+    previous archives in ``keep`` (see :func:`superseded_archives`).
     """
     actions: list[Action] = [
         UploadArchive(a) for a in desired.archives if a.key not in observed.archives
     ]
-    wanted = {a.key for a in desired.archives}
+    wanted = {a.key for a in desired.archives} | {s.key for s in (keep or {}).values()}
     for key, stored in sorted(observed.archives.items()):
         if key in wanted or stored.owner_uid != desired.owner_uid:
             continue
@@ -213,19 +280,34 @@ def plan_reconcile(
     observed: ObservedState,
     status: ModelEndpointStatus | None = None,
     unavailable: Sequence[str] = (),
+    *,
+    now: datetime | None = None,
 ) -> Plan:
     """The ordered actions that move AWS from ``observed`` to ``desired``.
 
     Adding, changing or removing models yields S3 actions only; a new EndpointConfig and
     UpdateEndpoint come only from endpoint-level changes (instance type/count, image,
-    environment), which change the config's name.
+    environment), which change the config's name. ``now`` dates the grace period of
+    superseded archives (none is kept without it).
     """
+    keep = superseded_archives(desired, observed, status, now)
+    plan = _plan_reconcile(desired, observed, status, unavailable, keep)
+    return dataclasses.replace(plan, superseded=tuple(keep.values()))
+
+
+def _plan_reconcile(
+    desired: DesiredState,
+    observed: ObservedState,
+    status: ModelEndpointStatus | None,
+    unavailable: Sequence[str],
+    keep: Mapping[str, SupersededArchive],
+) -> Plan:
     status = status or ModelEndpointStatus()
     sm = desired.sagemaker
     name = sm.endpoint.name
     config = sm.endpoint_config.name
     endpoint = observed.endpoint
-    actions = plan_archives(desired, observed, unavailable)
+    actions = plan_archives(desired, observed, unavailable, keep)
 
     if endpoint is not None and not observed.owns_endpoint(desired.owner_uid):
         if not desired.adopt:

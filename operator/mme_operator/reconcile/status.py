@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from mme_operator.api import (
     Condition,
@@ -14,11 +14,17 @@ from mme_operator.api import (
     Phase,
     Reason,
 )
-from mme_operator.api.status import now_rfc3339
+from mme_operator.api.status import now_rfc3339, rfc3339
 from mme_operator.reconcile.apply import ApplyResult
 from mme_operator.reconcile.desired import DesiredState
 from mme_operator.reconcile.observe import ObservedState
-from mme_operator.reconcile.plan import CreateEndpoint, DeleteEndpoint, Plan, UpdateEndpoint
+from mme_operator.reconcile.plan import (
+    CreateEndpoint,
+    DeleteEndpoint,
+    Plan,
+    SupersededArchive,
+    UpdateEndpoint,
+)
 
 
 def set_condition(
@@ -117,8 +123,10 @@ def model_statuses(
     result: ApplyResult,
     previous: ModelEndpointStatus | None,
     unavailable: Mapping[str, str],
+    superseded: Sequence[SupersededArchive] = (),
 ) -> list[ModelStatus]:
-    """Per-model status: TargetModel, key, sha256, state, warm-up."""
+    """Per-model status: TargetModel, key, sha256, state, warm-up, previous archive."""
+    kept = {s.model_name: s for s in superseded}
     archives = {a.model_name: a for a in desired.archives}
     warmed_before = {
         m.target_model
@@ -129,8 +137,18 @@ def model_statuses(
     for model in desired.resource.spec.models:
         error = unavailable.get(model.name) or result.model_errors.get(model.name)
         archive = archives.get(model.name)
+        old = kept.get(model.name)
+        previous_fields = {
+            "previous_target_model": old.target_model if old else None,
+            "previous_s3_key": old.key if old else None,
+            "previous_expires_at": rfc3339(old.expires_at) if old else None,
+        }
         if error is not None or archive is None:
-            out.append(ModelStatus(name=model.name, state=ModelState.FAILED, message=error))
+            out.append(
+                ModelStatus(
+                    name=model.name, state=ModelState.FAILED, message=error, **previous_fields
+                )
+            )
             continue
         stored = result.uploaded.get(archive.key) or observed.archives.get(archive.key)
         warmed = archive.target_model in result.warmed or archive.target_model in warmed_before
@@ -142,6 +160,7 @@ def model_statuses(
                 sha256=stored.sha256 if stored else None,
                 state=ModelState.AVAILABLE if stored else ModelState.PENDING,
                 warmed_up=True if model.warmup and warmed else None,
+                **previous_fields,
             )
         )
     return out
@@ -158,7 +177,7 @@ def reconciled_status(
     """The status after one observe / plan / apply pass."""
     generation = desired.resource.metadata.generation
     sm = desired.sagemaker
-    models = model_statuses(desired, observed, result, previous, unavailable)
+    models = model_statuses(desired, observed, result, previous, unavailable, plan.superseded)
     conditions = list((previous.conditions if previous else None) or [])
     conditions = set_condition(
         conditions,
