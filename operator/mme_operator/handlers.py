@@ -185,6 +185,9 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=DOMAIN)
         settings.persistence.diffbase_storage = DigestDiffBaseStorage()
         settings.posting.level = logging.WARNING  # our own events say what AWS did
+        # Sync handlers run in kopf's thread pool; its default follows the node's CPUs
+        # (min(32, CPUs + 4)), not the pod's limit nor the AWS connection pools.
+        settings.execution.max_workers = context.settings.max_concurrent_reconciles
 
     def run_reconcile(body: kopf.Body, patch: kopf.Patch, logger: Any) -> None:
         started = time.monotonic()

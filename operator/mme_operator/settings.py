@@ -7,6 +7,9 @@ from functools import lru_cache
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Parallel HEAD requests of one artifact listing (the AWS connection pools are sized to it).
+S3_HEAD_CONCURRENCY = 16
+
 
 class Settings(BaseSettings):
     """Every knob of the operator. Each field is the env var ``MME_<FIELD>`` (upper case)."""
@@ -52,6 +55,14 @@ class Settings(BaseSettings):
         "model archive stays in S3 for clients still sending its TargetModel; 0 deletes it at once.",
     )
     upload_concurrency: int = Field(default=8, ge=1, description="Parallel multipart upload parts.")
+    max_concurrent_reconciles: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="ModelEndpoints reconciled at once (kopf's handler threads). Independent "
+        "of the node's CPUs: the work is waiting on AWS. Each AWS client's connection pool is "
+        "sized to it (see aws_max_pool_connections).",
+    )
     multipart_chunk_bytes: int = Field(
         default=64 * 1024**2, ge=5 * 1024**2, description="Multipart part size."
     )
@@ -85,6 +96,17 @@ class Settings(BaseSettings):
         gt=0,
         description="Multiplier on every catalogue price (0.8 for a 20% enterprise discount).",
     )
+
+    @property
+    def aws_max_pool_connections(self) -> int:
+        """Connections each AWS client may keep: every concurrent reconcile at its widest.
+
+        One reconcile holds at most ``S3_HEAD_CONCURRENCY`` HEADs or ``upload_concurrency``
+        upload parts in flight at once; a smaller pool discards connections ("Connection
+        pool is full") and pays a new TLS handshake for each.
+        """
+        per_reconcile = max(S3_HEAD_CONCURRENCY, self.upload_concurrency)
+        return self.max_concurrent_reconciles * per_reconcile
 
     @property
     def file_root_list(self) -> list[str]:

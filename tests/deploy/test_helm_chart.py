@@ -294,6 +294,7 @@ def test_config_values_become_settings_the_operator_accepts(
         "config.maxExpansionRatio=20",
         "config.httpsTimeoutSeconds=120",
         "config.uploadConcurrency=4",
+        "config.maxConcurrentReconciles=12",
         "config.multipartChunkBytes=16777216",
         "config.fileRoots=/models:/data",
         "metrics.port=9090",
@@ -311,6 +312,7 @@ def test_config_values_become_settings_the_operator_accepts(
     assert settings.max_source_bytes == 107374182400
     assert settings.max_expansion_ratio == 20
     assert settings.multipart_chunk_bytes == 16 * 1024**2
+    assert settings.max_concurrent_reconciles == 12
     assert settings.metrics_port == 9090
     assert settings.log_format == "text"
     assert settings.namespace == "ml"

@@ -32,7 +32,7 @@ from mme_operator.artifacts.errors import (
 from mme_operator.artifacts.naming import ARCHIVE_SUFFIX, DesiredArchive
 from mme_operator.artifacts.packaging import Compressor, package_model
 from mme_operator.artifacts.sources import ModelSource
-from mme_operator.settings import Settings, get_settings
+from mme_operator.settings import S3_HEAD_CONCURRENCY, Settings, get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -46,7 +46,7 @@ META_MODEL = "mme-model"
 META_FINGERPRINT = "mme-fingerprint"
 META_MANAGED_BY = "mme-managed-by"
 CONTENT_TYPE = "application/gzip"
-_HEAD_WORKERS = 16
+_HEAD_WORKERS = S3_HEAD_CONCURRENCY
 _PROGRESS_SECONDS = 5.0
 
 

@@ -41,7 +41,8 @@ def make_clients(
     Credentials come from botocore's usual chain (IRSA, Pod Identity, environment).
     """
     session = session or boto3.session.Session()
-    config = boto_config()
+    # Clients are shared by every concurrent reconcile of the region.
+    config = boto_config().merge(Config(max_pool_connections=settings.aws_max_pool_connections))
     url = settings.aws_endpoint_url
     # A local endpoint has no per-bucket DNS names, so S3 is addressed by path there.
     s3_config = config.merge(Config(s3={"addressing_style": "path"})) if url else config
