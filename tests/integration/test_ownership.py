@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.integration.conftest import ROLE, World, condition, is_current
 
 IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/sagemaker-tritonserver:24.09-py3"
@@ -32,6 +34,43 @@ async def test_foreign_objects_under_the_prefix_survive_reconciles_and_deletion(
     await world.wait_gone("shared")
 
     assert await world.keys(prefix) == sorted(foreign)
+
+
+@pytest.mark.settings(drift_check_interval_seconds=1)
+async def test_a_foreign_object_at_our_archive_key_is_a_conflict_never_served_as_ours(
+    world: World,
+) -> None:
+    # Keys do not depend on the owner: a first ModelEndpoint shows which key a second one
+    # with the same model will want (what `mme-operator plan` prints).
+    bert = await world.onnx_model("bert")
+    await world.apply(world.manifest("first", [bert]))
+    target = (await world.ready("first"))["status"]["models"][0]["targetModel"]
+    key = f"mme/second/{target}"
+    await world.aws(world.s3.put_object, Bucket=world.bucket, Key=key, Body=b"foreign bytes")
+
+    await world.apply(world.manifest("second", [bert]))
+    found = await world.wait_for(
+        "second",
+        lambda obj: condition(obj, "ArtifactsSynced").get("reason") == "ArtifactConflict",
+        "the conflict condition",
+    )
+    synced = condition(found, "ArtifactsSynced")
+    assert synced["status"] == "False"
+    assert f"s3://{world.bucket}/{key}" in synced["message"]
+    assert condition(found, "Ready")["status"] == "False"
+    assert found["status"]["models"][0]["state"] == "Failed"
+    head = await world.aws(world.s3.head_object, Bucket=world.bucket, Key=key)
+    assert head["Metadata"] == {}
+    got = await world.aws(world.s3.get_object, Bucket=world.bucket, Key=key)
+    assert got["Body"].read() == b"foreign bytes"
+    assert await world.keys("mme/second/") == [key]
+
+    # Once its owner removes the object, the model is uploaded and served.
+    await world.aws(world.s3.delete_object, Bucket=world.bucket, Key=key)
+    ready = await world.ready("second", timeout=20)
+    assert condition(ready, "ArtifactsSynced")["reason"] == "Synced"
+    head = await world.aws(world.s3.head_object, Bucket=world.bucket, Key=key)
+    assert head["Metadata"]["mme-owner-uid"] == ready["metadata"]["uid"]
 
 
 async def _foreign_endpoint(world: World, name: str) -> dict[str, Any]:

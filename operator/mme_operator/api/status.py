@@ -44,6 +44,7 @@ class Reason(StrEnum):
     UPLOADING = "Uploading"
     SYNCED = "Synced"
     BUCKET_MISSING = "BucketMissing"
+    ARTIFACT_CONFLICT = "ArtifactConflict"
     CREATING = "EndpointCreating"
     UPDATING = "EndpointUpdating"
     IN_SERVICE = "InService"
@@ -96,6 +97,11 @@ class ModelStatus(ApiModel):
     )
     s3_key: str | None = Field(default=None, description="S3 key of the model archive.")
     sha256: str | None = Field(default=None, description="sha256 of the model archive.")
+    etag: str | None = Field(
+        default=None,
+        description="S3 ETag of the archive this ModelEndpoint uploaded: listed with this "
+        "ETag, the object is known to be ours without reading its metadata.",
+    )
     state: ModelState = Field(
         default=ModelState.PENDING, description="Pending, Uploading, Available or Failed."
     )

@@ -39,6 +39,7 @@ from mme_operator.artifacts.sources import (
 )
 from mme_operator.artifacts.store import (
     ArtifactStore,
+    ListedObject,
     StoredArchive,
     SyncResult,
     transfer_config_from_settings,
@@ -53,6 +54,7 @@ __all__ = [
     "FileSource",
     "HttpsSource",
     "InvalidSourceError",
+    "ListedObject",
     "ModelSource",
     "NotOwnedError",
     "PackagedArchive",

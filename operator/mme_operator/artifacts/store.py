@@ -5,6 +5,12 @@ uid, ``mme-managed-by: mme-operator``). Objects without our uid are never delete
 overwritten, whatever their names look like. Keys are content-addressed
 (:mod:`mme_operator.artifacts.naming`), so an object already present with our metadata
 is the archive we would upload, and is never uploaded again.
+
+Reading metadata takes one HEAD per object, so a pass reads it only where it decides
+something: :meth:`ArtifactStore.observe` lists the prefix once, takes the objects the
+caller knows it uploaded (key and ETag, from the resource's status) as ours without a
+HEAD, and remembers what it read for an unchanged object (same ETag and LastModified) for
+the life of the process. A steady pass over any number of models is one ListObjectsV2.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +55,7 @@ META_MANAGED_BY = "mme-managed-by"
 CONTENT_TYPE = "application/gzip"
 _HEAD_WORKERS = S3_HEAD_CONCURRENCY
 _PROGRESS_SECONDS = 5.0
+_OWNERSHIP_CACHE_SIZE = 65536
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,10 +72,48 @@ class StoredArchive:
     owner_uid: str | None
     model_name: str | None
     fingerprint: str | None = None
+    etag: str | None = None
+    """As listed; None right after our own upload (the managed upload does not return it)."""
 
     def owned_by(self, owner_uid: str) -> bool:
         """Whether the object carries ``owner_uid`` as its owner."""
         return self.owner_uid == owner_uid
+
+
+@dataclasses.dataclass(frozen=True)
+class ListedObject:
+    """An object as ListObjectsV2 reports it: no metadata, so no owner."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: str
+
+
+_ownership_cache: OrderedDict[tuple[str, str, str, str], StoredArchive] = OrderedDict()
+_ownership_lock = threading.Lock()
+
+
+def _cached_ownership(bucket: str, listed: ListedObject) -> StoredArchive | None:
+    # Rewriting an object, its metadata included (a copy onto itself), changes LastModified.
+    with _ownership_lock:
+        found = _ownership_cache.get((bucket, listed.key, listed.etag, listed.last_modified))
+        if found is not None:
+            _ownership_cache.move_to_end((bucket, listed.key, listed.etag, listed.last_modified))
+        return found
+
+
+def _remember_ownership(bucket: str, listed: ListedObject, stored: StoredArchive) -> None:
+    with _ownership_lock:
+        _ownership_cache[(bucket, listed.key, listed.etag, listed.last_modified)] = stored
+        while len(_ownership_cache) > _OWNERSHIP_CACHE_SIZE:
+            _ownership_cache.popitem(last=False)
+
+
+def forget_ownership() -> None:
+    """Forget every owner read so far, as a freshly started process has."""
+    with _ownership_lock:
+        _ownership_cache.clear()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,29 +227,62 @@ class ArtifactStore:
             owner_uid=meta.get(META_OWNER),
             model_name=meta.get(META_MODEL),
             fingerprint=meta.get(META_FINGERPRINT),
+            etag=head.get("ETag"),
         )
 
-    def list_objects(self) -> dict[str, StoredArchive]:
-        """Every ``.tar.gz`` directly under the prefix, with its ownership metadata (read-only).
+    def list_archives(self) -> dict[str, ListedObject]:
+        """Every ``.tar.gz`` directly under the prefix, as listed (no metadata, no HEAD).
 
         Sub-prefixes are left out: they may belong to another endpoint whose prefix nests
         inside ours, and MME only loads this level anyway.
         """
-        keys: list[str] = []
+        found: dict[str, ListedObject] = {}
         paginator = self.s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/"):
-            keys.extend(
-                obj["Key"]
-                for obj in page.get("Contents", [])
-                if obj["Key"].endswith(ARCHIVE_SUFFIX)
-            )
-        if not keys:
-            return {}
-        # One HEAD per object is the only way to read user metadata; run them in parallel
-        # (boto3 clients are thread-safe) so a thousand models stay a fraction of a second.
-        with ThreadPoolExecutor(max_workers=min(_HEAD_WORKERS, len(keys))) as pool:
-            heads = list(pool.map(self._head, keys))
-        return {head.key: head for head in heads if head is not None}
+            for obj in page.get("Contents", []):
+                if obj["Key"].endswith(ARCHIVE_SUFFIX):
+                    found[obj["Key"]] = ListedObject(
+                        obj["Key"], obj["Size"], obj["ETag"], str(obj["LastModified"])
+                    )
+        return found
+
+    def observe(self, known: Mapping[str, StoredArchive] | None = None) -> dict[str, StoredArchive]:
+        """The archives under the prefix with their owners: one listing, HEADs only as needed.
+
+        ``known`` holds archives this owner uploaded, by key, with the ETag S3 listed for
+        them (the caller keeps them in the resource's status): a listed object with that
+        key and ETag is ours, with no HEAD. Any other object gets one HEAD, once per
+        process while it stays unchanged.
+        """
+        listed = self.list_archives()
+        known = known or {}
+        stored: dict[str, StoredArchive] = {}
+        unknown: list[ListedObject] = []
+        for key, obj in listed.items():
+            ours = known.get(key)
+            if ours is not None and ours.etag == obj.etag:
+                stored[key] = dataclasses.replace(
+                    ours, size=obj.size, owner_uid=self.owner_uid, etag=obj.etag
+                )
+            elif (cached := _cached_ownership(self.bucket, obj)) is not None:
+                stored[key] = cached
+            else:
+                unknown.append(obj)
+        if unknown:
+            # Run the HEADs in parallel (boto3 clients are thread-safe).
+            with ThreadPoolExecutor(max_workers=min(_HEAD_WORKERS, len(unknown))) as pool:
+                heads = list(pool.map(lambda o: self._head(o.key), unknown))
+            for obj, head in zip(unknown, heads, strict=True):
+                if head is None:  # deleted since the listing
+                    continue
+                head = dataclasses.replace(head, etag=obj.etag)
+                _remember_ownership(self.bucket, obj, head)
+                stored[obj.key] = head
+        return dict(sorted(stored.items()))
+
+    def list_objects(self) -> dict[str, StoredArchive]:
+        """Every ``.tar.gz`` directly under the prefix, with its ownership metadata (read-only)."""
+        return self.observe()
 
     # ------------------------------------------------------------------ apply
 
@@ -211,15 +290,23 @@ class ArtifactStore:
         if not key.startswith(self.prefix) or "/" in key[len(self.prefix) :]:
             raise ValueError(f"key {key!r} is not directly under prefix {self.prefix!r}")
 
-    def upload(self, desired: DesiredArchive, source: ModelSource, workdir: Path) -> StoredArchive:
+    def upload(
+        self,
+        desired: DesiredArchive,
+        source: ModelSource,
+        workdir: Path,
+        *,
+        seen_missing: bool = False,
+    ) -> StoredArchive:
         """Package and upload one archive, unless it is already there (idempotent).
 
         Raises :class:`ArtifactConflictError` when the key is taken by an object that is not
         ours, and :class:`SourceChangedError` when ``source`` no longer has the fingerprint
-        the key was computed from.
+        the key was computed from. ``seen_missing``: the caller has just listed the prefix
+        without the key, so it is not looked up again.
         """
         self._check_key(desired.key)
-        existing = self._head(desired.key)
+        existing = None if seen_missing else self._head(desired.key)
         if existing is not None:
             if existing.owned_by(self.owner_uid):
                 logger.debug("Kept archive key=%s model=%s", desired.key, desired.model_name)
@@ -335,7 +422,7 @@ class ArtifactStore:
             if d.key in stored:
                 kept.append(d.key)
             else:
-                self.upload(d, sources(d.source_uri), workdir)
+                self.upload(d, sources(d.source_uri), workdir, seen_missing=True)
                 uploaded.append(d.key)
         wanted = set(keys)
         deleted, foreign = [], []

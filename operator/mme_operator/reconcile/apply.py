@@ -148,7 +148,8 @@ class Executor:
             case p.UploadArchive(archive=archive):
                 try:
                     source = self.open_source(archive.source_uri)
-                    stored = self.store.upload(archive, source, self.workdir)
+                    # The plan uploads only keys the observation just listed as missing.
+                    stored = self.store.upload(archive, source, self.workdir, seen_missing=True)
                 except ArtifactError as exc:
                     result.model_errors[archive.model_name] = str(exc)
                     self.emit("SourceError", f"model {archive.model_name!r}: {exc}")

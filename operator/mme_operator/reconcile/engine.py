@@ -25,8 +25,8 @@ from mme_operator.api.validation import Problem, previous_status
 from mme_operator.artifacts import ArtifactError, ModelSource, open_source
 from mme_operator.reconcile.apply import ApplyResult, EventSink, Executor, SourceOpener
 from mme_operator.reconcile.desired import DesiredState, build_desired, render_configs
-from mme_operator.reconcile.observe import observe, observe_for_deletion
-from mme_operator.reconcile.plan import Plan, plan_delete, plan_reconcile
+from mme_operator.reconcile.observe import observe, observe_for_deletion, recorded_archives
+from mme_operator.reconcile.plan import Plan, archive_conflicts, plan_delete, plan_reconcile
 from mme_operator.reconcile.status import (
     bucket_missing_status,
     invalid_status,
@@ -157,7 +157,7 @@ def reconcile(
             return Outcome(invalid_status(previous, _generation(body), prepared), None)
         _, desired, unavailable = prepared
         bucket = desired.bucket
-        observed = observe(clients, desired)
+        observed = observe(clients, desired, recorded_archives(previous, desired.owner_uid))
     except Retry as exc:
         return _retry_outcome(body, settings, exc.message)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
@@ -206,11 +206,13 @@ def dry_run(body: Mapping[str, Any], clients: AwsClients, settings: Settings) ->
     if isinstance(prepared, list):
         return prepared
     _, desired, unavailable = prepared
-    observed = observe(clients, desired)
-    plan = plan_reconcile(
-        desired, observed, _previous_status(body), tuple(unavailable), now=datetime.now(UTC)
-    )
+    previous = _previous_status(body)
+    observed = observe(clients, desired, recorded_archives(previous, desired.owner_uid))
+    plan = plan_reconcile(desired, observed, previous, tuple(unavailable), now=datetime.now(UTC))
     notes = tuple(f"model {m!r} skipped: {why}" for m, why in unavailable.items())
+    notes += tuple(
+        f"model {m!r} conflicts: {why}" for m, why in archive_conflicts(desired, observed).items()
+    )
     return dataclasses.replace(plan, notes=plan.notes + notes)
 
 
@@ -239,7 +241,8 @@ def finalize(
         return Deletion(True, None, "deletionPolicy is Retain: AWS resources and archives are kept")
     try:
         desired = build_desired(resource, {}, configs={})
-        observed = observe_for_deletion(clients, desired)
+        known = recorded_archives(_previous_status(body), desired.owner_uid)
+        observed = observe_for_deletion(clients, desired, known)
     except ImageLookupError:
         return Deletion(True, None, "no SageMaker resources could have been created for this spec")
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import botocore.exceptions
 
+from mme_operator.api import ModelEndpointStatus
 from mme_operator.artifacts import ArtifactStore, StoredArchive
 from mme_operator.reconcile.desired import DesiredState
 from mme_operator.sagemaker.autoscaling import ObservedScaling, observe_scaling
@@ -42,14 +43,36 @@ def _superseded(owned: list[OwnedResource], keep: str) -> tuple[str, ...]:
     return tuple(r.name for r in owned if r.name != keep)
 
 
-def observe(clients: AwsClients, desired: DesiredState) -> ObservedState:
-    """Read what exists for ``desired`` (describe / list / head calls only)."""
+def recorded_archives(
+    status: ModelEndpointStatus | None, owner_uid: str
+) -> dict[str, StoredArchive]:
+    """The archives a previous pass saw as ours, with their ETags, from ``status``.
+
+    Listed again with the same ETag, they need no HEAD to know their owner.
+    """
+    return {
+        m.s3_key: StoredArchive(m.s3_key, 0, m.sha256, owner_uid, m.name, etag=m.etag)
+        for m in (status.models or [] if status else [])
+        if m.s3_key and m.etag
+    }
+
+
+def observe(
+    clients: AwsClients,
+    desired: DesiredState,
+    known_archives: Mapping[str, StoredArchive] | None = None,
+) -> ObservedState:
+    """Read what exists for ``desired`` (describe / list / head calls only).
+
+    ``known_archives`` (see :func:`recorded_archives`) spares a HEAD per archive: S3 costs
+    one listing of the prefix in a steady pass, whatever the number of models.
+    """
     gateway = clients.gateway()
     sm = desired.sagemaker
     endpoint = gateway.describe_endpoint(sm.endpoint.name)
     owner = gateway.tags_of(endpoint.arn).get(OWNER_UID_TAG) if endpoint is not None else None
     store = ArtifactStore(clients.s3, desired.bucket, desired.prefix, desired.owner_uid)
-    archives = store.list_objects()
+    archives = store.observe(known_archives)
     scaling = (
         observe_scaling(clients.autoscaling, sm.endpoint.name) if endpoint is not None else None
     )
@@ -100,15 +123,19 @@ class ObservedForDeletion:
     scaling: ObservedScaling | None
 
 
-def observe_for_deletion(clients: AwsClients, desired: DesiredState) -> ObservedForDeletion:
-    """Read everything this ModelEndpoint owns (read-only)."""
+def observe_for_deletion(
+    clients: AwsClients,
+    desired: DesiredState,
+    known_archives: Mapping[str, StoredArchive] | None = None,
+) -> ObservedForDeletion:
+    """Read everything this ModelEndpoint owns (read-only); each delete reads its owner again."""
     gateway = clients.gateway()
     name = desired.endpoint_name
     endpoint = gateway.describe_endpoint(name)
     owner = gateway.tags_of(endpoint.arn).get(OWNER_UID_TAG) if endpoint is not None else None
     store = ArtifactStore(clients.s3, desired.bucket, desired.prefix, desired.owner_uid)
     try:
-        archives = store.list_objects()
+        archives = store.observe(known_archives)
     except botocore.exceptions.ClientError as exc:
         if not is_missing_bucket(exc):
             raise

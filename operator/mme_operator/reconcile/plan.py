@@ -250,6 +250,25 @@ def superseded_archives(
     return kept
 
 
+def archive_conflicts(desired: DesiredState, observed: ObservedState) -> dict[str, str]:
+    """Models whose archive key is taken by an object this resource does not own.
+
+    Such an object is never served as ours, overwritten or deleted: the model is reported
+    Failed with the key, and is looked at again until the object is gone.
+    """
+    conflicts = {}
+    for archive in desired.archives:
+        stored = observed.archives.get(archive.key)
+        if stored is not None and not stored.owned_by(desired.owner_uid):
+            conflicts[archive.model_name] = (
+                f"s3://{desired.bucket}/{archive.key} already exists and is not owned by this "
+                f"ModelEndpoint (owner {stored.owner_uid or 'none'}); it is neither served, "
+                "overwritten nor deleted: remove that object, or give this ModelEndpoint its "
+                "own artifacts.prefix"
+            )
+    return conflicts
+
+
 def plan_archives(
     desired: DesiredState,
     observed: ObservedState,
@@ -402,12 +421,14 @@ def _plan_reconcile(
     actions.extend(DeleteEndpointConfig(c) for c in observed.superseded_configs)
     actions.extend(DeleteModel(m) for m in observed.superseded_models)
     warmed = {m.target_model for m in status.models or [] if m.warmed_up}
+    conflicts = archive_conflicts(desired, observed)
     actions.extend(
         WarmUp(name, a.model_name, a.target_model)
         for a in desired.archives
         if a.model_name in desired.warmup_models
         and a.target_model not in warmed
         and a.model_name not in unavailable
+        and a.model_name not in conflicts
     )
     return Plan(tuple(actions))
 

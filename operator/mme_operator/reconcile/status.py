@@ -24,6 +24,7 @@ from mme_operator.reconcile.plan import (
     Plan,
     SupersededArchive,
     UpdateEndpoint,
+    archive_conflicts,
 )
 
 
@@ -133,9 +134,14 @@ def model_statuses(
         for m in (previous.models if previous and previous.models else [])
         if m.warmed_up
     }
+    conflicts = archive_conflicts(desired, observed)
     out = []
     for model in desired.resource.spec.models:
-        error = unavailable.get(model.name) or result.model_errors.get(model.name)
+        error = (
+            unavailable.get(model.name)
+            or conflicts.get(model.name)
+            or result.model_errors.get(model.name)
+        )
         archive = archives.get(model.name)
         old = kept.get(model.name)
         previous_fields = {
@@ -158,6 +164,7 @@ def model_statuses(
                 target_model=archive.target_model,
                 s3_key=archive.key,
                 sha256=stored.sha256 if stored else None,
+                etag=stored.etag if stored else None,
                 state=ModelState.AVAILABLE if stored else ModelState.PENDING,
                 warmed_up=True if model.warmup and warmed else None,
                 **previous_fields,
@@ -191,10 +198,13 @@ def reconciled_status(
     # Artifacts.
     failed = [m for m in models if m.state == ModelState.FAILED]
     pending = [m for m in models if m.state == ModelState.PENDING]
+    conflicting = archive_conflicts(desired, observed)
     if failed:
         artifacts = (
             ConditionStatus.FALSE,
-            Reason.SOURCE_ERROR,
+            Reason.ARTIFACT_CONFLICT
+            if any(m.name in conflicting for m in failed)
+            else Reason.SOURCE_ERROR,
             "; ".join(f"model {m.name!r}: {m.message}" for m in failed),
         )
     elif pending:

@@ -1,0 +1,164 @@
+"""What a reconcile pass costs in AWS requests, counted on the wire for a 100-model endpoint.
+
+The reconcile runs as the handlers run it (status fed back into the next pass) against the
+local SageMaker and moto's S3 over HTTP; every request the operator's clients send,
+retries included, is counted by operation with botocore's ``request-created`` event.
+Archive ownership is read (one HEAD) only where it decides something: a key this
+ModelEndpoint did not record as its own, or a key about to be deleted.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from mme_operator.artifacts.store import forget_ownership
+from mme_operator.local import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, LocalAWS
+from mme_operator.reconcile import reconcile
+from mme_operator.reconcile.engine import Outcome
+from mme_operator.sagemaker.clients import AwsClients, make_clients
+from mme_operator.settings import Settings
+
+MODELS = 100
+BUCKET = "cost-artifacts"
+PREFIX = "mme/cost/"
+OWNER = "0b0b0b0b-0000-4000-8000-00000000c057"
+
+
+class Wire:
+    """Counts every request the clients send, by ``service:Operation``."""
+
+    def __init__(self, clients: AwsClients) -> None:
+        self.counts: collections.Counter[str] = collections.Counter()
+        for client in (clients.s3, clients.sagemaker, clients.runtime, clients.autoscaling):
+            client.meta.events.register("request-created", self._count)
+
+    def _count(self, operation_name: str, **kwargs: Any) -> None:
+        self.counts[operation_name] += 1
+
+    def take(self) -> collections.Counter[str]:
+        counts, self.counts = self.counts, collections.Counter()
+        return counts
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[AwsClients, Settings, Path]]:
+    with LocalAWS(endpoint_delay=0.0, triton=False) as aws:
+        models = tmp_path / "models"
+        settings = Settings(
+            aws_endpoint_url=aws.endpoint_url,
+            file_roots=str(models),
+            work_dir=str(tmp_path),
+            retry_delay_seconds=1,
+            poll_interval_seconds=1,
+        )
+        session = boto3.session.Session(
+            aws_access_key_id=DUMMY_ACCESS_KEY, aws_secret_access_key=DUMMY_SECRET_KEY
+        )
+        clients = make_clients("us-east-1", settings, session)
+        clients.s3.create_bucket(Bucket=BUCKET)
+        for i in range(MODELS):
+            path = models / f"m{i:03d}" / "model.onnx"
+            path.parent.mkdir(parents=True)
+            path.write_bytes(b"\x08\x07onnx-%03d" % i)
+        yield clients, settings, models
+
+
+def body(models: Path, status: dict[str, Any] | None, generation: int = 1) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "apiVersion": "mme-operator.io/v1alpha1",
+        "kind": "ModelEndpoint",
+        "metadata": {"name": "cost", "namespace": "ml", "uid": OWNER, "generation": generation},
+        "spec": {
+            "region": "us-east-1",
+            "executionRoleArn": "arn:aws:iam::123456789012:role/sagemaker-mme",
+            "artifacts": {"bucket": BUCKET, "prefix": PREFIX},
+            "instanceType": "ml.g5.xlarge",
+            "models": [
+                {
+                    "name": f"m{i:03d}",
+                    "source": (models / f"m{i:03d}" / "model.onnx").as_uri(),
+                    "platform": "onnxruntime_onnx",
+                }
+                for i in range(MODELS)
+            ],
+        },
+    }
+    if status is not None:
+        doc["status"] = status
+    return doc
+
+
+def run(clients: AwsClients, settings: Settings, doc: dict[str, Any]) -> Outcome:
+    return reconcile(doc, clients, settings)
+
+
+def converge(
+    clients: AwsClients, settings: Settings, models: Path, status: dict[str, Any] | None
+) -> dict[str, Any]:
+    for _ in range(10):
+        outcome = run(clients, settings, body(models, status))
+        status = outcome.status.model_dump(by_alias=True, exclude_none=True, mode="json")
+        if status.get("phase") == "Ready":
+            return status
+    raise AssertionError(f"not Ready: {status}")
+
+
+def archive_calls(counts: collections.Counter[str]) -> dict[str, int]:
+    names = ("ListObjectsV2", "HeadObject", "PutObject", "CreateMultipartUpload", "DeleteObject")
+    return {name: counts[name] for name in names if counts[name]}
+
+
+def test_a_steady_pass_lists_the_prefix_once_and_heads_nothing(
+    world: tuple[AwsClients, Settings, Path],
+) -> None:
+    clients, settings, models = world
+    wire = Wire(clients)
+    status = converge(clients, settings, models, None)
+    wire.take()
+
+    run(clients, settings, body(models, status))
+    steady = wire.take()
+    assert archive_calls(steady) == {"ListObjectsV2": 1}, steady
+    assert steady["DescribeEndpoint"] == 1, steady
+
+
+def test_changing_one_model_of_100_uploads_one_and_heads_only_the_key_it_deletes(
+    world: tuple[AwsClients, Settings, Path],
+) -> None:
+    clients, settings, models = world
+    wire = Wire(clients)
+    status = converge(clients, settings, models, None)
+    (models / "m042" / "model.onnx").write_bytes(b"\x08\x07onnx-changed")
+    wire.take()
+
+    outcome = run(clients, settings, body(models, status))
+    change = wire.take()
+    # One upload, one ownership read before deleting the superseded archive, one delete.
+    assert archive_calls(change) == {
+        "ListObjectsV2": 1,
+        "PutObject": 1,
+        "HeadObject": 1,
+        "DeleteObject": 1,
+    }, change
+    status = outcome.status.model_dump(by_alias=True, exclude_none=True, mode="json")
+    # The next pass reads the owner of the one new key (the upload did not return its
+    # ETag); from then on the pass is steady again.
+    run(clients, settings, body(models, status))
+    assert archive_calls(wire.take()) == {"ListObjectsV2": 1, "HeadObject": 1}
+
+
+def test_a_restarted_operator_heads_nothing_it_recorded(
+    world: tuple[AwsClients, Settings, Path],
+) -> None:
+    clients, settings, models = world
+    status = converge(clients, settings, models, None)
+    status = converge(clients, settings, models, status)  # ETags now recorded for all
+    forget_ownership()  # what a new process starts with
+    wire = Wire(clients)
+    run(clients, settings, body(models, status))
+    assert archive_calls(wire.take()) == {"ListObjectsV2": 1}
