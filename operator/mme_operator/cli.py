@@ -20,6 +20,7 @@ import yaml
 
 from mme_operator import __version__
 from mme_operator.api import API_VERSION, GROUP, KIND, ModelEndpoint, validate_resource
+from mme_operator.safe_yaml import YamlLimitError, load_documents
 from mme_operator.sagemaker.images import image_problems
 
 EXIT_OK = 0
@@ -59,7 +60,9 @@ def _read_documents(file: str) -> list[Any]:
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(f"{name}: cannot read: {_one_line(str(error))}") from None
     try:
-        return list(yaml.safe_load_all(text))
+        return load_documents(text)
+    except YamlLimitError as error:
+        raise InputError(f"{name}: YAML refused: {_one_line(str(error))}") from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -76,13 +79,32 @@ def _is_model_endpoint(doc: dict[str, Any]) -> bool:
     )
 
 
-def _label(doc: dict[str, Any], index: int) -> str:
-    """``<namespace>/<name>`` as ``kubectl`` would place it, else the document's number."""
+def _label(doc: dict[str, Any], where: str) -> str:
+    """``<namespace>/<name>`` as ``kubectl`` would place it, else where it is in the file."""
     metadata = doc.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
         namespace = metadata.get("namespace")
         return f"{namespace if isinstance(namespace, str) else 'default'}/{metadata['name']}"
-    return f"document {index}"
+    return where
+
+
+LIST_KINDS = ("List", f"{KIND}List")
+"""What ``kubectl get -o yaml`` prints around several objects: read their ``items``."""
+
+
+def _objects(documents: list[Any], loaded: LoadedFile) -> list[tuple[str, Any]]:
+    """(label, object) of every document, with ``kind: List`` documents opened up."""
+    found: list[tuple[str, Any]] = []
+    for index, doc in enumerate(documents, start=1):
+        if isinstance(doc, dict) and doc.get("kind") in LIST_KINDS:
+            items = doc.get("items")
+            if not isinstance(items, list):
+                loaded.problems.append(f"document {index}: items: expected a list of objects")
+                continue
+            found += [(f"document {index} item {i}", item) for i, item in enumerate(items)]
+        elif doc is not None:  # None: an empty document, e.g. after a trailing `---`
+            found.append((f"document {index}", doc))
+    return found
 
 
 def load_model_endpoints(file: str) -> LoadedFile:
@@ -92,24 +114,21 @@ def load_model_endpoints(file: str) -> LoadedFile:
     """
     loaded = LoadedFile()
     found = 0
-    for index, doc in enumerate(_read_documents(file), start=1):
-        if doc is None:
-            continue  # an empty document, e.g. after a trailing `---`
+    for where, doc in _objects(_read_documents(file), loaded):
         if not isinstance(doc, dict):
             loaded.problems.append(
-                f"document {index}: expected a Kubernetes object (a mapping), "
-                f"got {type(doc).__name__}"
+                f"{where}: expected a Kubernetes object (a mapping), got {type(doc).__name__}"
             )
             continue
         if not _is_model_endpoint(doc):
-            kind = doc.get("kind") or "no kind"
+            kind = doc.get("kind") if isinstance(doc.get("kind"), str) else "no kind"
             print(
-                f"note: {_display_name(file)}: document {index} ({kind}) skipped: not a {KIND}",
+                f"note: {_display_name(file)}: {where} ({kind}) skipped: not a {KIND}",
                 file=sys.stderr,
             )
             continue
         found += 1
-        label = _label(doc, index)
+        label = _label(doc, where)
         resource, problems = validate_resource(doc)
         if resource is not None:
             problems = image_problems(resource.spec)

@@ -71,9 +71,15 @@ class Stack:
         self.s3.create_bucket(Bucket=self.bucket)
 
     def model(
-        self, image: str = TRITON_IMAGE, bucket: str | None = None, mode: str = "MultiModel"
+        self,
+        image: str = TRITON_IMAGE,
+        bucket: str | None = None,
+        mode: str = "MultiModel",
+        *,
+        name: str | None = None,
+        tags: list[dict[str, str]] | None = None,
     ) -> str:
-        name = unique("model")
+        name = name or unique("model")
         self.sm.create_model(
             ModelName=name,
             ExecutionRoleArn=ROLE,
@@ -82,6 +88,7 @@ class Stack:
                 "ModelDataUrl": f"s3://{bucket or self.bucket}/mme/",
                 "Mode": mode,
             },
+            **({"Tags": tags} if tags is not None else {}),
         )
         return name
 

@@ -328,7 +328,7 @@ def json_problems(value: Any, path: str) -> list[Problem]:
                     problems.append(
                         Problem(
                             at or "(document)",
-                            f"key {key!r} is a {_yaml_type(key)}, not a string: quote it",
+                            f"key {str(key)[:60]} is a {_yaml_type(key)}, not a string: quote it",
                         )
                     )
         elif isinstance(node, list):
@@ -358,6 +358,8 @@ def _yaml_type(value: Any) -> str:
 
 def validate_spec(data: Any, root: str = "spec") -> tuple[ModelEndpointSpec | None, list[Problem]]:
     """Parse a spec dict; return it (or None) and every problem found."""
+    if data is None:
+        return None, [Problem(root, "required field is missing")]
     problems = json_problems(data, root)
     if problems:
         return None, problems
@@ -415,6 +417,10 @@ def _label_problems(labels: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def _map_size(strings: dict[Any, Any]) -> int:
+    return sum(len(str(key)) + len(str(value)) for key, value in strings.items())
+
+
 def metadata_problems(metadata: Any) -> list[Problem]:
     """What Kubernetes would refuse in ``metadata`` (the parts the operator reads, and typos)."""
     if metadata is None:
@@ -459,12 +465,12 @@ def metadata_problems(metadata: Any) -> list[Problem]:
     if "annotations" in metadata and metadata["annotations"] is not None:
         type_problems = _string_map_problems(metadata["annotations"], "metadata.annotations")
         problems += type_problems
-        size = sum(len(k) + len(v) for k, v in metadata["annotations"].items())
-        if not type_problems and size > ANNOTATIONS_MAX_BYTES:
+        if not type_problems and _map_size(metadata["annotations"]) > ANNOTATIONS_MAX_BYTES:
             problems.append(
                 Problem(
                     "metadata.annotations",
-                    f"{size} bytes; Kubernetes allows at most {ANNOTATIONS_MAX_BYTES}",
+                    f"{_map_size(metadata['annotations'])} bytes; Kubernetes allows at most "
+                    f"{ANNOTATIONS_MAX_BYTES}",
                 )
             )
     for field, kind in (("uid", str), ("generation", int)):

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mme_operator.local.constraints import check_request
 from mme_operator.local.errors import AwsError, validation
 from mme_operator.local.faults import FaultController
 from mme_operator.sizing import get_catalogue
@@ -187,6 +188,7 @@ class SageMakerControlPlane:
         handler = getattr(self, f"_op_{operation}", None)
         if handler is None:
             raise AwsError("UnknownOperationException", f"Unknown operation {operation}")
+        check_request(request)
         with self._lock:
             state = self._region(region)
             self._settle(state)
