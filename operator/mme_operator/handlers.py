@@ -69,7 +69,10 @@ class DigestDiffBaseStorage(kopf.DiffBaseStorage):
         return essence if stored == self.digest(essence) else kopf.BodyEssence()
 
     def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
-        patch.metadata.annotations[DIGEST_ANNOTATION] = self.digest(essence)
+        digest = self.digest(essence)
+        # Unchanged (a restart's resume of a handled spec): no write.
+        if body.metadata.annotations.get(DIGEST_ANNOTATION) != digest:
+            patch.metadata.annotations[DIGEST_ANNOTATION] = digest
 
 
 class WaitingIsNotAnError(logging.Filter):
@@ -121,9 +124,16 @@ class OperatorContext:
             return self._locks.setdefault(uid, threading.Lock())
 
 
-def _status_patch(status: ModelEndpointStatus) -> dict[str, Any]:
-    # Every field, unset ones as None: a merge patch then removes what no longer applies.
-    return status.model_dump(by_alias=True, mode="json")
+def _status_patch(current: Any, status: ModelEndpointStatus) -> dict[str, Any]:
+    """The status fields that differ from the object's ``current`` status, as a merge patch.
+
+    Unset fields are None, so the patch removes what no longer applies; fields equal to
+    what the object holds are left out, so a pass that changed nothing (a restart, a drift
+    check that found none) writes nothing.
+    """
+    new = status.model_dump(by_alias=True, mode="json")
+    old = current if isinstance(current, Mapping) else {}
+    return {key: value for key, value in new.items() if old.get(key) != value}
 
 
 # What botocore accepts as a region name; anything else would make client creation raise.
@@ -150,11 +160,56 @@ def _post_event(body: kopf.Body, reason: str, message: str) -> None:
     kopf.event(body, type="Normal", reason=reason, message=message)
 
 
-def _emitter(body: kopf.Body) -> Callable[[str, str], None]:
-    def emit(reason: str, message: str) -> None:
-        _post_event(body, reason, message)
+# Kubernetes keeps at most 1 KiB of an event's message.
+_EVENT_MESSAGE_LIMIT = 1024
+_EXAMPLES_PER_REASON = 3
 
-    return emit
+
+@dataclass
+class PassEvents:
+    """What one reconcile pass did, told as one Kubernetes event when the pass ends.
+
+    The reconcile reports each step (an upload, a created resource); posting each as its
+    own event would write one per model (1,262 events to create 100 endpoints of 10
+    models). Each step is logged; the pass posts one event that counts them by reason.
+    """
+
+    body: kopf.Body
+    steps: list[tuple[str, str]] = field(default_factory=list)
+
+    def emit(self, reason: str, message: str) -> None:
+        log.info("%s: %s", reason, message)
+        self.steps.append((reason, message))
+
+    def summary(self) -> tuple[str, str] | None:
+        """(reason, message) of the pass's event; None when it did nothing worth telling."""
+        if not self.steps:
+            return None
+        by_reason: dict[str, list[str]] = {}
+        for reason, message in self.steps:
+            by_reason.setdefault(reason, []).append(message)
+        parts = []
+        for reason, messages in by_reason.items():
+            shown = "; ".join(messages[:_EXAMPLES_PER_REASON])
+            more = len(messages) - _EXAMPLES_PER_REASON
+            if len(messages) == 1:
+                parts.append(shown)
+            else:
+                parts.append(
+                    f"{reason} x{len(messages)}: {shown}"
+                    + (f"; and {more} more" if more > 0 else "")
+                )
+        reason = next(iter(by_reason)) if len(by_reason) == 1 else "Reconciled"
+        message = " | ".join(parts)
+        if len(message) > _EVENT_MESSAGE_LIMIT:
+            message = message[: _EVENT_MESSAGE_LIMIT - 3] + "..."
+        return reason, message
+
+    def post(self) -> None:
+        """Post the pass's one event (nothing when the pass did nothing)."""
+        summary = self.summary()
+        if summary is not None:
+            _post_event(self.body, *summary)
 
 
 def _record(outcome: Outcome, started: float) -> None:
@@ -189,15 +244,21 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         # (min(32, CPUs + 4)), not the pod's limit nor the AWS connection pools.
         settings.execution.max_workers = context.settings.max_concurrent_reconciles
 
-    def run_reconcile(body: kopf.Body, patch: kopf.Patch, logger: Any) -> None:
+    def run_reconcile(
+        body: kopf.Body, patch: kopf.Patch, logger: Any, events: PassEvents | None = None
+    ) -> None:
         started = time.monotonic()
-        with context.lock(str(body.metadata.uid)):
-            outcome = reconcile(
-                body, context.clients(_region(body)), context.settings, emit=_emitter(body)
-            )
+        events = events or PassEvents(body)
+        try:
+            with context.lock(str(body.metadata.uid)):
+                outcome = reconcile(
+                    body, context.clients(_region(body)), context.settings, emit=events.emit
+                )
+        finally:
+            events.post()
         _record(outcome, started)
         context.record_phase(str(body.metadata.uid), outcome.status.phase)
-        patch.status.update(_status_patch(outcome.status))
+        patch.status.update(_status_patch(body.get("status"), outcome.status))
         if outcome.plan is not None:
             for line in outcome.plan.describe():
                 logger.debug("Plan: %s", line)
@@ -229,15 +290,22 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
             if drift is None:
                 return
             logger.info("Drift detected: %s; reconciling", drift)
-            _post_event(body, "DriftDetected", drift)
+            events = PassEvents(body)
+            events.emit("DriftDetected", drift)
+            run_reconcile(body, patch, logger, events)
+            return
         run_reconcile(body, patch, logger)
 
     @kopf.on.delete(*resource, registry=registry)
     def delete_handler(body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
-        with context.lock(str(body.metadata.uid)):
-            deletion = finalize(
-                body, context.clients(_region(body)), context.settings, emit=_emitter(body)
-            )
+        events = PassEvents(body)
+        try:
+            with context.lock(str(body.metadata.uid)):
+                deletion = finalize(
+                    body, context.clients(_region(body)), context.settings, emit=events.emit
+                )
+        finally:
+            events.post()
         logger.info("Deletion: %s", deletion.message)
         context.record_phase(str(body.metadata.uid), None if deletion.done else Phase.DELETING)
         if not deletion.done:

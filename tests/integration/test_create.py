@@ -37,18 +37,25 @@ async def test_create_reaches_ready_with_one_archive_per_model(world: World) -> 
     assert world.calls["UpdateEndpoint"] == 0
 
 
-async def test_create_posts_an_event_saying_what_was_done(world: World) -> None:
-    model = await world.python_model("echo")
-    await world.apply(world.manifest("evented", [model]))
+async def test_create_posts_one_event_per_pass_saying_what_was_done(world: World) -> None:
+    models = [await world.python_model(f"echo{i}") for i in range(5)]
+    await world.apply(world.manifest("evented", models))
     await world.ready("evented")
 
-    # kopf names events by generateName, which the emulated API server does not expand:
-    # only the first event of a namespace is stored, so look for that one.
-    async def posted() -> bool:
+    async def uploads_told() -> bool:
         events = await world.events("evented")
-        return any(e.get("reason") == "Uploaded" and "echo" in e.get("message", "") for e in events)
+        return any("uploaded model" in e.get("message", "") for e in events)
 
-    await eventually(posted, "an Uploaded event", timeout=10)
+    await eventually(uploads_told, "an event about the uploads", timeout=10)
+    events = await world.events("evented")
+    [told] = [e for e in events if "uploaded model" in e.get("message", "")]
+    assert told["type"] == "Normal"
+    assert told["reason"] == "Reconciled"
+    assert "Uploaded x5: uploaded model 'echo0'" in told["message"]
+    assert "and 2 more" in told["message"]
+    assert "creating endpoint" in told["message"]
+    # One event per pass that did something, not one per model.
+    assert len(events) < len(models)
 
 
 async def test_create_from_a_file_source(world: World) -> None:

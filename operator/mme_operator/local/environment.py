@@ -13,6 +13,7 @@ import asyncio
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,16 @@ class LocalEnvironment:
     def k8s_url(self) -> str:
         assert self._server is not None
         return str(self._server.url).rstrip("/")
+
+    @property
+    def kube_writes(self) -> Counter[str]:
+        """Writes the local Kubernetes API received, by action and resource."""
+        assert self._k8s is not None
+        return self._k8s.writes
+
+    def reset_kube_writes(self) -> None:
+        assert self._k8s is not None
+        self._k8s.reset_writes()
 
     @property
     def session(self) -> aiohttp.ClientSession:
