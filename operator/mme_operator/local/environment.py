@@ -70,11 +70,11 @@ class LocalEnvironment:
     def kube_writes(self) -> Counter[str]:
         """Writes the local Kubernetes API received, by action and resource."""
         assert self._k8s is not None
-        return self._k8s.writes
+        return self._k8s.writes.snapshot()
 
     def reset_kube_writes(self) -> None:
         assert self._k8s is not None
-        self._k8s.reset_writes()
+        self._k8s.writes.reset()
 
     @property
     def session(self) -> aiohttp.ClientSession:

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import copy
 import itertools
-import threading
 import uuid
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp.web
 import attrs
 from kmock import KubernetesEmulator, Request, ResourceInfo, action
+
+from mme_operator.local.faults import CallCounter
 
 CRD_RESOURCE = "apiextensions.k8s.io/v1/customresourcedefinitions"
 
@@ -48,19 +48,8 @@ class KubeEmulator(KubernetesEmulator):
     """kmock's Kubernetes emulator with the API-server semantics the operator needs."""
 
     _status_subresources: set[str] = attrs.field(factory=set, init=False)
-    _writes: Counter[str] = attrs.field(factory=Counter, init=False)
-    _writes_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
-
-    @property
-    def writes(self) -> Counter[str]:
-        """Writes received, by ``"<ACTION> <plural>[/<subresource>]"`` (e.g. ``UPDATE x/status``)."""
-        with self._writes_lock:
-            return Counter(self._writes)
-
-    def reset_writes(self) -> None:
-        """Forget the writes counted so far."""
-        with self._writes_lock:
-            self._writes.clear()
+    writes: CallCounter = attrs.field(factory=CallCounter, init=False)
+    """Writes received, by ``"<ACTION> <plural>[/<subresource>]"`` (``UPDATE x/status``)."""
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -118,8 +107,7 @@ class KubeEmulator(KubernetesEmulator):
             target = str(request.resource.plural) + (
                 f"/{request.subresource}" if request.subresource else ""
             )
-            with self._writes_lock:
-                self._writes[f"{request.action.value} {target}"] += 1
+            self.writes.record(f"{request.action.value} {target}")
         if request.resource is not None and isinstance(request.data, dict):
             self._apply_server_semantics(request)
         return await super()._handle(request)
