@@ -67,7 +67,9 @@ class Settings(BaseSettings):
         default=64 * 1024**2, ge=5 * 1024**2, description="Multipart part size."
     )
     work_dir: str | None = Field(
-        default=None, description="Scratch directory for packaging; default a temp dir."
+        default=None,
+        description="Scratch directory for packaging, and where the digests of file:// "
+        "weights are kept across restarts; default a temp dir (digests kept in memory only).",
     )
     metrics_port: int = Field(
         default=8080, ge=0, description="Prometheus metrics port; 0 disables."

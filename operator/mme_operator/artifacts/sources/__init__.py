@@ -33,6 +33,7 @@ from mme_operator.artifacts.sources.base import (
     is_archive_name,
 )
 from mme_operator.artifacts.sources.file import FileSource, file_path
+from mme_operator.artifacts.sources.file_hashes import file_hashes
 from mme_operator.artifacts.sources.https import HttpsSource, check_url_allowed
 from mme_operator.artifacts.sources.s3 import S3Source
 from mme_operator.settings import Settings, get_settings
@@ -105,7 +106,13 @@ def open_source(
         )
     if scheme == "file":
         roots = settings.file_root_list if file_roots is None else file_roots
-        return FileSource(uri, file_path(uri, roots), max_bytes=limit, max_expansion_ratio=ratio)
+        return FileSource(
+            uri,
+            file_path(uri, roots),
+            max_bytes=limit,
+            max_expansion_ratio=ratio,
+            hashes=file_hashes(settings.work_dir),
+        )
     raise InvalidSourceError(
         f"source {uri!r}: unsupported scheme; use s3://bucket/key, https://... or file:///path"
     )

@@ -7,21 +7,21 @@ directory are followed as the filesystem resolves them and must stay inside the 
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
 import hashlib
 import os
 import stat
-import threading
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from mme_operator.artifacts.archive_safety import archive_limits
 from mme_operator.artifacts.errors import (
     InvalidSourceError,
     SourceAccessError,
+    SourceChangedError,
     SourceNotFoundError,
     UnsafeArchiveError,
 )
@@ -31,8 +31,8 @@ from mme_operator.artifacts.sources.base import (
     SourceEntry,
     check_size,
     is_archive_name,
-    open_local,
 )
+from mme_operator.artifacts.sources.file_hashes import FileHashes, file_hashes, open_verified
 
 
 def file_path(uri: str, roots: Sequence[str | Path]) -> Path:
@@ -103,44 +103,33 @@ def _walk_local_tree(root: Path, uri: str) -> list[tuple[str, Path, int]]:
     return found
 
 
-_HASH_CACHE_SIZE = 4096
-_hash_cache: collections.OrderedDict[tuple[int, ...], str] = collections.OrderedDict()
-_hash_cache_lock = threading.Lock()
-
-
-def _sha256_file(path: Path) -> str:
-    """sha256 of a file, cached by its stat identity.
-
-    A drift check every few minutes must not re-read GBs of unchanged weights; any write
-    changes mtime/ctime/size, which misses the cache and hashes the content again.
-    """
-    st = os.stat(path)
-    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    with _hash_cache_lock:
-        cached = _hash_cache.get(identity)
-        if cached is not None:
-            _hash_cache.move_to_end(identity)
-            return cached
-    with open(path, "rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
-    with _hash_cache_lock:
-        _hash_cache[identity] = digest
-        while len(_hash_cache) > _HASH_CACHE_SIZE:
-            _hash_cache.popitem(last=False)
-    return digest
-
-
 class FileSource:
     """A file or directory on a volume mounted into the operator (``file:///path``)."""
 
     def __init__(
-        self, uri: str, path: Path, *, max_bytes: int, max_expansion_ratio: float | None = None
+        self,
+        uri: str,
+        path: Path,
+        *,
+        max_bytes: int,
+        max_expansion_ratio: float | None = None,
+        hashes: FileHashes | None = None,
     ) -> None:
         self._uri = uri
         self.path = path
         self.max_bytes = max_bytes
         self.limits = archive_limits(max_bytes, max_expansion_ratio)
+        self.hashes = hashes or file_hashes(None)
         self._fingerprint: str | None = None
+        self._digests: dict[Path, str] = {}  # per file, as named by the fingerprint
+
+    def _sha256(self, path: Path) -> str:
+        digest = self.hashes.sha256(path)
+        self._digests[path] = digest
+        return digest
+
+    def _open(self, path: Path, rel: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        return open_verified(path, self._digests[path], f"source {self._uri}: {rel}")
 
     @property
     def uri(self) -> str:
@@ -168,8 +157,9 @@ class FileSource:
     def fingerprint(self) -> str:
         """sha256 of the content (a directory: of its sorted relative paths and contents).
 
-        Local reads are cheap next to an upload, and mtimes are useless as identity on
-        volumes that are copied around; so the content itself is the identity.
+        Mtimes are useless as identity on volumes that are copied around, so the content
+        itself is the identity; each file's digest is remembered across restarts
+        (:mod:`.file_hashes`), so only a new or changed file is read to name it.
         """
         if self._fingerprint is None:
             st = self._stat()
@@ -178,23 +168,31 @@ class FileSource:
                 for rel, real, _size in self._tree():
                     name = rel.encode("utf-8")
                     outer.update(f"{len(name)}:".encode() + name)
-                    outer.update(bytes.fromhex(_sha256_file(real)))
+                    outer.update(bytes.fromhex(self._sha256(real)))
                 self._fingerprint = f"file-tree sha256={outer.hexdigest()}"
             elif stat.S_ISREG(st.st_mode):
                 check_size(self._uri, st.st_size, self.max_bytes)
-                self._fingerprint = f"file sha256={_sha256_file(self.path)}"
+                self._fingerprint = f"file sha256={self._sha256(self.path)}"
             else:
                 raise InvalidSourceError(f"source {self._uri}: not a regular file or directory")
         return self._fingerprint
 
     @contextlib.contextmanager
     def open_content(self, workdir: Path) -> Iterator[SourceContent]:
-        """The file or directory as it is on disk; nothing is copied."""
+        """The file or directory as it is on disk; nothing is copied.
+
+        Each file is hashed as the packager reads it and must match the digest the
+        fingerprint was made of, so the archive never holds bytes other than its name says.
+        """
+        self.fingerprint()
         st = self._stat()
         if stat.S_ISDIR(st.st_mode):
+            tree = self._tree()
+            if any(real not in self._digests for _, real, _ in tree):
+                raise SourceChangedError(f"source {self._uri} changed since it was named; retrying")
             entries = [
-                SourceEntry(path=rel, size=size, open=functools.partial(open_local, real))
-                for rel, real, size in self._tree()
+                SourceEntry(path=rel, size=size, open=functools.partial(self._open, real, rel))
+                for rel, real, size in tree
             ]
             yield SourceContent(single_file=False, entries=entries)
             return
@@ -206,6 +204,8 @@ class FileSource:
                 yield content
             return
         entry = SourceEntry(
-            path=self.path.name, size=st.st_size, open=lambda: open_local(self.path)
+            path=self.path.name,
+            size=st.st_size,
+            open=functools.partial(self._open, self.path, self.path.name),
         )
         yield SourceContent(single_file=True, entries=[entry])

@@ -1,0 +1,203 @@
+"""The sha256 of local model files, remembered across restarts of the operator.
+
+A ``file://`` source is identified by its content (volumes are copied around, so mtimes
+alone make a poor name), which costs a full read. A drift check or a restart must not
+re-read gigabytes of unchanged weights, so each digest is remembered under the file's
+identity: real path, inode, size, mtime and ctime (in nanoseconds). Any write changes
+mtime and ctime (ctime cannot be set back by a user), a replaced file has a new inode, so
+a changed file always misses and is hashed again.
+
+The digests live in memory and, when ``MME_WORK_DIR`` is set (the chart sets it to its
+``workDir`` volume), in ``<work dir>/file-sha256.jsonl``: one JSON object per line,
+appended as files are hashed, read back at start, rewritten when it holds mostly
+outdated lines. A line cut short by a crash is skipped. A restart of the container
+(the emptyDir survives it) therefore reads no weights at all; a new pod reads each file
+once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, cast
+
+from mme_operator.artifacts.errors import SourceChangedError
+
+logger = logging.getLogger("mme_operator.artifacts")
+
+CACHE_FILE_NAME = "file-sha256.jsonl"
+MAX_ENTRIES = 100_000
+
+Identity = tuple[str, int, int, int, int]
+"""(real path, inode, size, mtime_ns, ctime_ns)."""
+
+
+def identity_of(path: Path, st: os.stat_result) -> Identity:
+    """What a file's digest is remembered under."""
+    return (str(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class FileHashes:
+    """Remembered sha256 digests of local files (thread-safe)."""
+
+    def __init__(self, cache_file: Path | None) -> None:
+        self.cache_file = cache_file
+        self._digests: OrderedDict[Identity, str] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loaded = cache_file is None
+        self._lines = 0
+
+    def _load(self) -> None:
+        """Read the cache file once (under the lock)."""
+        self._loaded = True
+        assert self.cache_file is not None
+        try:
+            text = self.cache_file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            logger.warning("Ignored file digest cache path=%s error=%s", self.cache_file, exc)
+            return
+        for line in text.splitlines():
+            self._lines += 1
+            try:
+                row = json.loads(line)
+                key: Identity = (
+                    str(row["path"]),
+                    int(row["inode"]),
+                    int(row["size"]),
+                    int(row["mtime_ns"]),
+                    int(row["ctime_ns"]),
+                )
+                digest = str(row["sha256"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a crash, or written by hand
+            self._digests[key] = digest
+            self._digests.move_to_end(key)
+        self._trim()
+
+    def _trim(self) -> None:
+        while len(self._digests) > MAX_ENTRIES:
+            self._digests.popitem(last=False)
+
+    def get(self, key: Identity) -> str | None:
+        """The remembered digest of a file with this identity, if any."""
+        with self._lock:
+            if not self._loaded:
+                self._load()
+            digest = self._digests.get(key)
+            if digest is not None:
+                self._digests.move_to_end(key)
+            return digest
+
+    def put(self, key: Identity, digest: str) -> None:
+        """Remember ``digest`` for ``key`` (and write it down when there is a cache file)."""
+        with self._lock:
+            if not self._loaded:
+                self._load()
+            self._digests[key] = digest
+            self._trim()
+            if self.cache_file is None:
+                return
+            try:
+                self._append(key, digest)
+            except OSError as exc:  # a full or read-only work dir costs re-reads, not a failure
+                logger.warning(
+                    "Could not write file digest cache path=%s error=%s", self.cache_file, exc
+                )
+
+    def _append(self, key: Identity, digest: str) -> None:
+        assert self.cache_file is not None
+        if self._lines > 2 * len(self._digests) + 1000:
+            self._rewrite()
+            return
+        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.cache_file, "a", encoding="utf-8") as out:
+            out.write(_line(key, digest))
+        self._lines += 1
+
+    def _rewrite(self) -> None:
+        assert self.cache_file is not None
+        partial = self.cache_file.with_name(self.cache_file.name + ".part")
+        with open(partial, "w", encoding="utf-8") as out:
+            for key, digest in self._digests.items():
+                out.write(_line(key, digest))
+        os.replace(partial, self.cache_file)
+        self._lines = len(self._digests)
+
+    def sha256(self, path: Path) -> str:
+        """The sha256 of the file at ``path``: remembered, or read once and remembered."""
+        st = os.stat(path)
+        key = identity_of(path, st)
+        digest = self.get(key)
+        if digest is None:
+            with open(path, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            self.put(key, digest)
+        return digest
+
+
+def _line(key: Identity, digest: str) -> str:
+    path, inode, size, mtime_ns, ctime_ns = key
+    row = {
+        "path": path,
+        "inode": inode,
+        "size": size,
+        "mtime_ns": mtime_ns,
+        "ctime_ns": ctime_ns,
+        "sha256": digest,
+    }
+    return json.dumps(row, separators=(",", ":")) + "\n"
+
+
+_shared: dict[Path | None, FileHashes] = {}
+_shared_lock = threading.Lock()
+
+
+def file_hashes(work_dir: str | Path | None) -> FileHashes:
+    """The process-wide digests kept in ``work_dir`` (in memory only when it is None)."""
+    cache_file = Path(work_dir) / CACHE_FILE_NAME if work_dir else None
+    with _shared_lock:
+        if cache_file not in _shared:
+            _shared[cache_file] = FileHashes(cache_file)
+        return _shared[cache_file]
+
+
+class VerifyingReader:
+    """Hashes what the packager reads, and refuses content that is not what was named.
+
+    The archive's name comes from the digest taken before packaging; a file rewritten in
+    between (same size or not) would otherwise be packaged under the old name.
+    """
+
+    def __init__(self, raw: BinaryIO, expected: str, what: str) -> None:
+        self.raw = raw
+        self.expected = expected
+        self.what = what
+        self.digest = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.digest.update(data)
+        return data
+
+    def check(self) -> None:
+        """Raise :class:`SourceChangedError` unless the bytes read hash to the expected digest."""
+        if self.digest.hexdigest() != self.expected:
+            raise SourceChangedError(f"{self.what} changed while it was packaged; retrying")
+
+
+@contextlib.contextmanager
+def open_verified(path: Path, expected: str, what: str) -> Iterator[BinaryIO]:
+    """``path`` opened for the packager, checked against ``expected`` once read through."""
+    with open(path, "rb") as f:
+        reader = VerifyingReader(f, expected, what)
+        yield cast(BinaryIO, reader)
+        reader.check()
