@@ -20,6 +20,15 @@ class Settings(BaseSettings):
         default=None,
         description="Send every AWS call here (the local SageMaker); unset for real AWS.",
     )
+    aws_max_attempts: int = Field(
+        default=10,
+        ge=1,
+        description="Attempts per AWS call (botocore adaptive retries: backoff with jitter, and "
+        "a client-side rate that slows down while AWS throttles).",
+    )
+    aws_read_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Seconds to wait for an AWS answer before retrying."
+    )
     drift_check_interval_seconds: float = Field(
         default=300.0, gt=0, description="How often a Ready endpoint is re-observed for drift."
     )

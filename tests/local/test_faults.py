@@ -6,6 +6,7 @@ import json
 import urllib.request
 from typing import Any
 
+import botocore.exceptions
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -122,3 +123,76 @@ def test_admin_rejects_unknown_action(aws: LocalAWS) -> None:
     with pytest.raises(urllib.error.HTTPError) as excinfo:
         admin(aws, "POST", "/_local/faults", {"action": "explode"})
     assert excinfo.value.code == 400
+
+
+# -- faults after the side effect: the call took effect, its answer was lost -------------
+
+ONE_ATTEMPT = Config(retries={"mode": "standard", "total_max_attempts": 1})
+
+
+def create_model(sm: Any, stack: Stack, name: str) -> None:
+    sm.create_model(
+        ModelName=name,
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/r",
+        PrimaryContainer={
+            "Image": "785573368785.dkr.ecr.us-east-1.amazonaws.com/sagemaker-tritonserver:24.09-py3",
+            "ModelDataUrl": f"s3://{stack.bucket}/mme/",
+            "Mode": "MultiModel",
+        },
+    )
+
+
+def test_a_fault_after_create_leaves_the_model_created(stack: Stack) -> None:
+    sm = stack.aws.client("sagemaker", config=ONE_ATTEMPT)
+    before = stack.aws.faults.injected()
+    stack.aws.faults.server_error(operations="CreateModel", count=1, after=True)
+
+    with pytest.raises(ClientError) as excinfo:
+        create_model(sm, stack, "lost-answer")
+
+    assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert sm.describe_model(ModelName="lost-answer")["ModelName"] == "lost-answer"
+    assert stack.aws.faults.injected() - before == {"sagemaker:CreateModel:after": 1}
+
+
+def test_a_timeout_after_create_leaves_the_model_created(stack: Stack) -> None:
+    sm = stack.aws.client(
+        "sagemaker", config=ONE_ATTEMPT.merge(Config(read_timeout=0.3, connect_timeout=1))
+    )
+    stack.aws.faults.timeout_after(1.0, operations="CreateModel", count=1)
+
+    with pytest.raises(botocore.exceptions.ReadTimeoutError):
+        create_model(sm, stack, "no-answer")
+
+    assert sm.describe_model(ModelName="no-answer")["ModelName"] == "no-answer"
+
+
+def test_s3_faults_before_and_after_the_effect_go_over_the_wire(stack: Stack) -> None:
+    s3 = stack.aws.client("s3", config=ONE_ATTEMPT)
+    faults = stack.aws.faults
+    before = faults.injected()
+    faults.server_error(operations="PutObject", count=1, service="s3")
+    with pytest.raises(ClientError) as excinfo:
+        s3.put_object(Bucket=stack.bucket, Key="before", Body=b"x")
+    assert excinfo.value.response["Error"]["Code"] == "InternalError"
+    assert "Contents" not in s3.list_objects_v2(Bucket=stack.bucket, Prefix="before")
+
+    faults.server_error(operations="PutObject", count=1, service="s3", after=True)
+    with pytest.raises(ClientError):
+        s3.put_object(Bucket=stack.bucket, Key="after", Body=b"x")
+    assert s3.get_object(Bucket=stack.bucket, Key="after")["Body"].read() == b"x"
+
+    faults.throttle(100, operations="DeleteObject", count=1, service="s3")
+    with pytest.raises(ClientError) as excinfo:
+        s3.delete_object(Bucket=stack.bucket, Key="after")
+    assert excinfo.value.response["Error"]["Code"] == "SlowDown"
+    assert faults.injected() - before == {
+        "s3:PutObject:before": 1,
+        "s3:PutObject:after": 1,
+        "s3:DeleteObject:before": 1,
+    }
+
+
+def test_an_s3_fault_names_its_operations(aws: LocalAWS) -> None:
+    with pytest.raises(ValueError, match="names its operations"):
+        aws.faults.server_error(service="s3")

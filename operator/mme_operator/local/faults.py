@@ -1,8 +1,15 @@
-"""Fault injection for the local SageMaker: throttling, server errors, latency, failures.
+"""Fault injection for the local SageMaker and S3: throttling, server errors, latency, failures.
 
 Rules apply to SageMaker control-plane operations (``CreateEndpoint``, ...) and to
-``InvokeEndpoint``, never to the S3 / autoscaling / CloudWatch calls moto answers, so a
-test can make SageMaker misbehave while the artifacts still upload.
+``InvokeEndpoint`` by default; a rule with ``service="s3"`` applies to S3 operations
+(``PutObject``, ``DeleteObject``, ...) instead, so a test can make one service misbehave
+while the other works. Autoscaling and CloudWatch are never faulted.
+
+A rule fails a call *before* it runs (nothing happened, the caller is told so), or with
+``after=True`` *after* it took effect: the model was created, the object stored, and still
+the answer is a 5xx, or no answer in time (``delay_seconds`` longer than the client's read
+timeout). That is what a lost response looks like on the wire, and what a retry must
+survive without duplicating or losing anything.
 """
 
 from __future__ import annotations
@@ -29,12 +36,23 @@ class ErrorRule:
     """Operation names it applies to; None: every SageMaker operation."""
     remaining: int | None = None
     """How many more calls it may fail; None: no limit."""
+    after: bool = False
+    """Fail after the call took effect (the answer is lost, not the effect)."""
+    service: str = "sagemaker"
+    """``sagemaker`` (control plane and InvokeEndpoint) or ``s3``."""
+    delay_seconds: float = 0.0
+    """Hold the error answer this long (longer than the client's timeout: no answer at all)."""
 
-    def matches(self, operation: str) -> bool:
-        """Whether this rule concerns ``operation`` and still has failures left."""
+    def matches(self, service: str, operation: str, after: bool) -> bool:
+        """Whether this rule concerns this call at this moment and still has failures left."""
         if self.remaining is not None and self.remaining <= 0:
             return False
-        return self.operations is None or operation in self.operations
+        if self.service != service or self.after != after:
+            return False
+        if self.operations is None:
+            # A rule without operations means every SageMaker call; S3 ones are named.
+            return service == "sagemaker"
+        return operation in self.operations
 
 
 @dataclass
@@ -54,6 +72,17 @@ class _State:
     fail_endpoints: dict[str, str] = field(default_factory=dict)
 
 
+SERVICES = frozenset({"sagemaker", "s3"})
+
+
+@dataclass(frozen=True)
+class Injected:
+    """A fault that fired: the error to answer and how long to hold the answer."""
+
+    error: AwsError
+    delay_seconds: float = 0.0
+
+
 def _operations(operations: Iterable[str] | str | None) -> frozenset[str] | None:
     if operations is None:
         return None
@@ -71,6 +100,7 @@ class FaultController:
     def __init__(self, seed: int | None = 0) -> None:
         self._lock = threading.Lock()
         self._state = _State()
+        self._injected: Counter[str] = Counter()
         # Seeded so that "throttle 50%" fails the same calls on every run of a test.
         self._random = random.Random(seed)
 
@@ -80,11 +110,24 @@ class FaultController:
         operations: Iterable[str] | str | None = None,
         count: int | None = None,
         message: str = "Rate exceeded",
+        service: str = "sagemaker",
     ) -> None:
         """Answer ``percent`` % of calls (to ``operations``) with ``ThrottlingException``.
 
-        ``count`` limits how many calls it fails in all; None: until ``reset()``.
+        ``count`` limits how many calls it fails in all; None: until ``reset()``. For S3 the
+        answer is S3's own throttling error, ``SlowDown`` (503).
         """
+        if service == "s3":
+            self.error(
+                "SlowDown",
+                "Please reduce your request rate.",
+                503,
+                percent,
+                operations,
+                count,
+                service=service,
+            )
+            return
         self.error("ThrottlingException", message, 400, percent, operations, count)
 
     def server_error(
@@ -94,11 +137,55 @@ class FaultController:
         operations: Iterable[str] | str | None = None,
         count: int | None = None,
         message: str = "An internal error occurred.",
+        *,
+        after: bool = False,
+        service: str = "sagemaker",
+        delay_seconds: float = 0.0,
     ) -> None:
-        """Answer calls with a 5xx error: ``InternalFailure`` (500) or ``ServiceUnavailable`` (503)."""
+        """Answer calls with a 5xx error: ``InternalFailure`` (500) or ``ServiceUnavailable`` (503).
+
+        ``after=True``: the call is served first, then answered with the error (held for
+        ``delay_seconds``); for S3 the codes are S3's (``InternalError``, ``ServiceUnavailable``).
+        """
         if code not in SERVER_ERRORS:
             raise ValueError(f"unknown server error {code!r}; one of {sorted(SERVER_ERRORS)}")
-        self.error(code, message, SERVER_ERRORS[code], percent, operations, count)
+        status = SERVER_ERRORS[code]
+        if service == "s3":
+            code = "ServiceUnavailable" if status == 503 else "InternalError"
+        self.error(
+            code,
+            message,
+            status,
+            percent,
+            operations,
+            count,
+            after=after,
+            service=service,
+            delay_seconds=delay_seconds,
+        )
+
+    def timeout_after(
+        self,
+        seconds: float,
+        operations: Iterable[str] | str,
+        percent: float = 100.0,
+        count: int | None = None,
+        service: str = "sagemaker",
+    ) -> None:
+        """Serve matching calls, then hold the answer ``seconds`` (past the client's timeout).
+
+        The caller sees a read timeout although the call took effect.
+        """
+        self.server_error(
+            "InternalFailure",
+            percent,
+            operations,
+            count,
+            "The answer was held past the client's timeout.",
+            after=True,
+            service=service,
+            delay_seconds=seconds,
+        )
 
     def error(
         self,
@@ -108,9 +195,27 @@ class FaultController:
         percent: float = 100.0,
         operations: Iterable[str] | str | None = None,
         count: int | None = None,
+        *,
+        after: bool = False,
+        service: str = "sagemaker",
+        delay_seconds: float = 0.0,
     ) -> None:
         """Answer calls with any AWS error, e.g. ``ResourceLimitExceeded``."""
-        rule = ErrorRule(code, status, message, float(percent), _operations(operations), count)
+        if service not in SERVICES:
+            raise ValueError(f"unknown service {service!r}; one of {sorted(SERVICES)}")
+        if service == "s3" and operations is None:
+            raise ValueError("an S3 fault names its operations (PutObject, DeleteObject, ...)")
+        rule = ErrorRule(
+            code,
+            status,
+            message,
+            float(percent),
+            _operations(operations),
+            count,
+            after,
+            service,
+            float(delay_seconds),
+        )
         with self._lock:
             self._state.errors.append(rule)
 
@@ -137,7 +242,7 @@ class FaultController:
             self._state.fail_endpoints[endpoint_name.lower()] = reason
 
     def reset(self) -> None:
-        """Remove every fault."""
+        """Remove every fault; the count of faults already injected stays."""
         with self._lock:
             self._state = _State()
 
@@ -145,16 +250,22 @@ class FaultController:
         """The faults now set, as JSON-ready data (``GET /_local/faults``)."""
         with self._lock:
             data = asdict(self._state)
+            data["injected"] = dict(self._injected)
         for rule in data["errors"] + data["latencies"]:
             if rule["operations"] is not None:
                 rule["operations"] = sorted(rule["operations"])
         return data
 
+    def injected(self) -> Counter[str]:
+        """Faults fired so far, per ``<service>:<operation>:<before|after>`` (kept by reset)."""
+        with self._lock:
+            return Counter(self._injected)
+
     def apply(self, data: dict[str, Any]) -> None:
         """Set a fault from JSON: ``{"action": "throttle", "percent": 100, ...}``.
 
         ``action`` names one of this class's methods (``throttle``, ``server_error``,
-        ``error``, ``latency``, ``fail_next_create``, ``fail_next_update``,
+        ``error``, ``latency``, ``timeout_after``, ``fail_next_create``, ``fail_next_update``,
         ``fail_endpoint``, ``reset``); the other keys are its keyword arguments.
         """
         data = dict(data)
@@ -174,16 +285,35 @@ class FaultController:
                 if rule.operations is None or operation in rule.operations
             )
 
-    def error_for(self, operation: str) -> AwsError | None:
-        """The error to answer ``operation`` with, if a rule fires for this call."""
+    def error_for(self, operation: str, service: str = "sagemaker") -> AwsError | None:
+        """The error to answer ``operation`` with instead of serving it, if a rule fires."""
+        fired = self._fire(service, operation, after=False)
+        return fired.error if fired is not None else None
+
+    def fault_after(self, operation: str, service: str = "sagemaker") -> Injected | None:
+        """The error to answer a served ``operation`` with (its effect stays), if a rule fires."""
+        return self._fire(service, operation, after=True)
+
+    def has_after(self, service: str, operation: str) -> bool:
+        """Whether an after-the-effect rule may fire for this call (consumes nothing)."""
+        with self._lock:
+            return any(rule.matches(service, operation, True) for rule in self._state.errors)
+
+    def _fire(self, service: str, operation: str, after: bool) -> Injected | None:
         with self._lock:
             for rule in self._state.errors:
-                if rule.matches(operation) and self._random.uniform(0, 100) < rule.percent:
+                if (
+                    rule.matches(service, operation, after)
+                    and self._random.uniform(0, 100) < rule.percent
+                ):
                     if rule.remaining is not None:
                         rule.remaining -= 1
+                    when = "after" if after else "before"
+                    self._injected[f"{service}:{operation}:{when}"] += 1
                     if rule.code == "ThrottlingException":
-                        return throttling(rule.message)
-                    return AwsError(rule.code, rule.message, rule.status)
+                        return Injected(throttling(rule.message), rule.delay_seconds)
+                    error = AwsError(rule.code, rule.message, rule.status)
+                    return Injected(error, rule.delay_seconds)
         return None
 
     def take_create_failure(self) -> str | None:
@@ -208,6 +338,7 @@ _ACTIONS = frozenset(
         "server_error",
         "error",
         "latency",
+        "timeout_after",
         "fail_next_create",
         "fail_next_update",
         "fail_endpoint",

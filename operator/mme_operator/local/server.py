@@ -16,8 +16,9 @@ import time
 import urllib.parse
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 import boto3
 from botocore.config import Config
@@ -241,8 +242,10 @@ class LocalAWS:
             response = self._sagemaker(request, target.split(".", 1)[1])
         elif invocation is not None and self._signed_for_sagemaker(request):
             response = self._invoke(request, urllib.parse.unquote(invocation[1]))
-        else:
+        elif self._signed_for("s3", request):
             # The body stays unread, so moto gets the whole request.
+            return self._s3(request, environ, start_response)
+        else:
             return self._moto(environ, start_response)  # type: ignore[no-any-return]
         return response(environ, start_response)
 
@@ -253,6 +256,10 @@ class LocalAWS:
     def _signed_for_sagemaker(self, request: Request) -> bool:
         scope = self._scope(request)
         return scope is None or scope[1] == "sagemaker"
+
+    def _signed_for(self, service: str, request: Request) -> bool:
+        scope = self._scope(request)
+        return scope is not None and scope[1] == service
 
     def _region_of(self, request: Request) -> str:
         scope = self._scope(request)
@@ -268,6 +275,41 @@ class LocalAWS:
         if error is not None:
             raise error
 
+    def _post_call(self, operation: str, service: str = "sagemaker") -> None:
+        """Apply an after-the-effect fault: the call was served, its answer is lost."""
+        fired = self.faults.fault_after(operation, service)
+        if fired is not None:
+            if fired.delay_seconds:
+                time.sleep(fired.delay_seconds)
+            raise fired.error
+
+    def _s3(
+        self, request: Request, environ: dict[str, Any], start_response: Any
+    ) -> Iterable[bytes]:
+        """S3 through moto, with the S3 faults set for this operation before or after it."""
+        operation = s3_operation(request.method, request.path, request.args, request.headers)
+        request_id = str(uuid.uuid4())
+        error = self.faults.error_for(operation, "s3")
+        if error is None and not self.faults.has_after("s3", operation):
+            return self._moto(environ, start_response)  # type: ignore[no-any-return]
+        if error is None:
+            # Serve it for real (the effect happens), then decide what the client hears.
+            captured: list[Any] = []
+
+            def capture(status: str, headers: list[Any], exc_info: Any = None) -> Any:
+                captured[:] = [status, headers]
+                return lambda data: None
+
+            body = b"".join(self._moto(environ, capture))
+            try:
+                self._post_call(operation, "s3")
+            except AwsError as err:
+                error = err
+            else:
+                start_response(*captured)
+                return [body]
+        return _s3_error_response(error, request_id)(environ, start_response)
+
     def _sagemaker(self, request: Request, operation: str) -> Response:
         request_id = str(uuid.uuid4())
         try:
@@ -280,6 +322,7 @@ class LocalAWS:
             if operation == "DeleteEndpoint":
                 arn = f"arn:aws:sagemaker:{self._region_of(request)}:{ACCOUNT_ID}:endpoint/"
                 self.runtime.forget(arn + payload["EndpointName"].lower())
+            self._post_call(operation)
             return Response(
                 json.dumps(result),
                 200,
@@ -344,6 +387,49 @@ class LocalAWS:
 
 def _json(data: Any, status: int = 200) -> Response:
     return Response(json.dumps(data), status, {"Content-Type": "application/json"})
+
+
+def s3_operation(method: str, path: str, query: Mapping[str, str], headers: Any) -> str:
+    """The S3 API operation a path-style request calls (``PutObject``, ``ListObjectsV2``, ...)."""
+    parts = path.lstrip("/").split("/", 1)
+    has_key = len(parts) == 2 and parts[1] != ""
+    if not parts[0]:
+        return "ListBuckets"
+    if has_key:
+        if "tagging" in query:
+            return {"GET": "GetObjectTagging", "PUT": "PutObjectTagging"}.get(
+                method, "DeleteObjectTagging"
+            )
+        if method == "PUT":
+            if "partNumber" in query:
+                return "UploadPartCopy" if "x-amz-copy-source" in headers else "UploadPart"
+            return "CopyObject" if "x-amz-copy-source" in headers else "PutObject"
+        if method == "POST":
+            return "CreateMultipartUpload" if "uploads" in query else "CompleteMultipartUpload"
+        if method == "DELETE":
+            return "AbortMultipartUpload" if "uploadId" in query else "DeleteObject"
+        if method == "GET" and "uploadId" in query:
+            return "ListParts"
+        return {"GET": "GetObject", "HEAD": "HeadObject"}.get(method, method)
+    if method == "GET":
+        return "ListObjectsV2" if query.get("list-type") == "2" else "ListObjects"
+    if method == "POST" and "delete" in query:
+        return "DeleteObjects"
+    return {"PUT": "CreateBucket", "DELETE": "DeleteBucket", "HEAD": "HeadBucket"}.get(
+        method, method
+    )
+
+
+def _s3_error_response(err: AwsError, request_id: str) -> Response:
+    """An error in S3's XML shape, which botocore's rest-xml parser reads."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Error>'
+        f"<Code>{err.code}</Code><Message>{xml_escape(err.message)}</Message>"
+        f"<RequestId>{request_id}</RequestId></Error>"
+    )
+    return Response(
+        body, err.status, {"Content-Type": "application/xml", "x-amz-request-id": request_id}
+    )
 
 
 def _error_response(

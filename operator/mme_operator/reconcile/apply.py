@@ -31,7 +31,7 @@ from mme_operator.sagemaker.errors import (
     describe_error,
     is_missing_bucket,
 )
-from mme_operator.sagemaker.gateway import NotOwnedError
+from mme_operator.sagemaker.gateway import NotOwnedError, SageMakerGateway
 
 log = logging.getLogger("mme_operator.reconcile")
 
@@ -101,13 +101,14 @@ class Executor:
         open_source: SourceOpener,
         workdir: Path,
         emit: EventSink | None = None,
+        gateway: SageMakerGateway | None = None,
     ) -> None:
         self.clients = clients
         self.desired = desired
         self.open_source = open_source
         self.workdir = workdir
         self.emit = emit or (lambda reason, message: None)
-        self.gateway = clients.gateway()
+        self.gateway = gateway or clients.gateway()
         self.store = ArtifactStore(
             clients.s3,
             desired.bucket,
@@ -164,7 +165,7 @@ class Executor:
                 self.store.delete(key)
                 self.emit("Deleted", f"deleted stale archive s3://{self.desired.bucket}/{key}")
             case p.AdoptEndpoint(name=name, arn=arn):
-                self.clients.sagemaker.add_tags(ResourceArn=arn, Tags=sm.endpoint.tags)
+                self.gateway.add_tags(arn, sm.endpoint.tags)
                 self.emit("Adopted", f"adopted existing endpoint {name}")
             case p.CreateModel(name=name):
                 if self.gateway.create_model(sm.model).created:

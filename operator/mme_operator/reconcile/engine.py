@@ -39,6 +39,7 @@ from mme_operator.sagemaker.errors import (
     describe_error,
     is_missing_bucket,
 )
+from mme_operator.sagemaker.gateway import SageMakerGateway
 from mme_operator.sagemaker.images import ImageLookupError, image_problems
 from mme_operator.settings import Settings
 from mme_operator.triton import TritonConfigError
@@ -157,7 +158,9 @@ def reconcile(
             return Outcome(invalid_status(previous, _generation(body), prepared), None)
         _, desired, unavailable = prepared
         bucket = desired.bucket
-        observed = observe(clients, desired, recorded_archives(previous, desired.owner_uid))
+        gateway = clients.gateway(cache_reads=True)  # one pass: a read asked twice is reused
+        known = recorded_archives(previous, desired.owner_uid)
+        observed = observe(clients, desired, known, gateway)
     except Retry as exc:
         return _retry_outcome(body, settings, exc.message)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
@@ -173,13 +176,31 @@ def reconcile(
         return Outcome(status, None)
 
     plan = plan_reconcile(desired, observed, previous, tuple(unavailable), now=datetime.now(UTC))
-    with _workdir(workdir, settings) as scratch:
-        executor = Executor(
-            clients, desired, open_source=_sources(clients, settings), workdir=scratch, emit=emit
-        )
-        result = executor.run(plan)
+    result = _execute(plan, clients, desired, gateway, settings, emit, workdir)
     status = reconciled_status(desired, observed, plan, result, previous, unavailable)
     return Outcome(status, _retry_after(plan, result, settings), plan)
+
+
+def _execute(
+    plan: Plan,
+    clients: AwsClients,
+    desired: DesiredState,
+    gateway: SageMakerGateway,
+    settings: Settings,
+    emit: EventSink | None,
+    workdir: Path | None = None,
+) -> ApplyResult:
+    """Run ``plan`` with the pass's gateway (its reads are reused) in a scratch directory."""
+    with _workdir(workdir, settings) as scratch:
+        executor = Executor(
+            clients,
+            desired,
+            open_source=_sources(clients, settings),
+            workdir=scratch,
+            emit=emit,
+            gateway=gateway,
+        )
+        return executor.run(plan)
 
 
 def _retry_after(plan: Plan, result: ApplyResult, settings: Settings) -> float | None:
@@ -242,16 +263,14 @@ def finalize(
     try:
         desired = build_desired(resource, {}, configs={})
         known = recorded_archives(_previous_status(body), desired.owner_uid)
-        observed = observe_for_deletion(clients, desired, known)
+        gateway = clients.gateway(cache_reads=True)
+        observed = observe_for_deletion(clients, desired, known, gateway)
     except ImageLookupError:
         return Deletion(True, None, "no SageMaker resources could have been created for this spec")
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         return Deletion(False, settings.retry_delay_seconds, describe_error(exc))
     plan = plan_delete(desired, observed)
-    with _workdir(None, settings) as scratch:
-        result = Executor(
-            clients, desired, open_source=_sources(clients, settings), workdir=scratch, emit=emit
-        ).run(plan)
+    result = _execute(plan, clients, desired, gateway, settings, emit)
     if result.error is not None:
         return Deletion(False, settings.retry_delay_seconds, result.error.message)
     if plan.wait is not None:

@@ -13,7 +13,7 @@ from mme_operator.reconcile.desired import DesiredState
 from mme_operator.sagemaker.autoscaling import ObservedScaling, observe_scaling
 from mme_operator.sagemaker.clients import AwsClients
 from mme_operator.sagemaker.errors import is_missing_bucket
-from mme_operator.sagemaker.gateway import EndpointState, OwnedResource
+from mme_operator.sagemaker.gateway import EndpointState, OwnedResource, SageMakerGateway
 from mme_operator.sagemaker.resources import OWNER_UID_TAG
 
 # Endpoint states in which SageMaker accepts no change and the operator only waits.
@@ -61,13 +61,14 @@ def observe(
     clients: AwsClients,
     desired: DesiredState,
     known_archives: Mapping[str, StoredArchive] | None = None,
+    gateway: SageMakerGateway | None = None,
 ) -> ObservedState:
     """Read what exists for ``desired`` (describe / list / head calls only).
 
     ``known_archives`` (see :func:`recorded_archives`) spares a HEAD per archive: S3 costs
     one listing of the prefix in a steady pass, whatever the number of models.
     """
-    gateway = clients.gateway()
+    gateway = gateway or clients.gateway()
     sm = desired.sagemaker
     endpoint = gateway.describe_endpoint(sm.endpoint.name)
     owner = gateway.tags_of(endpoint.arn).get(OWNER_UID_TAG) if endpoint is not None else None
@@ -127,9 +128,10 @@ def observe_for_deletion(
     clients: AwsClients,
     desired: DesiredState,
     known_archives: Mapping[str, StoredArchive] | None = None,
+    gateway: SageMakerGateway | None = None,
 ) -> ObservedForDeletion:
     """Read everything this ModelEndpoint owns (read-only); each delete reads its owner again."""
-    gateway = clients.gateway()
+    gateway = gateway or clients.gateway()
     name = desired.endpoint_name
     endpoint = gateway.describe_endpoint(name)
     owner = gateway.tags_of(endpoint.arn).get(OWNER_UID_TAG) if endpoint is not None else None

@@ -28,9 +28,13 @@ class AwsClients:
     runtime: SageMakerRuntimeClient
     autoscaling: ApplicationAutoScalingClient
 
-    def gateway(self) -> SageMakerGateway:
-        """A SageMakerGateway over these clients (invoke included)."""
-        return SageMakerGateway(self.sagemaker, self.runtime)
+    def gateway(self, *, cache_reads: bool = False) -> SageMakerGateway:
+        """A SageMakerGateway over these clients (invoke included).
+
+        ``cache_reads``: answer a describe / tags read asked twice from the first answer (for
+        one reconcile pass, which never waits for anything to change).
+        """
+        return SageMakerGateway(self.sagemaker, self.runtime, cache_reads=cache_reads)
 
 
 def make_clients(
@@ -42,7 +46,10 @@ def make_clients(
     """
     session = session or boto3.session.Session()
     # Clients are shared by every concurrent reconcile of the region.
-    config = boto_config().merge(Config(max_pool_connections=settings.aws_max_pool_connections))
+    config = boto_config(
+        max_attempts=settings.aws_max_attempts,
+        read_timeout_seconds=settings.aws_read_timeout_seconds,
+    ).merge(Config(max_pool_connections=settings.aws_max_pool_connections))
     url = settings.aws_endpoint_url
     # A local endpoint has no per-bucket DNS names, so S3 is addressed by path there.
     s3_config = config.merge(Config(s3={"addressing_style": "path"})) if url else config

@@ -266,11 +266,13 @@ def boto_config(
 ) -> Config:
     """The botocore client config of every AWS client the operator makes.
 
-    ``standard`` retries back off with jitter on throttling and 5xx, so a single reconcile
-    survives short blips; the timeouts keep a hung connection from blocking a handler.
+    ``adaptive`` retries back off with jitter on throttling and 5xx, and while AWS throttles
+    they also slow the client's own sending rate (a token bucket per client), so a reconcile
+    makes progress under heavy throttling instead of spending every attempt at once; the
+    timeouts keep a hung connection from blocking a handler.
     """
     return Config(
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        retries={"mode": "adaptive", "max_attempts": max_attempts},
         connect_timeout=connect_timeout_seconds,
         read_timeout=read_timeout_seconds,
         user_agent_extra=f"mme-operator/{__version__}",

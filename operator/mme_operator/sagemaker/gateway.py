@@ -7,11 +7,11 @@ the one a retried step wanted. Deletes remove only what carries this owner's uid
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import botocore.exceptions
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sagemaker.type_defs import (
         DescribeEndpointConfigOutputTypeDef,
         DescribeModelOutputTypeDef,
+        TagTypeDef,
     )
     from mypy_boto3_sagemaker_runtime.client import SageMakerRuntimeClient
 
@@ -88,16 +89,39 @@ class SageMakerGateway:
     """SageMaker Model / EndpointConfig / Endpoint calls for the reconcile's apply step."""
 
     def __init__(
-        self, client: SageMakerClient, runtime: SageMakerRuntimeClient | None = None
+        self,
+        client: SageMakerClient,
+        runtime: SageMakerRuntimeClient | None = None,
+        *,
+        cache_reads: bool = False,
     ) -> None:
         self._client = client
         self._runtime = runtime
+        # One reconcile pass asks some things twice (an endpoint's tags when observing and
+        # again before deleting it); under heavy throttling every call saved is one fewer
+        # chance to fail the pass. Only for a gateway that lives one pass: it never polls.
+        self._reads: dict[tuple[str, str], Any] | None = {} if cache_reads else None
+
+    def _read(self, kind: str, key: str, call: Callable[[], T]) -> T:
+        if self._reads is None:
+            return call()
+        if (kind, key) not in self._reads:
+            self._reads[(kind, key)] = call()
+        return cast(T, self._reads[(kind, key)])
+
+    def _forget(self, kind: str, key: str) -> None:
+        if self._reads is not None:
+            self._reads.pop((kind, key), None)
 
     # -- reads ---------------------------------------------------------------------------
 
     def describe_endpoint(self, name: str) -> EndpointState | None:
         """The endpoint's state, or None when there is no endpoint of that name."""
-        found = _none_if_not_found(lambda: self._client.describe_endpoint(EndpointName=name))
+        found = self._read(
+            "endpoint",
+            name,
+            lambda: _none_if_not_found(lambda: self._client.describe_endpoint(EndpointName=name)),
+        )
         if found is None:
             return None
         pending = found.get("PendingDeploymentSummary")
@@ -125,16 +149,27 @@ class SageMakerGateway:
 
     def describe_endpoint_config(self, name: str) -> DescribeEndpointConfigOutputTypeDef | None:
         """DescribeEndpointConfig's answer, or None when there is no such config."""
-        return _none_if_not_found(
-            lambda: self._client.describe_endpoint_config(EndpointConfigName=name)
+        return self._read(
+            "endpoint-config",
+            name,
+            lambda: _none_if_not_found(
+                lambda: self._client.describe_endpoint_config(EndpointConfigName=name)
+            ),
         )
 
     def describe_model(self, name: str) -> DescribeModelOutputTypeDef | None:
         """DescribeModel's answer, or None when there is no such model."""
-        return _none_if_not_found(lambda: self._client.describe_model(ModelName=name))
+        return self._read(
+            "model",
+            name,
+            lambda: _none_if_not_found(lambda: self._client.describe_model(ModelName=name)),
+        )
 
     def tags_of(self, arn: str) -> dict[str, str]:
         """All tags of a SageMaker resource, as a dict."""
+        return dict(self._read("tags", arn, partial(self._list_tags, arn)))
+
+    def _list_tags(self, arn: str) -> dict[str, str]:
         tags: dict[str, str] = {}
         for page in self._client.get_paginator("list_tags").paginate(ResourceArn=arn):
             for tag in page.get("Tags", []):
@@ -183,8 +218,14 @@ class SageMakerGateway:
 
     # -- creates and updates -------------------------------------------------------------
 
+    def add_tags(self, arn: str, tags: Sequence[TagTypeDef]) -> None:
+        """Tag a resource (e.g. to adopt an endpoint)."""
+        self._forget("tags", arn)
+        self._client.add_tags(ResourceArn=arn, Tags=list(tags))
+
     def create_model(self, desired: DesiredModel) -> CreateResult:
         """Create the Model; when it already exists, return the existing one's ARN."""
+        self._forget("model", desired.name)
         try:
             arn = self._client.create_model(**desired.request)["ModelArn"]
             return CreateResult(arn=arn, created=True)
@@ -197,6 +238,7 @@ class SageMakerGateway:
 
     def create_endpoint_config(self, desired: DesiredEndpointConfig) -> CreateResult:
         """Create the EndpointConfig; when it already exists, return the existing one's ARN."""
+        self._forget("endpoint-config", desired.name)
         try:
             arn = self._client.create_endpoint_config(**desired.request)["EndpointConfigArn"]
             return CreateResult(arn=arn, created=True)
@@ -212,6 +254,7 @@ class SageMakerGateway:
         When it already exists, return the existing one's ARN: whether it runs
         ``desired.config_name`` is for the plan to see and fix with :meth:`update_endpoint`.
         """
+        self._forget("endpoint", desired.name)
         try:
             arn = self._client.create_endpoint(**desired.request)["EndpointArn"]
             return CreateResult(arn=arn, created=True)
@@ -233,6 +276,7 @@ class SageMakerGateway:
         SageMaker refuses an update while one is in progress; that error classifies as
         RETRYABLE.
         """
+        self._forget("endpoint", name)
         response = self._client.update_endpoint(
             EndpointName=name,
             EndpointConfigName=config_name,
@@ -251,6 +295,7 @@ class SageMakerGateway:
         if state is None:
             return False
         self._require_owned("Endpoint", name, state.arn, owner_uid)
+        self._forget("endpoint", name)
         return _deleted(lambda: self._client.delete_endpoint(EndpointName=name))
 
     def delete_endpoint_config(self, name: str, owner_uid: str) -> bool:
@@ -259,6 +304,7 @@ class SageMakerGateway:
         if config is None:
             return False
         self._require_owned("EndpointConfig", name, config["EndpointConfigArn"], owner_uid)
+        self._forget("endpoint-config", name)
         return _deleted(lambda: self._client.delete_endpoint_config(EndpointConfigName=name))
 
     def delete_model(self, name: str, owner_uid: str) -> bool:
@@ -267,6 +313,7 @@ class SageMakerGateway:
         if model is None:
             return False
         self._require_owned("Model", name, model["ModelArn"], owner_uid)
+        self._forget("model", name)
         return _deleted(lambda: self._client.delete_model(ModelName=name))
 
     def _require_owned(self, kind: str, name: str, arn: str, owner_uid: str) -> None:
