@@ -20,6 +20,8 @@ from mme_operator.api.spec import (
     ModelSpec,
     Platform,
     QueuePolicySpec,
+    SizingPolicy,
+    SizingSpec,
     TensorSpec,
 )
 from mme_operator.api.status import (
@@ -71,6 +73,8 @@ __all__ = [
     "Problem",
     "QueuePolicySpec",
     "Reason",
+    "SizingPolicy",
+    "SizingSpec",
     "SpecInvalid",
     "TensorSpec",
     "derive_endpoint_name",

@@ -207,7 +207,8 @@ def _printer_columns() -> list[Schema]:
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpointStatus"},
         {"name": "Models", "type": "integer", "jsonPath": ".status.modelCount"},
-        {"name": "Instance", "type": "string", "jsonPath": ".spec.instanceType"},
+        {"name": "Instance", "type": "string", "jsonPath": ".status.instanceType"},
+        {"name": "Cost/h", "type": "number", "jsonPath": ".status.estimatedCostPerHour"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
 

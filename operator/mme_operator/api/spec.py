@@ -342,6 +342,21 @@ class ModelSpec(ApiModel):
         default=False,
         description="Invoke the model once after deployment so the first request is not cold.",
     )
+    gpu_memory_mib: int | None = Field(
+        alias="gpuMemoryMiB",
+        default=None,
+        ge=1,
+        le=1_048_576,
+        description="GPU memory (MiB) the model takes at its instance count; replaces the "
+        "operator's estimate (weights size x instances x a per-platform factor + overhead).",
+    )
+    expected_requests_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        description="Expected load on this model; `mme-operator size` works out the instance "
+        "count that carries it from a profile report.",
+    )
 
 
 class ArtifactsSpec(ApiModel):
@@ -407,7 +422,38 @@ class DeletionPolicy(StrEnum):
     RETAIN = "Retain"
 
 
+class SizingPolicy(StrEnum):
+    """How the operator chooses the instance type."""
+
+    CHEAPEST_THAT_FITS = "CheapestThatFits"
+
+
+class SizingSpec(ApiModel):
+    """Let the operator choose (and report) the instance type from the models' GPU memory."""
+
+    policy: SizingPolicy = Field(
+        default=SizingPolicy.CHEAPEST_THAT_FITS,
+        description="CheapestThatFits: the cheapest MME instance type whose GPU memory, less "
+        "the headroom, holds every model at its instance count.",
+    )
+    headroom_percent: int = Field(
+        default=10, ge=0, le=90, description="GPU memory kept free (percent of the GPU)."
+    )
+    allowed_families: (
+        list[Annotated[str, Field(pattern=r"^ml\.[a-z0-9-]+$", max_length=32)]] | None
+    ) = Field(
+        default=None,
+        max_length=32,
+        description="Instance families to choose from, e.g. [ml.g5, ml.g4dn]; all MME "
+        "families when unset.",
+    )
+
+
 _SPEC_RULES: list[JsonValue] = [
+    {
+        "rule": "has(self.instanceType) || has(self.sizing)",
+        "message": "set instanceType, or sizing for the operator to choose one",
+    },
     {
         # Guarded so that min > max is reported once, by the autoscaling rule.
         "rule": "!has(self.autoscaling) || self.autoscaling.minInstances > self.autoscaling.maxInstances"
@@ -439,10 +485,17 @@ class ModelEndpointSpec(ApiModel):
         max_length=63,
         description="SageMaker endpoint name; default derived from namespace and name. Immutable.",
     )
-    instance_type: str = Field(
+    instance_type: str | None = Field(
+        default=None,
         pattern=INSTANCE_TYPE_PATTERN,
         max_length=64,
-        description="SageMaker instance type, e.g. ml.g5.xlarge.",
+        description="SageMaker instance type, e.g. ml.g5.xlarge; may be left out when sizing "
+        "is set (the operator then chooses one and reports it in status.sizing).",
+    )
+    sizing: SizingSpec | None = Field(
+        default=None,
+        description="Instance choice by GPU-memory fit and cost (CheapestThatFits); the type "
+        "changes only when the models stop fitting.",
     )
     instance_count: int = Field(
         default=1, ge=1, le=1000, description="Instances behind the endpoint."

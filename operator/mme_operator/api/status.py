@@ -33,11 +33,14 @@ class ConditionType(StrEnum):
     ARTIFACTS_SYNCED = "ArtifactsSynced"
     ENDPOINT_READY = "EndpointReady"
     AUTOSCALING_READY = "AutoscalingReady"
+    CAPACITY_FITS = "CapacityFits"
 
 
 class Reason(StrEnum):
     """Machine-readable condition reasons (CamelCase, as Kubernetes convention has them)."""
 
+    FITS = "Fits"
+    DOES_NOT_FIT = "DoesNotFit"
     RECONCILED = "Reconciled"
     INVALID_SPEC = "InvalidSpec"
     SOURCE_ERROR = "SourceError"
@@ -122,6 +125,34 @@ class ModelStatus(ApiModel):
     )
 
 
+class ModelCapacity(ApiModel):
+    """GPU memory of one model at its instance count."""
+
+    name: str = Field(description="Model name from the spec.")
+    gpu_memory_mib: int = Field(
+        alias="gpuMemoryMiB", description="GPU memory the model needs (MiB)."
+    )
+    basis: str = Field(
+        description="estimate (weights x instances x platform factor + overhead), "
+        "gpuMemoryMiB (the spec), measured, unknown (size unreadable) or KIND_CPU."
+    )
+
+
+class CapacityStatus(ApiModel):
+    """GPU memory required by the endpoint's models and available on one instance."""
+
+    gpu_memory_required_mib: int = Field(
+        alias="gpuMemoryRequiredMiB", description="Sum over the models (MiB)."
+    )
+    gpu_memory_available_mib: int = Field(
+        alias="gpuMemoryAvailableMiB",
+        description="One instance's GPU memory less the headroom (MiB); host memory on a CPU type.",
+    )
+    headroom_percent: int = Field(description="GPU memory kept free (percent).")
+    fits: bool = Field(description="Every model can stay loaded at once.")
+    models: list[ModelCapacity] | None = Field(default=None, description="Per-model need.")
+
+
 class ModelEndpointStatus(ApiModel):
     """Observed state of a ModelEndpoint."""
 
@@ -157,6 +188,21 @@ class ModelEndpointStatus(ApiModel):
     model_count: int | None = Field(default=None, description="Number of models declared.")
     models: list[ModelStatus] | None = Field(default=None, description="Per-model status.")
     message: str | None = Field(default=None, description="Human-readable summary.")
+    instance_type: str | None = Field(
+        default=None,
+        description="Instance type in effect: spec.instanceType, or the one the operator chose.",
+    )
+    instance_type_reason: str | None = Field(
+        default=None, description="Why this instance type (the sizing's choice, or the spec's)."
+    )
+    capacity: CapacityStatus | None = Field(
+        default=None, description="GPU memory the models need against what one instance has."
+    )
+    estimated_cost_per_hour: float | None = Field(
+        default=None,
+        description="On-demand USD per hour of all instances (the instance catalogue's price "
+        "for the region); unset where no price is known.",
+    )
 
 
 def now_rfc3339() -> str:

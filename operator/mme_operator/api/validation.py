@@ -257,11 +257,38 @@ def instance_type_problems(spec: ModelEndpointSpec, root: str = "spec") -> list[
     it in CEL: the operator and ``validate`` check it, and the local SageMaker refuses
     the same types.
     """
+    if spec.instance_type is None:
+        if spec.sizing is None:
+            return [
+                Problem(
+                    f"{root}.instanceType",
+                    "required field is missing: set instanceType, or sizing for the operator "
+                    "to choose one",
+                )
+            ]
+        return _family_problems(spec, root)
     try:
         refusal = get_catalogue().refusal(spec.instance_type)
     except CatalogueError as exc:
         return [Problem(f"{root}.instanceType", f"cannot check the instance type: {exc}")]
     return [] if refusal is None else [Problem(f"{root}.instanceType", refusal)]
+
+
+def _family_problems(spec: ModelEndpointSpec, root: str) -> list[Problem]:
+    """Every allowed family must hold at least one MME type to choose from."""
+    try:
+        families = {t.family for t in get_catalogue().mme_types()}
+    except CatalogueError as exc:
+        return [Problem(f"{root}.sizing", f"cannot read the instance catalogue: {exc}")]
+    return [
+        Problem(
+            f"{root}.sizing.allowedFamilies[{i}]",
+            f"{family} has no instance type a multi-model endpoint runs on; "
+            f"choose from {', '.join(sorted(families))}",
+        )
+        for i, family in enumerate(spec.sizing.allowed_families or [] if spec.sizing else [])
+        if family not in families
+    ]
 
 
 def _environment_problems(spec: ModelEndpointSpec, root: str) -> list[Problem]:

@@ -9,6 +9,7 @@ from mme_operator.api import ModelEndpoint
 from mme_operator.artifacts.naming import DesiredArchive, desired_archive
 from mme_operator.sagemaker.autoscaling import DesiredScaling, desired_scaling
 from mme_operator.sagemaker.resources import DesiredSageMaker, desired_sagemaker
+from mme_operator.sizing.choice import Sizing
 from mme_operator.triton import default_model_filename, render_model_config
 
 ADOPT_ANNOTATION = "mme-operator.io/adopt-endpoint"
@@ -29,6 +30,8 @@ class DesiredState:
     warmup_models: frozenset[str]
     grace_period_seconds: int = 0
     """How long a superseded archive is kept for clients still sending its TargetModel."""
+    sizing: Sizing | None = None
+    """GPU-memory fit, instance choice and cost (None where no sizing was worked out)."""
 
     @property
     def endpoint_name(self) -> str:
@@ -60,6 +63,7 @@ def build_desired(
     configs: Mapping[str, str] | None = None,
     *,
     default_grace_period_seconds: int = 0,
+    sizing: Sizing | None = None,
 ) -> DesiredState:
     """The desired state of ``resource`` given each model source's fingerprint.
 
@@ -90,6 +94,7 @@ def build_desired(
         sagemaker=desired_sagemaker(resource),
         scaling=desired_scaling(resource.spec.autoscaling),
         warmup_models=frozenset(m.name for m in resource.spec.models if m.warmup),
+        sizing=sizing,
         grace_period_seconds=(
             resource.spec.artifacts.grace_period_seconds
             if resource.spec.artifacts.grace_period_seconds is not None

@@ -42,6 +42,8 @@ from mme_operator.sagemaker.errors import (
 from mme_operator.sagemaker.gateway import SageMakerGateway
 from mme_operator.sagemaker.images import ImageLookupError, image_problems
 from mme_operator.settings import Settings
+from mme_operator.sizing import CatalogueError, get_catalogue
+from mme_operator.sizing.choice import model_needs, size_endpoint
 from mme_operator.triton import TritonConfigError
 
 log = logging.getLogger("mme_operator.reconcile")
@@ -94,9 +96,13 @@ def _prepare(
     opener = _sources(clients, settings)
     fingerprints: dict[str, str] = {}
     unavailable: dict[str, str] = {}
+    weights: dict[str, int | None] = {}
     for model in resource.spec.models:
         try:
-            fingerprints[model.name] = opener(model.source).fingerprint()
+            source = opener(model.source)
+            fingerprints[model.name] = source.fingerprint()
+            # Known without downloading (S3 ContentLength, file size); sizing needs it.
+            weights[model.name] = source.size_bytes()
         except ArtifactError as exc:
             unavailable[model.name] = str(exc)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
@@ -106,17 +112,44 @@ def _prepare(
                 ) from exc
             unavailable[model.name] = f"cannot read {model.source}: {describe_error(exc)}"
     try:
+        sizing = size_endpoint(
+            resource.spec,
+            model_needs(resource.spec, weights),
+            get_catalogue(),
+            *_previous_choice(body),
+        )
+    except CatalogueError as exc:
+        return [f"spec.instanceType: cannot read the instance catalogue: {exc}"]
+    resource = with_instance_type(resource, sizing.instance_type)
+    try:
         desired = build_desired(
             resource,
             fingerprints,
             configs,
             default_grace_period_seconds=settings.archive_grace_period_seconds,
+            sizing=sizing,
         )
     except ImageLookupError as exc:
         return [
             f"spec.image: {exc} (set spec.image, or a supported spec.region / spec.tritonVersion)"
         ]
     return resource, desired, unavailable
+
+
+def with_instance_type(resource: ModelEndpoint, instance_type: str) -> ModelEndpoint:
+    """``resource`` with ``spec.instanceType`` filled in (sizing's choice when it was unset)."""
+    if resource.spec.instance_type == instance_type:
+        return resource
+    spec = resource.spec.model_copy(update={"instance_type": instance_type})
+    return resource.model_copy(update={"spec": spec})
+
+
+def _previous_choice(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The instance type in effect before and why: kept while the models fit on it."""
+    previous = _previous_status(body)
+    if previous is None:
+        return None, None
+    return previous.instance_type, previous.instance_type_reason
 
 
 def _validate(body: Mapping[str, Any]) -> tuple[ModelEndpoint | None, list[Problem]]:
@@ -260,6 +293,10 @@ def finalize(
         return Deletion(True, None, "spec invalid; nothing to delete")
     if resource.spec.deletion_policy == "Retain":
         return Deletion(True, None, "deletionPolicy is Retain: AWS resources and archives are kept")
+    if resource.spec.instance_type is None:
+        # Deletion finds what exists by name and ownership tags; the type plays no part.
+        chosen = _previous_choice(body)[0] or get_catalogue().mme_types()[0].name
+        resource = with_instance_type(resource, chosen)
     try:
         desired = build_desired(resource, {}, configs={})
         known = recorded_archives(_previous_status(body), desired.owner_uid)

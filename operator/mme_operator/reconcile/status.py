@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mme_operator.api import (
     Condition,
@@ -14,7 +15,7 @@ from mme_operator.api import (
     Phase,
     Reason,
 )
-from mme_operator.api.status import now_rfc3339, rfc3339
+from mme_operator.api.status import CapacityStatus, ModelCapacity, now_rfc3339, rfc3339
 from mme_operator.reconcile.apply import ApplyResult
 from mme_operator.reconcile.desired import DesiredState
 from mme_operator.reconcile.observe import ObservedState
@@ -26,6 +27,7 @@ from mme_operator.reconcile.plan import (
     UpdateEndpoint,
     archive_conflicts,
 )
+from mme_operator.sizing.choice import Sizing
 
 
 def set_condition(
@@ -287,6 +289,9 @@ def reconciled_status(
         previous.requested_endpoint_config_name if previous else None
     )
     notes = [*plan.notes, *result.notes]
+    sizing = desired.sizing
+    if sizing is not None:
+        conditions = set_condition(conditions, *capacity_condition(sizing), generation)
     return ModelEndpointStatus(
         observed_generation=generation,
         phase=phase,
@@ -301,4 +306,44 @@ def reconciled_status(
         model_count=len(models),
         models=models,
         message="; ".join([ready[2], *notes]),
+        **(sizing_fields(sizing) if sizing is not None else {}),
     )
+
+
+def capacity_condition(sizing: Sizing) -> tuple[ConditionType, ConditionStatus, Reason, str]:
+    """``CapacityFits``: whether every model stays loaded, and what to change when not.
+
+    Not a block: an MME whose models do not fit still serves, loading and evicting them
+    in turn (slow first requests), so Ready does not depend on it.
+    """
+    where = f"{sizing.instance_type} ({sizing.headroom_percent}% headroom)"
+    if sizing.fits:
+        message = (
+            f"models need {sizing.required_mib} MiB of GPU memory; {where} has "
+            f"{sizing.available_mib} MiB"
+        )
+        return ConditionType.CAPACITY_FITS, ConditionStatus.TRUE, Reason.FITS, message
+    message = (
+        f"models need {sizing.required_mib} MiB of GPU memory but {where} has "
+        f"{sizing.available_mib} MiB: {sizing.advice}"
+    )
+    return ConditionType.CAPACITY_FITS, ConditionStatus.FALSE, Reason.DOES_NOT_FIT, message
+
+
+def sizing_fields(sizing: Sizing) -> dict[str, Any]:
+    """The status fields sizing fills: instance type and why, capacity, estimated cost."""
+    return {
+        "instance_type": sizing.instance_type,
+        "instance_type_reason": sizing.reason,
+        "capacity": CapacityStatus(
+            gpu_memory_required_mib=sizing.required_mib,
+            gpu_memory_available_mib=sizing.available_mib,
+            headroom_percent=sizing.headroom_percent,
+            fits=sizing.fits,
+            models=[
+                ModelCapacity(name=n.name, gpu_memory_mib=n.required_mib, basis=n.basis)
+                for n in sizing.needs
+            ],
+        ),
+        "estimated_cost_per_hour": sizing.cost_per_hour,
+    }

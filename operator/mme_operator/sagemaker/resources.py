@@ -151,10 +151,13 @@ def desired_endpoint_config(
 ) -> DesiredEndpointConfig:
     """The EndpointConfig: one AllTraffic variant of ``model`` on the spec's instances."""
     spec = resource.spec
+    instance_type = spec.instance_type
+    if instance_type is None:
+        raise ValueError("spec.instanceType is unset: sizing fills it in before this is built")
     identity: dict[str, Any] = {
         "model": model.name,
         "variant": VARIANT_NAME,
-        "instanceType": spec.instance_type,
+        "instanceType": instance_type,
         "instanceCount": spec.instance_count,
     }
     name = endpoint_config_name(resource.endpoint_name, identity)
@@ -166,7 +169,7 @@ def desired_endpoint_config(
                 "ModelName": model.name,
                 # The stubs list every instance type as a Literal; the API takes any string
                 # and refuses unknown ones itself.
-                "InstanceType": cast(Any, spec.instance_type),
+                "InstanceType": cast(Any, instance_type),
                 "InitialInstanceCount": spec.instance_count,
             }
         ],
@@ -175,7 +178,7 @@ def desired_endpoint_config(
     return DesiredEndpointConfig(
         name=name,
         model_name=model.name,
-        instance_type=spec.instance_type,
+        instance_type=instance_type,
         instance_count=spec.instance_count,
         request=request,
     )

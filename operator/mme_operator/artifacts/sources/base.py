@@ -83,6 +83,14 @@ class ModelSource(Protocol):
         """Make the content readable, using ``workdir`` for any temporary files."""
         ...
 
+    def size_bytes(self) -> int | None:
+        """Bytes of the weights as stored, without downloading; None where the scheme cannot tell.
+
+        What sizing estimates GPU memory from (S3 ContentLength, a file's size, an https
+        Content-Length); a compressed archive counts as its compressed size.
+        """
+        ...
+
 
 def is_archive_name(name: str) -> bool:
     """Whether a file name marks an existing model archive (``.tar.gz`` / ``.tgz``)."""

@@ -154,6 +154,13 @@ class FileSource:
         check_size(self._uri, sum(size for _, _, size in tree), self.max_bytes)
         return tree
 
+    def size_bytes(self) -> int | None:
+        """The file's size, or the sum over the directory's files."""
+        st = self._stat()
+        if stat.S_ISDIR(st.st_mode):
+            return sum(size for _, _, size in self._tree())
+        return st.st_size
+
     def fingerprint(self) -> str:
         """sha256 of the content (a directory: of its sorted relative paths and contents).
 

@@ -152,6 +152,14 @@ class HttpsSource:
             ) from exc
         return digest.hexdigest()
 
+    def size_bytes(self) -> int | None:
+        """Content-Length from a HEAD; None when the server does not say (or refuses HEAD)."""
+        try:
+            with self._request("HEAD") as response:
+                return self._check_length(response.headers)
+        except (SourceAccessError, SourceFetchError):
+            return None
+
     def fingerprint(self) -> str:
         """URL with ETag or Last-Modified and length from a HEAD; else a content hash."""
         if self._fingerprint is not None:

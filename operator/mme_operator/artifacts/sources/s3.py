@@ -154,6 +154,13 @@ class S3Source:
         found.sort(key=lambda o: o.key)
         return found
 
+    def size_bytes(self) -> int | None:
+        """ContentLength of the object, or the sum over the prefix (one HEAD or one listing)."""
+        self._resolve()
+        if self._object is not None:
+            return self._object.size
+        return sum(o.size for o in self._tree or [])
+
     def fingerprint(self) -> str:
         """Bucket, key, ETag, size (and VersionId) of the object, or a digest of the listing."""
         if self._fingerprint is None:
