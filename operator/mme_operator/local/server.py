@@ -171,7 +171,7 @@ class LocalAWS:
 
     @property
     def calls(self) -> Counter[str]:
-        """Calls received per SageMaker / sagemaker-runtime operation, retries included."""
+        """Calls received per operation of every service (S3's too), retries included."""
         return self._calls.snapshot()
 
     def reset_calls(self) -> None:
@@ -246,8 +246,16 @@ class LocalAWS:
             # The body stays unread, so moto gets the whole request.
             return self._s3(request, environ, start_response)
         else:
+            self._calls.record(self._moto_operation(request, target))
             return self._moto(environ, start_response)  # type: ignore[no-any-return]
         return response(environ, start_response)
+
+    def _moto_operation(self, request: Request, target: str) -> str:
+        """The operation name of a request served by moto, for the call counts."""
+        if target:
+            return target.rsplit(".", 1)[-1]
+        scope = self._scope(request)
+        return f"{scope[1] if scope else 'unsigned'}:{request.method}"
 
     def _scope(self, request: Request) -> tuple[str, str] | None:
         match = _CREDENTIAL_SCOPE.search(request.headers.get("Authorization", ""))
@@ -288,6 +296,7 @@ class LocalAWS:
     ) -> Iterable[bytes]:
         """S3 through moto, with the S3 faults set for this operation before or after it."""
         operation = s3_operation(request.method, request.path, request.args, request.headers)
+        self._calls.record(operation)
         request_id = str(uuid.uuid4())
         error = self.faults.error_for(operation, "s3")
         if error is None and not self.faults.has_after("s3", operation):
