@@ -2,8 +2,10 @@
 
 Each subcommand is one ``_cmd_<name>(args) -> int`` function plus one ``_add_<name>``
 function that declares its subparser; add both and list the adder in ``_COMMANDS``.
-Exit codes: 0 success, 2 the input is wrong (problems are printed on stderr, one per
-line, never as a traceback), 3 the command needs an extra that is not installed.
+Exit codes: 0 success, 1 the command could not do its work (AWS unreachable, no
+credentials, a missing bucket, a port in use), 2 the input or an ``MME_*`` setting is wrong,
+3 the command needs an extra that is not installed. Each failure is one line per problem on
+stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from mme_operator import __version__
 from mme_operator.api import API_VERSION, GROUP, KIND, ModelEndpoint, validate_resource
 from mme_operator.safe_yaml import YamlLimitError, load_documents
 from mme_operator.sagemaker.images import image_problems
+from mme_operator.settings import Settings, SettingsError
 
 EXIT_OK = 0
+EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_NOT_INSTALLED = 3
 
@@ -332,35 +336,70 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from mme_operator.reconcile import dry_run
-    from mme_operator.sagemaker import make_clients
-    from mme_operator.sagemaker.resources import OWNER_TAG, OWNER_UID_TAG
+    import botocore.exceptions
+
     from mme_operator.settings import get_settings
 
     loaded = load_model_endpoints(args.file)
     if loaded.problems:
         return _report(loaded.problems)
     settings = get_settings()
+    failed = False
     for resource in loaded.resources:
-        clients = make_clients(resource.spec.region, settings)
-        meta = resource.metadata
-        owner = f"{meta.namespace}/{meta.name}"
-        if not meta.uid:
-            # A file has no uid: take the owner uid from the endpoint if it is this resource's.
-            gateway = clients.gateway()
-            endpoint = gateway.describe_endpoint(resource.endpoint_name)
-            tags = gateway.tags_of(endpoint.arn) if endpoint else {}
-            meta.uid = tags.get(OWNER_UID_TAG, "") if tags.get(OWNER_TAG) == owner else ""
-            meta.uid = meta.uid or "not-yet-created"
-        plan = dry_run(resource.to_k8s() | {"metadata": meta.model_dump()}, clients, settings)
-        print(f"{owner} (endpoint {resource.endpoint_name}, {resource.spec.region}):")
-        if isinstance(plan, list):
-            for line in plan:
-                print(f"  invalid: {line}")
+        owner = f"{resource.metadata.namespace}/{resource.metadata.name}"
+        try:
+            lines = _plan_lines(resource, settings)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            print(f"error: {owner}: {_aws_failure(error, resource)}", file=sys.stderr)
+            failed = True
             continue
-        for line in plan.describe():
+        print(f"{owner} (endpoint {resource.endpoint_name}, {resource.spec.region}):")
+        for line in lines:
             print(f"  {line}")
-    return EXIT_OK
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _plan_lines(resource: ModelEndpoint, settings: Settings) -> list[str]:
+    """The dry run of one resource, as lines; AWS errors are raised."""
+    from mme_operator.reconcile import dry_run
+    from mme_operator.sagemaker import make_clients
+    from mme_operator.sagemaker.resources import OWNER_TAG, OWNER_UID_TAG
+
+    clients = make_clients(resource.spec.region, settings)
+    meta = resource.metadata
+    owner = f"{meta.namespace}/{meta.name}"
+    if not meta.uid:
+        # A file has no uid: take the owner uid from the endpoint if it is this resource's.
+        gateway = clients.gateway()
+        endpoint = gateway.describe_endpoint(resource.endpoint_name)
+        tags = gateway.tags_of(endpoint.arn) if endpoint else {}
+        meta.uid = tags.get(OWNER_UID_TAG, "") if tags.get(OWNER_TAG) == owner else ""
+        meta.uid = meta.uid or "not-yet-created"
+    plan = dry_run(resource.to_k8s() | {"metadata": meta.model_dump()}, clients, settings)
+    if isinstance(plan, list):
+        return [f"invalid: {line}" for line in plan]
+    return list(plan.describe())
+
+
+def _aws_failure(error: Exception, resource: ModelEndpoint) -> str:
+    """One line for a user at a terminal: what failed and what to do."""
+    import botocore.exceptions
+
+    from mme_operator.sagemaker.errors import describe_error, is_missing_bucket
+
+    if is_missing_bucket(error):
+        return (
+            f"the artifacts bucket {resource.spec.artifacts.bucket!r} does not exist: create it "
+            "or correct spec.artifacts.bucket"
+        )
+    if isinstance(error, botocore.exceptions.NoCredentialsError):
+        return (
+            "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (plan only reads S3 and SageMaker)"
+        )
+    if isinstance(error, botocore.exceptions.ClientError):
+        return describe_error(error)
+    return f"cannot reach AWS: {_one_line(str(error))}"
 
 
 def _add_plan(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -461,6 +500,10 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    except SettingsError as error:
+        for line in error.lines:
+            print(f"error: {line}", file=sys.stderr)
         return EXIT_INVALID
 
 

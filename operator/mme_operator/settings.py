@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+import pydantic_settings
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Parallel HEAD requests of one artifact listing (the AWS connection pools are sized to it).
@@ -124,7 +125,29 @@ class Settings(BaseSettings):
         return [root for root in self.file_roots.split(":") if root]
 
 
+class SettingsError(ValueError):
+    """An ``MME_*`` variable holds a value the operator cannot use: one line per variable."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        super().__init__("; ".join(lines))
+
+
+def _settings_problems(error: ValidationError) -> list[str]:
+    lines = []
+    for err in error.errors(include_url=False):
+        name = "MME_" + "_".join(str(part) for part in err["loc"]).upper()
+        shown = f"={err['input']!r}" if isinstance(err.get("input"), str) else ""
+        lines.append(f"{name}{shown}: {err['msg']}")
+    return lines
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings (read once)."""
-    return Settings()
+    """The process-wide settings (read once); :class:`SettingsError` when a variable is wrong."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SettingsError(_settings_problems(error)) from None
+    except pydantic_settings.SettingsError as error:
+        raise SettingsError([" ".join(str(error).split())]) from None

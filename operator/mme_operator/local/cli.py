@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from typing import Any
+
+MAX_PORT = 65535
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -58,6 +62,26 @@ def run(args: argparse.Namespace) -> int:
                 print(f"# {problem}")
         print(f"# serving local SageMaker + S3 on {aws.endpoint_url}; Ctrl-C stops", flush=True)
 
+    if not 0 <= args.port <= MAX_PORT:
+        print(
+            f"error: --port {args.port}: a port is 0-{MAX_PORT} (0: any free port)", file=sys.stderr
+        )
+        return 2
+    listening = False
+
+    def on_started(aws: LocalAWS) -> None:
+        nonlocal listening
+        listening = True
+        announce(aws)
+
     triton = {"auto": None, "on": True, "off": False}[getattr(args, "triton", "auto")]
-    serve_forever(args.host, args.port, args.endpoint_delay, args.region, triton, announce)
+    try:
+        serve_forever(args.host, args.port, args.endpoint_delay, args.region, triton, on_started)
+    except OSError as error:
+        if listening:
+            raise
+        # Nothing was announced: a caller reading the exports never sees a dead endpoint.
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        print(f"error: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
+        return 1
     return 0

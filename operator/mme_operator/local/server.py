@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import threading
 import time
 import urllib.parse
@@ -128,9 +129,21 @@ class LocalAWS:
             return self.endpoint_url
         if self._triton_mode is True:
             self._triton_server()
-        self._server = make_server(
-            self.host, self.port, self, threaded=True, request_handler=_QuietRequestHandler
-        )
+        # Bound here, not by werkzeug: on a port in use werkzeug prints and exits the whole
+        # process; an OSError lets the caller say so in one line (or pick another port).
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        listener = socket.create_server((self.host, self.port), family=family, backlog=128)
+        try:
+            self._server = make_server(
+                self.host,
+                self.port,
+                self,
+                threaded=True,
+                request_handler=_QuietRequestHandler,
+                fd=listener.fileno(),
+            )
+        finally:
+            listener.close()
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="local-aws", daemon=True
