@@ -177,3 +177,30 @@ async def test_a_superseded_archive_is_served_through_its_grace_period_then_remo
     )
     assert gone["status"]["models"][0]["targetModel"] == new["targetModel"]
     assert await world.keys("mme/graceful/") == [new["s3Key"]]
+
+
+async def test_serving_knobs_reach_the_container_the_model_and_the_variant(world: World) -> None:
+    serving = {
+        "modelLoadGpuLimit": 0.8,
+        "modelCache": "Disabled",
+        "containerStartupHealthCheckTimeoutSeconds": 900,
+        "modelDataDownloadTimeoutSeconds": 1800,
+    }
+    doc = world.manifest("tuned", [await world.onnx_model("bert")], serving=serving)
+    await world.apply(doc)
+    ready = await world.ready("tuned")
+
+    config = await world.describe("endpoint_config", ready["status"]["endpointConfigName"])
+    assert config is not None
+    [variant] = config["ProductionVariants"]
+    assert variant["ContainerStartupHealthCheckTimeoutInSeconds"] == 900
+    assert variant["ModelDataDownloadTimeoutInSeconds"] == 1800
+    model = await world.describe("model", variant["ModelName"])
+    assert model is not None
+    container = model["PrimaryContainer"]
+    assert container["MultiModelConfig"] == {"ModelCacheSetting": "Disabled"}
+    # Verbose logging is off unless asked for: it is billed by the line in CloudWatch.
+    assert container["Environment"] == {
+        "SAGEMAKER_TRITON_LOG_VERBOSE": "0",
+        "SAGEMAKER_TRITON_MODEL_LOAD_GPU_LIMIT": "0.8",
+    }

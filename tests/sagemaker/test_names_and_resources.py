@@ -50,6 +50,8 @@ def test_desired_resources_from_a_model_endpoint() -> None:
         "Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/sagemaker-tritonserver:24.09-py3",
         "Mode": "MultiModel",
         "ModelDataUrl": "s3://my-models/mme/small-llms/",
+        # Triton's verbose log is off by default (the image turns it on when unset).
+        "Environment": {"SAGEMAKER_TRITON_LOG_VERBOSE": "0"},
     }
     assert model["ExecutionRoleArn"] == GOOD["spec"]["executionRoleArn"]
     assert desired.endpoint_config.request["ProductionVariants"] == [
@@ -121,9 +123,36 @@ def test_image_or_environment_changes_model_and_config() -> None:
 
 
 def test_spec_environment_goes_to_the_container_as_is() -> None:
-    environment = {"SAGEMAKER_TRITON_SHM_DEFAULT_BYTE_SIZE": "67108864"}
+    environment = {
+        "SAGEMAKER_TRITON_SHM_DEFAULT_BYTE_SIZE": "67108864",
+        "SAGEMAKER_TRITON_LOG_VERBOSE": "1",
+    }
     desired = desired_sagemaker(make_resource(environment=environment))
     assert desired.model.request["PrimaryContainer"]["Environment"] == environment
+
+
+def test_serving_fields_become_container_environment_model_config_and_variant() -> None:
+    serving = {
+        "modelLoadGpuLimit": 0.8,
+        "logVerbosity": 2,
+        "modelCache": "Disabled",
+        "containerStartupHealthCheckTimeoutSeconds": 900,
+        "modelDataDownloadTimeoutSeconds": 1200,
+    }
+    plain = desired_sagemaker(make_resource())
+    desired = desired_sagemaker(make_resource(serving=serving))
+    container = desired.model.request["PrimaryContainer"]
+    assert container["Environment"] == {
+        "SAGEMAKER_TRITON_LOG_VERBOSE": "2",
+        "SAGEMAKER_TRITON_MODEL_LOAD_GPU_LIMIT": "0.8",
+    }
+    assert container["MultiModelConfig"] == {"ModelCacheSetting": "Disabled"}
+    [variant] = desired.endpoint_config.request["ProductionVariants"]
+    assert variant["ContainerStartupHealthCheckTimeoutInSeconds"] == 900
+    assert variant["ModelDataDownloadTimeoutInSeconds"] == 1200
+    # Each is part of the resources' identity: a change rolls a new Model / EndpointConfig.
+    assert desired.model.name != plain.model.name
+    assert desired.endpoint_config.name != plain.endpoint_config.name
 
 
 def test_spec_image_overrides_the_default() -> None:

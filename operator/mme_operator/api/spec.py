@@ -415,6 +415,61 @@ class AutoscalingSpec(ApiModel):
     )
 
 
+class ModelCacheSetting(StrEnum):
+    """``MultiModelConfig.ModelCacheSetting`` of the SageMaker Model."""
+
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
+
+
+# The container environment the serving fields become (read by the image's ``serve``).
+MODEL_LOAD_GPU_LIMIT_ENV = "SAGEMAKER_TRITON_MODEL_LOAD_GPU_LIMIT"
+LOG_VERBOSE_ENV = "SAGEMAKER_TRITON_LOG_VERBOSE"
+# SageMaker's bounds of ProductionVariant.ContainerStartupHealthCheckTimeoutInSeconds and
+# ModelDataDownloadTimeoutInSeconds (botocore's sagemaker service model).
+VARIANT_TIMEOUT_MIN = 60
+VARIANT_TIMEOUT_MAX = 3600
+
+
+class ServingSpec(ApiModel):
+    """How SageMaker and Triton serve the models: memory, logs, caching, timeouts."""
+
+    model_load_gpu_limit: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Fraction of GPU memory models may take (SAGEMAKER_TRITON_MODEL_LOAD_GPU_LIMIT, "
+        "Triton's --model-load-gpu-limit): a load beyond it is refused, so SageMaker evicts "
+        "least-recently-used models instead of failing loads. Unset: no limit.",
+    )
+    log_verbosity: int | None = Field(
+        default=None,
+        ge=0,
+        le=10,
+        description="Triton's --log-verbose level (SAGEMAKER_TRITON_LOG_VERBOSE). Default 0 (off): "
+        "the image logs verbosely when unset, and verbose logs cost money in CloudWatch.",
+    )
+    model_cache: ModelCacheSetting | None = Field(
+        default=None,
+        description="MultiModelConfig.ModelCacheSetting: Enabled (SageMaker's default) keeps "
+        "loaded models in memory; Disabled suits many rarely invoked models.",
+    )
+    container_startup_health_check_timeout_seconds: int | None = Field(
+        default=None,
+        ge=VARIANT_TIMEOUT_MIN,
+        le=VARIANT_TIMEOUT_MAX,
+        description="How long the container may take to pass SageMaker's health check "
+        "(ContainerStartupHealthCheckTimeoutInSeconds, 60-3600).",
+    )
+    model_data_download_timeout_seconds: int | None = Field(
+        default=None,
+        ge=VARIANT_TIMEOUT_MIN,
+        le=VARIANT_TIMEOUT_MAX,
+        description="How long downloading model data to an instance may take "
+        "(ModelDataDownloadTimeoutInSeconds, 60-3600).",
+    )
+
+
 class DeletionPolicy(StrEnum):
     """What happens to AWS resources when the ModelEndpoint is deleted."""
 
@@ -533,6 +588,11 @@ class ModelEndpointSpec(ApiModel):
                 }
             ]
         },
+    )
+    serving: ServingSpec | None = Field(
+        default=None,
+        description="Triton and SageMaker serving settings (GPU memory limit, log verbosity, "
+        "model cache, startup and download timeouts).",
     )
     autoscaling: AutoscalingSpec | None = Field(
         default=None, description="Autoscaling of the instance count."

@@ -26,8 +26,10 @@ from mme_operator.api.spec import (
     ENVIRONMENT_KEY_PATTERN,
     ENVIRONMENT_STRING_MAX,
     KIND,
+    LOG_VERBOSE_ENV,
     MAX_SPEC_BYTES,
     MAX_USER_TAGS,
+    MODEL_LOAD_GPU_LIMIT_ENV,
     OPERATOR_TAG_COUNT,
     PARAMETER_KEY_MAX,
     RESERVED_TAG_PREFIXES,
@@ -293,6 +295,22 @@ def _family_problems(spec: ModelEndpointSpec, root: str) -> list[Problem]:
 
 def _environment_problems(spec: ModelEndpointSpec, root: str) -> list[Problem]:
     problems = []
+    serving = spec.serving
+    for field, value, variable in (
+        (
+            "modelLoadGpuLimit",
+            serving.model_load_gpu_limit if serving else None,
+            MODEL_LOAD_GPU_LIMIT_ENV,
+        ),
+        ("logVerbosity", serving.log_verbosity if serving else None, LOG_VERBOSE_ENV),
+    ):
+        if value is not None and variable in (spec.environment or {}):
+            problems.append(
+                Problem(
+                    f"{root}.environment",
+                    f"{variable} is set by {root}.serving.{field}: remove it from the environment",
+                )
+            )
     for key in spec.environment or {}:
         if len(key) > ENVIRONMENT_STRING_MAX or not re.match(ENVIRONMENT_KEY_PATTERN, key):
             problems.append(

@@ -310,6 +310,7 @@ class SageMakerControlPlane:
             raise validation(f'Cannot create already existing model "{arn}".')
         if "PrimaryContainer" not in req and not req.get("Containers"):
             raise validation("Either PrimaryContainer or Containers must be specified.")
+        _check_constraints(_model_constraint_errors(req))
         state.models[key] = Model(req["ModelName"], arn, req, self._clock())
         self._set_tags(state, arn, req.get("Tags", []))
         return {"ModelArn": arn}
@@ -374,6 +375,7 @@ class SageMakerControlPlane:
             raise validation(f'Cannot create already existing endpoint configuration "{arn}".')
         if not req["ProductionVariants"]:
             raise validation("ProductionVariants must contain at least one variant.")
+        _check_constraints(_variant_constraint_errors(req["ProductionVariants"]))
         for variant in req["ProductionVariants"]:
             model_name = variant.get("ModelName")
             if model_name and model_name.lower() not in state.models:
@@ -701,6 +703,66 @@ class SageMakerControlPlane:
         keys = set(req["TagKeys"])
         state.tags[arn] = [t for t in state.tags.get(arn, []) if t["Key"] not in keys]
         return {}
+
+
+# Bounds from botocore's sagemaker service model; botocore checks only ``min`` client-side,
+# so the service refuses the rest, in its own words.
+_VARIANT_TIMEOUTS = {
+    "ContainerStartupHealthCheckTimeoutInSeconds": (60, 3600),
+    "ModelDataDownloadTimeoutInSeconds": (60, 3600),
+}
+_MODEL_CACHE_SETTINGS = ("Enabled", "Disabled")
+
+
+def _member(name: str) -> str:
+    return name[0].lower() + name[1:]
+
+
+def _variant_constraint_errors(variants: list[dict[str, Any]]) -> list[str]:
+    errors = []
+    for index, variant in enumerate(variants, start=1):
+        for field_name, (low, high) in _VARIANT_TIMEOUTS.items():
+            if field_name not in variant:
+                continue
+            value = int(variant[field_name])
+            at = f"productionVariants.{index}.member.{_member(field_name)}"
+            if value < low:
+                errors.append(
+                    f"Value '{value}' at '{at}' failed to satisfy constraint: "
+                    f"Member must have value greater than or equal to {low}"
+                )
+            elif value > high:
+                errors.append(
+                    f"Value '{value}' at '{at}' failed to satisfy constraint: "
+                    f"Member must have value less than or equal to {high}"
+                )
+    return errors
+
+
+def _model_constraint_errors(req: dict[str, Any]) -> list[str]:
+    containers = (
+        [("primaryContainer", req["PrimaryContainer"])] if "PrimaryContainer" in req else []
+    )
+    containers += [
+        (f"containers.{i}.member", c) for i, c in enumerate(req.get("Containers", []), start=1)
+    ]
+    errors = []
+    for at, container in containers:
+        setting = container.get("MultiModelConfig", {}).get("ModelCacheSetting")
+        if setting is not None and setting not in _MODEL_CACHE_SETTINGS:
+            errors.append(
+                f"Value '{setting}' at '{at}.multiModelConfig.modelCacheSetting' failed to "
+                "satisfy constraint: Member must satisfy enum value set: [Enabled, Disabled]"
+            )
+    return errors
+
+
+def _check_constraints(errors: list[str]) -> None:
+    """Raise SageMaker's ValidationException for request members outside their constraints."""
+    if errors:
+        count = len(errors)
+        noun = "error" if count == 1 else "errors"
+        raise validation(f"{count} validation {noun} detected: {'; '.join(errors)}")
 
 
 def _retained_counts(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from mme_operator.api import ModelEndpoint
+from mme_operator.api.spec import LOG_VERBOSE_ENV, MODEL_LOAD_GPU_LIMIT_ENV, ServingSpec
 from mme_operator.sagemaker.images import default_image
 from mme_operator.sagemaker.names import endpoint_config_name, model_name
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
         CreateEndpointConfigInputTypeDef,
         CreateEndpointInputTypeDef,
         CreateModelInputTypeDef,
+        ProductionVariantTypeDef,
         TagTypeDef,
     )
 
@@ -32,10 +34,11 @@ MANAGED_BY_TAG = "mme-operator.io/managed-by"
 MANAGED_BY = "mme-operator"
 TAG_VALUE_MAX = 256
 
-# No container environment is added by default: ``Mode: MultiModel`` is what makes SageMaker
-# start the Triton image in MME mode (the platform sets SAGEMAKER_MULTI_MODEL=true, which the
-# image's ``serve`` script reads), and SAGEMAKER_TRITON_DEFAULT_MODEL_NAME is for single-model
-# endpoints only (``serve`` ignores it in MME mode). Users tune Triton via spec.environment.
+# The only container environment added by default is SAGEMAKER_TRITON_LOG_VERBOSE=0 (see
+# container_environment): ``Mode: MultiModel`` is what makes SageMaker start the Triton image
+# in MME mode (the platform sets SAGEMAKER_MULTI_MODEL=true, which the image's ``serve``
+# script reads), and SAGEMAKER_TRITON_DEFAULT_MODEL_NAME is for single-model endpoints only
+# (``serve`` ignores it in MME mode). Users tune Triton via spec.serving and spec.environment.
 
 
 @dataclass(frozen=True)
@@ -115,11 +118,28 @@ def serving_image(resource: ModelEndpoint) -> str:
     return spec.image or default_image(spec.region, spec.triton_version)
 
 
+def container_environment(resource: ModelEndpoint) -> dict[str, str]:
+    """``spec.environment`` plus what ``spec.serving`` sets (validation refuses both at once).
+
+    Triton's verbose log is off unless asked for: the image's ``serve`` turns it on when
+    SAGEMAKER_TRITON_LOG_VERBOSE is unset, and every verbose line is paid for in CloudWatch.
+    """
+    spec = resource.spec
+    serving = spec.serving or ServingSpec()
+    environment = dict(spec.environment or {})
+    if serving.model_load_gpu_limit is not None:
+        environment[MODEL_LOAD_GPU_LIMIT_ENV] = f"{serving.model_load_gpu_limit:g}"
+    if serving.log_verbosity is not None or LOG_VERBOSE_ENV not in environment:
+        environment[LOG_VERBOSE_ENV] = str(serving.log_verbosity or 0)
+    return dict(sorted(environment.items()))
+
+
 def desired_model(resource: ModelEndpoint, tags: list[TagTypeDef]) -> DesiredModel:
     """The Model: Triton image in MultiModel mode over the endpoint's S3 prefix."""
     spec = resource.spec
     image = serving_image(resource)
-    environment = dict(sorted((spec.environment or {}).items()))
+    environment = container_environment(resource)
+    cache = spec.serving.model_cache if spec.serving else None
     identity: dict[str, Any] = {
         # The owner uid is part of the identity, so a re-created ModelEndpoint never adopts
         # resources another (or an earlier) owner may still delete.
@@ -130,6 +150,8 @@ def desired_model(resource: ModelEndpoint, tags: list[TagTypeDef]) -> DesiredMod
         "environment": environment,
         "executionRoleArn": spec.execution_role_arn,
     }
+    if cache is not None:
+        identity["modelCache"] = str(cache)
     name = model_name(resource.endpoint_name, identity)
     request: CreateModelInputTypeDef = {
         "ModelName": name,
@@ -143,6 +165,8 @@ def desired_model(resource: ModelEndpoint, tags: list[TagTypeDef]) -> DesiredMod
     }
     if environment:
         request["PrimaryContainer"]["Environment"] = environment
+    if cache is not None:
+        request["PrimaryContainer"]["MultiModelConfig"] = {"ModelCacheSetting": cache.value}
     return DesiredModel(name=name, image=image, request=request)
 
 
@@ -160,19 +184,27 @@ def desired_endpoint_config(
         "instanceType": instance_type,
         "instanceCount": spec.instance_count,
     }
+    variant: ProductionVariantTypeDef = {
+        "VariantName": VARIANT_NAME,
+        "ModelName": model.name,
+        # The stubs list every instance type as a Literal; the API takes any string
+        # and refuses unknown ones itself.
+        "InstanceType": cast(Any, instance_type),
+        "InitialInstanceCount": spec.instance_count,
+    }
+    serving = spec.serving
+    if serving and serving.container_startup_health_check_timeout_seconds is not None:
+        variant["ContainerStartupHealthCheckTimeoutInSeconds"] = (
+            serving.container_startup_health_check_timeout_seconds
+        )
+        identity["startupTimeout"] = serving.container_startup_health_check_timeout_seconds
+    if serving and serving.model_data_download_timeout_seconds is not None:
+        variant["ModelDataDownloadTimeoutInSeconds"] = serving.model_data_download_timeout_seconds
+        identity["downloadTimeout"] = serving.model_data_download_timeout_seconds
     name = endpoint_config_name(resource.endpoint_name, identity)
     request: CreateEndpointConfigInputTypeDef = {
         "EndpointConfigName": name,
-        "ProductionVariants": [
-            {
-                "VariantName": VARIANT_NAME,
-                "ModelName": model.name,
-                # The stubs list every instance type as a Literal; the API takes any string
-                # and refuses unknown ones itself.
-                "InstanceType": cast(Any, instance_type),
-                "InitialInstanceCount": spec.instance_count,
-            }
-        ],
+        "ProductionVariants": [variant],
         "Tags": tags,
     }
     return DesiredEndpointConfig(
