@@ -252,13 +252,20 @@ def _add_render(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 # --- profile -----------------------------------------------------------------------------
 
 
-def _cmd_profile(args: argparse.Namespace) -> int:
+def _on_resources(
+    args: argparse.Namespace, run: Callable[[list[ModelEndpoint], argparse.Namespace], int]
+) -> int:
+    """Run a command on the ModelEndpoints of ``args.file``; report problems instead when any."""
     loaded = load_model_endpoints(args.file)
     if loaded.problems:
         return _report(loaded.problems)
+    return run(loaded.resources, args)
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
     from mme_operator.profile.command import profile_command
 
-    return profile_command(loaded.resources, args)
+    return _on_resources(args, profile_command)
 
 
 def _add_profile(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -274,6 +281,31 @@ def _add_profile(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     add_arguments(parser)
     parser.set_defaults(handler=_cmd_profile)
+
+
+# --- size --------------------------------------------------------------------------------
+
+
+def _cmd_size(args: argparse.Namespace) -> int:
+    from mme_operator.sizing.command import size_command
+
+    return _on_resources(args, size_command)
+
+
+def _add_size(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from mme_operator.sizing.command import add_arguments
+
+    parser = commands.add_parser(
+        "size",
+        help="GPU memory fit and cost of every candidate instance type, cheapest first",
+        description="For each ModelEndpoint in FILE: the GPU memory its models need (weights "
+        "size read without downloading x instances x a per-platform factor + overhead, or "
+        "gpuMemoryMiB, or a profile's measurement) against every MME instance type, with cost "
+        "per hour and per month, cheapest first, and the recommendation. Exit 1 when some "
+        "endpoint has no fitting type.",
+    )
+    add_arguments(parser)
+    parser.set_defaults(handler=_cmd_size)
 
 
 # --- wiring ------------------------------------------------------------------------------
@@ -476,6 +508,7 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], 
     _add_demo,
     _add_local_aws,
     _add_profile,
+    _add_size,
 ]
 
 
