@@ -36,6 +36,17 @@ MAX_MODELS = 1000
 INT64_MAX = 2**63 - 1
 """Triton's config fields are int64 (dims) or uint64; larger values cannot be rendered."""
 
+
+def _no_schema_maximum(schema: dict[str, Any]) -> None:
+    """Keep ``le=INT64_MAX`` out of the CRD: the API server holds schema bounds as float64,
+    where 2^63 - 1 rounds to 2^63 and overflows (it then refuses the CRD). Its own JSON
+    decoding already refuses integers beyond int64."""
+    schema.pop("maximum", None)
+
+
+Int64 = Annotated[int, Field(le=INT64_MAX, json_schema_extra=_no_schema_maximum)]
+"""An integer within int64, bounded in `validate` and by the API server's decoding."""
+
 # AWS's limits on tags (SageMaker API: Tag; MME-FACTS #10). The operator adds three tags of
 # its own (owner uid, owner, managed-by) to every resource, so users get the rest of 50.
 AWS_MAX_TAGS = 50
@@ -148,7 +159,7 @@ class TensorSpec(ApiModel):
         min_length=1, max_length=256, description="Tensor name as the model names it."
     )
     data_type: DataType = Field(description="Triton data type, e.g. TYPE_FP32.")
-    dims: list[Annotated[int, Field(ge=-1, le=INT64_MAX)]] = Field(
+    dims: list[Annotated[Int64, Field(ge=-1)]] = Field(
         max_length=16,
         description="Shape without the batch dimension; -1 marks a variable-size dimension.",
     )
@@ -197,14 +208,14 @@ class QueuePolicySpec(ApiModel):
     timeout_action: Literal["REJECT", "DELAY"] = Field(
         default="REJECT", description="REJECT or DELAY a request whose queue timeout expired."
     )
-    default_timeout_microseconds: int = Field(
-        default=0, ge=0, le=INT64_MAX, description="Queue timeout; 0 means none."
+    default_timeout_microseconds: Int64 = Field(
+        default=0, ge=0, description="Queue timeout; 0 means none."
     )
     allow_timeout_override: bool = Field(
         default=False, description="Let a request set a shorter timeout."
     )
-    max_queue_size: int = Field(
-        default=0, ge=0, le=INT64_MAX, description="Maximum queued requests; 0 means unlimited."
+    max_queue_size: Int64 = Field(
+        default=0, ge=0, description="Maximum queued requests; 0 means unlimited."
     )
 
 

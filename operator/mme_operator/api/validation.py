@@ -367,7 +367,9 @@ def json_problems(value: Any, path: str) -> list[Problem]:
         node, at = stack.pop()
         if isinstance(node, dict):
             for key, child in node.items():
-                if isinstance(key, str):
+                if isinstance(key, str) and not _is_unicode(key):
+                    problems.append(Problem(at or "(document)", f"key {key!r} {_NOT_UNICODE}"))
+                elif isinstance(key, str):
                     stack.append((child, f"{at}.{key}" if at else key))
                 else:
                     problems.append(
@@ -378,6 +380,8 @@ def json_problems(value: Any, path: str) -> list[Problem]:
                     )
         elif isinstance(node, list):
             stack.extend((child, f"{at}[{i}]") for i, child in enumerate(node))
+        elif isinstance(node, str) and not _is_unicode(node):
+            problems.append(Problem(at, f"{_shown(node)} {_NOT_UNICODE}"))
         elif isinstance(node, float) and not math.isfinite(node):
             problems.append(Problem(at, f"{node} is not a finite number"))
         elif not (node is None or isinstance(node, str | int | float | bool)):
@@ -385,6 +389,17 @@ def json_problems(value: Any, path: str) -> list[Problem]:
                 Problem(at, f"{_yaml_type(node)} {str(node)[:40]!r}: quote it to make it a string")
             )
     return sorted(problems, key=str)
+
+
+_NOT_UNICODE = "is not valid Unicode (a lone surrogate, from an escape like \\ud800)"
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _yaml_type(value: Any) -> str:

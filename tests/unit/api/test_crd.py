@@ -133,7 +133,8 @@ def test_maps_and_their_strings_are_bounded() -> None:
     model = spec["models"]["items"]["properties"]
     assert model["parameters"]["maxProperties"] == 64
     assert model["parameters"]["additionalProperties"]["maxLength"] == 4096
-    assert model["inputs"]["items"]["properties"]["dims"]["items"]["maximum"] == 2**63 - 1
+    # int64 is the API server's own decoding limit: a float64 "maximum" of 2^63 - 1 overflows.
+    assert "maximum" not in model["inputs"]["items"]["properties"]["dims"]["items"]
 
 
 @pytest.mark.parametrize(

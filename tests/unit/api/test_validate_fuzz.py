@@ -29,15 +29,15 @@ SCALARS = st.one_of(
     st.sampled_from([0, -1, 1, 2**63 - 1, 2**63, 2**64, 10**30]),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=20),
-    st.sampled_from(
-        ["", "KIND_GPU", "vllm", "aws:x", "ml.g5.12xlarge", "24.09", "\ud7ff", "a" * 300]
-    ),
+    st.sampled_from(["", "KIND_GPU", "vllm", "aws:x", "ml.g5.12xlarge", "24.09", "a" * 300]),
+    st.sampled_from(["\ud800", "x\udfff", "\x00", "\u2028", "\U0001f642"]),
     st.dates(),
     st.datetimes(),
     st.binary(max_size=8),
 )
 KEYS = st.one_of(
     st.text(max_size=12),
+    st.sampled_from(["\ud800", "a.b", "[0]", ""]),
     st.sampled_from(["spek", "nmae", "name", "spec", "metadata", "gpus", "items", "kind"]),
     st.integers(min_value=-5, max_value=5),
     st.booleans(),
