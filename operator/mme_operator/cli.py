@@ -318,16 +318,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from mme_operator.logging_setup import configure_logging
     from mme_operator.metrics import start_metrics_server
+    from mme_operator.readiness import KubeConfigError, check_kube_config
     from mme_operator.runner import OperatorOptions, run_operator
     from mme_operator.settings import get_settings
 
     settings = get_settings()
+    try:
+        check_kube_config()
+    except KubeConfigError as error:
+        print(f"mme-operator run: {error}", file=sys.stderr)
+        return EXIT_INVALID
     configure_logging(settings.log_format, "DEBUG" if args.verbose else "INFO")
+    # kopf's liveness server logs every probe through aiohttp's access log: not news.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     namespaces = args.namespace or ([settings.namespace] if settings.namespace else [])
     if args.all_namespaces:
         namespaces = []
     start_metrics_server(settings.metrics_port)
-    options = OperatorOptions(namespaces=namespaces, liveness=args.liveness, peering=args.peering)
+    liveness = args.liveness or (
+        f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    )
+    readiness = f"0.0.0.0:{settings.readiness_port}" if settings.readiness_port else None
+    options = OperatorOptions(
+        namespaces=namespaces, liveness=liveness, readiness=readiness, peering=args.peering
+    )
     asyncio.run(run_operator(settings, options))
     return EXIT_OK
 
@@ -349,7 +363,7 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--liveness",
         metavar="URL",
-        help="serve kopf's liveness probe, e.g. http://0.0.0.0:8081/healthz",
+        help="serve kopf's liveness probe here (default http://0.0.0.0:$MME_HEALTH_PORT/healthz)",
     )
     peering = parser.add_mutually_exclusive_group()
     peering.add_argument(

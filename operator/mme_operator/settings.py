@@ -84,7 +84,19 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         default=8080, ge=0, description="Prometheus metrics port; 0 disables."
     )
-    health_port: int = Field(default=8081, ge=0, description="Liveness endpoint port; 0 disables.")
+    health_port: int = Field(
+        default=8081,
+        ge=0,
+        le=65535,
+        description="Port of kopf's liveness endpoint (/healthz) unless `run --liveness` says "
+        "otherwise; 0 disables.",
+    )
+    readiness_port: int = Field(
+        default=8082,
+        ge=0,
+        le=65535,
+        description="Port of /readyz: 200 while the API server answers the operator; 0 disables.",
+    )
     log_format: str = Field(
         default="text", pattern="^(text|json)$", description="Log format: text or json."
     )
