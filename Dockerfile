@@ -26,7 +26,7 @@ RUN pip install /wheels/*.whl && rm -rf /wheels \
 # Numeric user, so Kubernetes' runAsNonRoot can verify it without resolving a name.
 USER 10001:10001
 WORKDIR /tmp
-# 8080: Prometheus metrics; 8081: kopf's liveness endpoint (/healthz).
-EXPOSE 8080 8081
+# 8080: Prometheus metrics; 8081: kopf's liveness endpoint (/healthz); 8082: /readyz.
+EXPOSE 8080 8081 8082
 ENTRYPOINT ["mme-operator", "run"]
 CMD ["--all-namespaces", "--standalone", "--liveness=http://0.0.0.0:8081/healthz"]

@@ -87,7 +87,8 @@ class ApiReadiness:
     namespaces: list[str] = field(default_factory=list)
     login: kopf.ConnectionInfo | None = None
     """The connection kopf logged in with (set by the login handler)."""
-    ready: bool = False
+    ready: bool | None = None
+    """The last answer; None before the first check (so that the first one is logged)."""
     reason: str = "the API server has not been checked yet"
     checked_at: float = 0.0
 
@@ -102,7 +103,7 @@ class ApiReadiness:
         """Ready now, and why not when not."""
         if self.ready and time.monotonic() - self.checked_at > 3 * self.interval:
             return False, f"no successful check of the API server for {3 * self.interval:g}s"
-        return self.ready, self.reason
+        return bool(self.ready), self.reason
 
     async def check(self) -> None:
         """Ask the API server once; record the answer and log a change."""

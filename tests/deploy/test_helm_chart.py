@@ -180,7 +180,6 @@ def test_default_install_runs_one_hardened_kopf_process_for_all_namespaces(helm:
 
     container = operator_container(docs)
     assert container["args"] == [
-        "--liveness=http://0.0.0.0:8081/healthz",
         "--all-namespaces",
         "--standalone",
     ]
@@ -194,8 +193,11 @@ def test_default_install_runs_one_hardened_kopf_process_for_all_namespaces(helm:
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ready"}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["MME_HEALTH_PORT"] == "8081" and env["MME_READINESS_PORT"] == "8082"
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-    assert ports == {"metrics": 8080, "health": 8081}
+    assert ports == {"metrics": 8080, "health": 8081, "ready": 8082}
     assert container["resources"]["requests"] and container["resources"]["limits"]
 
     env = env_of(container)
