@@ -299,6 +299,8 @@ def test_config_values_become_settings_the_operator_accepts(
         "config.maxConcurrentReconciles=12",
         "config.multipartChunkBytes=16777216",
         "config.fileRoots=/models:/data",
+        "config.instanceCatalogueFile=/etc/mme/catalogue.yaml",
+        "config.priceFactor=0.8",
         "metrics.port=9090",
         "watchNamespace=ml",
     )
@@ -320,6 +322,8 @@ def test_config_values_become_settings_the_operator_accepts(
     assert settings.namespace == "ml"
     assert settings.work_dir == "/tmp"
     assert settings.file_roots == "/models:/data"
+    assert settings.instance_catalogue_file == "/etc/mme/catalogue.yaml"
+    assert settings.price_factor == 0.8
     # Unset config keys leave the operator's own defaults in force.
     defaults = env_of(operator_container(render(helm)))
     assert "MME_POLL_INTERVAL_SECONDS" not in defaults

@@ -10,6 +10,7 @@ the noise for what it is.
 
 from __future__ import annotations
 
+import math
 import re
 import tempfile
 import urllib.request
@@ -81,6 +82,9 @@ class Profile:
         }
         if best.variant.queue_delay_us is not None:
             entry["dynamicBatching"] = {"maxQueueDelayMicroseconds": best.variant.queue_delay_us}
+        if best.gpu_memory_mib is not None:
+            # Measured on a GPU: sizing uses it instead of its estimate.
+            entry["gpuMemoryMiB"] = max(1, math.ceil(best.gpu_memory_mib))
         m = best.measurement
         budget = (
             f"within p99 <= {self.latency_budget_ms:g} ms"
