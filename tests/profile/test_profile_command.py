@@ -112,3 +112,11 @@ def test_several_models_need_model(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "choose one with --model" in result.stderr
     assert "mlp, other" in result.stderr
+
+
+def test_a_tritonserver_that_is_not_a_program_is_one_line(tmp_path: Path) -> None:
+    result = profile("-f", manifest(tmp_path, MLP), "--tritonserver", str(tmp_path / "nope"))
+
+    assert result.returncode == 2
+    assert f"--tritonserver {tmp_path / 'nope'}: not an executable file" in result.stderr
+    assert "Traceback" not in result.stderr

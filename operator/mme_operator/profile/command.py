@@ -118,7 +118,7 @@ def profile_command(resources: list[ModelEndpoint], args: argparse.Namespace) ->
                 grid,
                 settings=get_settings(),
                 latency_budget_ms=args.latency_budget_ms,
-                metrics_url=args.metrics_url,
+                metrics_url=args.metrics_url or target.metrics_url,
                 progress=progress,
             )
     except ProfileError as exc:

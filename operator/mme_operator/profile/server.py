@@ -28,6 +28,8 @@ class Target:
     url: str
     cpu_only: bool
     description: str
+    metrics_url: str | None = None
+    """Triton's Prometheus metrics, where GPU memory is read (a server this command started)."""
 
 
 def _ready(url: str) -> bool:
@@ -52,7 +54,10 @@ def _binary(path: str, startup_timeout: float) -> Iterator[Target]:
     with tempfile.TemporaryDirectory(prefix="mme-profile-triton-") as scratch:
         repository = Path(scratch) / "models"
         repository.mkdir()
-        port = _free_port()
+        port, metrics_port = _free_port(), _free_port()
+        # A release tree keeps its backends beside bin/ (/opt/tritonserver/backends).
+        backends = binary.resolve().parent.parent / "backends"
+        backend_args = [f"--backend-directory={backends}"] if backends.is_dir() else []
         log_path = Path(scratch) / "tritonserver.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
@@ -63,7 +68,9 @@ def _binary(path: str, startup_timeout: float) -> Iterator[Target]:
                     "--http-address=127.0.0.1",
                     f"--http-port={port}",
                     "--allow-grpc=false",
+                    f"--metrics-port={metrics_port}",
                     "--strict-readiness=false",
+                    *backend_args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -78,7 +85,12 @@ def _binary(path: str, startup_timeout: float) -> Iterator[Target]:
                     tail = log_path.read_text(errors="replace")[-2000:]
                     raise ProfileError(f"{path} did not start:\n{tail}")
                 time.sleep(0.2)
-            yield Target(url, cpu_only=not _has_gpu(), description=f"tritonserver {path}")
+            yield Target(
+                url,
+                cpu_only=not _has_gpu(),
+                description=f"tritonserver {path}",
+                metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
+            )
         finally:
             process.terminate()
             try:

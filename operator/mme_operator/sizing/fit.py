@@ -42,6 +42,8 @@ DEFAULT_FACTOR = 2.0
 INSTANCE_OVERHEAD_MIB = 256
 """Execution context, CUDA streams and workspace of one model instance on a GPU."""
 DEFAULT_HEADROOM_PERCENT = 10
+PROXY_REGION = "us-east-1"
+"""The region whose prices order the types where a region has none."""
 
 
 @dataclass(frozen=True)
@@ -135,14 +137,16 @@ def candidates(
         price = catalogue.price(instance.name, region)
         cost = None if price is None else round(price * instance_count, 4)
         out.append(Candidate(instance, required, available, fits, cost, why))
-    out.sort(
-        key=lambda c: (
-            c.cost_per_hour is None,
-            c.cost_per_hour or 0.0,
-            c.instance.gpu_memory_mib,
-            c.instance.name,
-        )
-    )
+
+    # Where the region has no price, us-east-1's orders the types (prices move together
+    # across regions); such a type is never recommended, only chosen when nothing is priced.
+    def order(c: Candidate) -> tuple[bool, float, int, str]:
+        proxy = c.cost_per_hour
+        if proxy is None:
+            proxy = catalogue.price(c.instance.name, PROXY_REGION)
+        return (proxy is None, proxy or 0.0, c.instance.gpu_memory_mib, c.instance.name)
+
+    out.sort(key=order)
     return out
 
 
