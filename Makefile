@@ -1,7 +1,7 @@
 # `make test` is the project's one test command (README, .ci/run): lint, types, all tests.
 PY ?= python
 
-.PHONY: test lint typecheck pytest helm crd demo bench
+.PHONY: test lint typecheck pytest helm crd demo bench faults
 
 lint:
 	ruff check .
@@ -28,3 +28,7 @@ demo:
 
 bench:
 	$(PY) benchmarks/artifacts.py
+
+# The fault suite alone (it also runs in `make test`); its figures: benchmarks/faults.py.
+faults:
+	$(PY) -m pytest -q -m faults tests/faults

@@ -398,14 +398,18 @@ class Inventory:
 
 
 def inventory(
-    world: World, names: list[str], foreign: Mapping[str, str] | None = None
+    world: World,
+    names: list[str],
+    foreign: Mapping[str, str] | None = None,
+    foreign_keys: set[str] | None = None,
 ) -> Inventory:
     """Check every CR of ``names`` against SageMaker and S3.
 
     A CR is converged (Ready for its generation) or gone; gone leaves nothing tagged with its
     uid and no archive under its prefix; converged has exactly its endpoint, config and model
     (tagged with its uid) and exactly the archives its status names. ``foreign``: resources
-    (``kind/name`` -> owner tag or "") that are not ours and must still be there, untouched.
+    (``kind/name`` -> owner tag or "") that are not ours and must still be there, untouched;
+    ``foreign_keys``: the same for objects in the artifacts bucket.
     """
     found = Inventory()
     live: dict[str, dict[str, Any]] = {}
@@ -459,7 +463,12 @@ def inventory(
                 wanted_keys.add(key)
                 if key not in keys:
                     found.lost.append(f"{obj['metadata']['name']}: archive {key}")
-    found.orphaned.extend(f"archive {k}" for k in sorted(keys - wanted_keys))
+    for key in foreign_keys or set():
+        if key not in keys:
+            found.foreign_touched.append(f"archive {key} deleted")
+    found.orphaned.extend(
+        f"archive {k}" for k in sorted(keys - wanted_keys - (foreign_keys or set()))
+    )
     return found
 
 
