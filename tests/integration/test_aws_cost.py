@@ -18,7 +18,7 @@ import boto3
 import pytest
 from mme_operator.artifacts.store import forget_ownership
 from mme_operator.local import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, LocalAWS
-from mme_operator.reconcile import reconcile
+from mme_operator.reconcile import check_drift, reconcile
 from mme_operator.reconcile.engine import Outcome
 from mme_operator.sagemaker.clients import AwsClients, make_clients
 from mme_operator.settings import Settings
@@ -129,6 +129,16 @@ def test_a_steady_pass_lists_the_prefix_once_and_heads_nothing(
     steady = wire.take()
     assert archive_calls(steady) == {"ListObjectsV2": 1}, steady
     assert steady["DescribeEndpoint"] == 1, steady
+
+
+def test_the_drift_check_is_one_describe_and_one_listing(
+    world: tuple[AwsClients, Settings, Path],
+) -> None:
+    clients, settings, models = world
+    status = converge(clients, settings, models, None)
+    wire = Wire(clients)
+    assert check_drift(body(models, status), clients) is None
+    assert wire.take() == {"DescribeEndpoint": 1, "ListObjectsV2": 1}
 
 
 @pytest.mark.parametrize("grace", [None, 0], ids=["kept-for-grace-period", "deleted-at-once"])
