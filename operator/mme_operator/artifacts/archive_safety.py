@@ -22,7 +22,8 @@ packaged. One forward pass over the archive (:func:`scan_archive`) checks every 
   most the source size limit (``MME_MAX_SOURCE_BYTES``); and, against decompression
   bombs, at most ``MME_MAX_EXPANSION_RATIO`` times the compressed size (archives that
   expand to less than :data:`RATIO_FREE_BYTES` are exempt: they cannot hurt). The
-  decompressed stream itself is counted too, so headers that lie cannot get past.
+  decompressed stream itself is counted too: between two members it may only hold the
+  declared data and a few KiB of headers, so an oversized pax header cannot get past.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ MAX_ARCHIVE_MEMBERS = 100_000
 MAX_LINK_HOPS = 40  # Linux's own limit on symlinks followed in one lookup
 RATIO_FREE_BYTES = 64 * 1024**2
 _HEADER_ALLOWANCE = 8192  # tar and pax headers + padding per member, beside the content
+_STREAM_SLACK = 64 * 1024  # what tarfile and gzip buffer ahead of the member being read
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,8 +121,8 @@ class _CountingReader:
         self.count += len(data)
         if self.count > self.limit:
             raise SourceTooLargeError(
-                f"archive {self.uri} expands to more than {self.limit} bytes; "
-                "use a smaller model, or raise MME_MAX_SOURCE_BYTES / MME_MAX_EXPANSION_RATIO"
+                f"archive {self.uri} holds more data than its members declare (an oversized "
+                "header?); rebuild it with plain tar"
             )
         return data
 
@@ -235,10 +237,13 @@ def scan_archive(path: Path, uri: str, limits: ArchiveLimits) -> list[ArchiveMem
     allowed = limits.allowed_expansion(path.stat().st_size)
     tree = _Tree(uri)
     total = 0
-    counter = _CountingReader(_stream_limit(allowed, 1), uri)
+    # Until the next member is known, the stream may only hold the rest of this one's
+    # declared data and the next headers: a pax header cannot smuggle in a gigabyte.
+    counter = _CountingReader(_HEADER_ALLOWANCE + _STREAM_SLACK, uri)
     with open_tar_stream(path, uri, counter) as tf:
         for index, info in enumerate(iter_tar(tf, uri)):
-            counter.limit = _stream_limit(allowed, index + 2)
+            data = -(-max(info.size, 0) // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+            counter.limit = counter.count + data + _HEADER_ALLOWANCE + _STREAM_SLACK
             if index >= MAX_ARCHIVE_MEMBERS:
                 raise InvalidSourceError(
                     f"archive {uri} has more than {MAX_ARCHIVE_MEMBERS} members"
@@ -285,11 +290,6 @@ def scan_archive(path: Path, uri: str, limits: ArchiveLimits) -> list[ArchiveMem
         target = tree.final_file(rel, f"link {rel!r}")
         members.append(ArchiveMember(-1, rel, 0, EntryType.HARDLINK, target))
     return members
-
-
-def _stream_limit(allowed: int, members: int) -> int:
-    # Content plus a header and padding per member, and room for the end-of-archive blocks.
-    return allowed + _HEADER_ALLOWANCE * (members + 1) + 64 * 1024
 
 
 def _too_expanded(uri: str, compressed: int, total: int, limits: ArchiveLimits) -> None:
