@@ -537,7 +537,9 @@ class ModelEndpointSpec(ApiModel):
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _SPEC_RULES})
 
     region: str = Field(
-        pattern=REGION_PATTERN, description="AWS region of the endpoint, e.g. us-east-1."
+        pattern=REGION_PATTERN,
+        max_length=32,
+        description="AWS region of the endpoint, e.g. us-east-1.",
     )
     execution_role_arn: str = Field(
         pattern=ROLE_ARN_PATTERN,

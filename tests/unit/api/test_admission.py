@@ -154,6 +154,7 @@ def test_queue_policy_numbers_are_bounded() -> None:
             {"V": "v" * 1025},
             "spec.environment.V: 1025 characters; at most 1024 allowed",
         ),
+        ("spec.region", "us-" + "a" * 40 + "-1", "spec.region: 45 characters; at most 32 allowed"),
         (
             "spec.environment",
             {"1-BAD": "v"},
