@@ -124,16 +124,31 @@ class OperatorContext:
             return self._locks.setdefault(uid, threading.Lock())
 
 
+def _without_nulls(value: Any) -> Any:
+    """``value`` as the API server stores it: nulls of non-nullable fields are pruned."""
+    if isinstance(value, Mapping):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def _status_patch(current: Any, status: ModelEndpointStatus) -> dict[str, Any]:
     """The status fields that differ from the object's ``current`` status, as a merge patch.
 
-    Unset fields are None, so the patch removes what no longer applies; fields equal to
-    what the object holds are left out, so a pass that changed nothing (a restart, a drift
-    check that found none) writes nothing.
+    A top-level None removes a field that no longer applies. Lists replace what is stored
+    whole, so their items carry no nulls (the server would prune them, and the next
+    comparison would see a difference that is not one). Fields equal to what the object
+    holds are left out: a pass that changed nothing (a restart, a drift check that found
+    none) writes nothing.
     """
     new = status.model_dump(by_alias=True, mode="json")
     old = current if isinstance(current, Mapping) else {}
-    return {key: value for key, value in new.items() if old.get(key) != value}
+    return {
+        key: _without_nulls(value) if isinstance(value, list) else value
+        for key, value in new.items()
+        if _without_nulls(old.get(key)) != _without_nulls(value)
+    }
 
 
 # What botocore accepts as a region name; anything else would make client creation raise.

@@ -43,11 +43,30 @@ def _merge(base: Any, patch: Any) -> Any:
     return result
 
 
+def _prune_nulls(value: Any, *, keep_removals: bool) -> Any:
+    """A custom resource as the API server stores it: fields set to null are pruned.
+
+    (None of our CRD's fields is ``nullable``.) In a merge patch a null outside a list
+    removes its field, so those stay for the merge; a list replaces what is stored whole,
+    so nulls inside it are pruned like a created object's.
+    """
+    if isinstance(value, dict):
+        return {
+            k: _prune_nulls(v, keep_removals=keep_removals)
+            for k, v in value.items()
+            if keep_removals or v is not None
+        }
+    if isinstance(value, list):
+        return [_prune_nulls(v, keep_removals=False) for v in value]
+    return value
+
+
 @attrs.define(kw_only=True)
 class KubeEmulator(KubernetesEmulator):
     """kmock's Kubernetes emulator with the API-server semantics the operator needs."""
 
     _status_subresources: set[str] = attrs.field(factory=set, init=False)
+    _custom_resources: set[str] = attrs.field(factory=set, init=False)
     writes: CallCounter = attrs.field(factory=CallCounter, init=False)
     """Writes received, by ``"<ACTION> <plural>[/<subresource>]"`` (``UPDATE x/status``)."""
 
@@ -86,6 +105,7 @@ class KubeEmulator(KubernetesEmulator):
                 subresources={"status"} if has_status else set(),
                 verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
             )
+            self._custom_resources.add(key)
             if has_status:
                 self._status_subresources.add(key)
 
@@ -122,6 +142,10 @@ class KubeEmulator(KubernetesEmulator):
             else f"{res.version}/{res.plural}"
         )
         status_only = resource_key in self._status_subresources
+        if resource_key in self._custom_resources:
+            pruned = _prune_nulls(data, keep_removals=request.action == action.UPDATE)
+            data.clear()
+            data.update(pruned)
         meta = data.setdefault("metadata", {})
         if request.action == action.CREATE:
             if not meta.get("name") and meta.get("generateName"):

@@ -1,0 +1,829 @@
+"""How the operator converges, idles, changes and restarts at scale, measured from outside.
+
+Run: ``python benchmarks/convergence.py [--json] [--kube auto|envtest|emulator]``.
+
+Everything runs on this machine, each piece in its own process, talking over HTTP:
+
+* AWS: ``mme-operator local-aws`` (the local SageMaker + S3 on moto). AWS calls are
+  counted where they arrive, by the server, per operation (``/_local/calls``).
+* Kubernetes: a real etcd + kube-apiserver (``scripts/envtest.sh``) when its binaries are
+  built, else the local emulator (kmock) served over HTTP from this process. Kubernetes
+  writes are counted by the server: the API server's ``apiserver_request_total``, or the
+  emulator's own counter.
+* The operator: ``mme-operator run`` as its own process, as in a pod, with the settings
+  printed in the report. Its CPU time and peak RSS come from ``/proc``.
+
+Phases, each on its own namespace with a fresh operator process:
+
+1. converge: N = 10, 50, 100 ModelEndpoints of 10 models each (``file://`` weights of
+   ``--weights-kib`` random bytes each) created at once -> seconds until all are Ready,
+   the operator's CPU seconds and peak RSS meanwhile;
+2. steady: the 100 endpoints idle for ``--steady-intervals`` drift intervals -> AWS reads
+   and writes per endpoint per interval, Kubernetes writes;
+3. restart: the operator of the 100 stops and a new one starts -> seconds until it has
+   resumed all 100, status writes, weight bytes read again (inotify on the weights);
+4. change one of 100: one endpoint of 100 models, one model's weights replaced -> AWS
+   calls by operation and seconds until Ready again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUP, VERSION, PLURAL = "mme-operator.io", "v1alpha1", "modelendpoints"
+ROLE = "arn:aws:iam::123456789012:role/sagemaker-mme"
+BUCKET = "bench-artifacts"
+MODELS_PER_ENDPOINT = 10
+SIZES = (10, 50, 100)
+WIDE_MODELS = 100
+TARGETS = {
+    "converge_100_seconds": 20.0,
+    "steady_aws_reads_per_endpoint": 2.0,
+    "steady_aws_writes": 0,
+    "steady_kube_writes": 0,
+    "change_uploads": 1,
+    "change_other_aws_calls": 5,
+    "restart_status_writes": 0,
+    "restart_bytes_reread": 0,
+    "peak_rss_mib_100": 150.0,
+}
+UPLOAD_OPERATIONS = {"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}
+READ_PREFIXES = ("Describe", "List", "Get", "Head")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def console_script() -> list[str]:
+    script = Path(sys.executable).parent / "mme-operator"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "mme_operator.cli"]
+
+
+# -- the local AWS, its own process ----------------------------------------------------
+
+
+class LocalAwsProcess:
+    """``mme-operator local-aws`` on a free port; calls counted by the server."""
+
+    def __init__(self, endpoint_delay: float) -> None:
+        self.process = subprocess.Popen(
+            [
+                *console_script(),
+                "local-aws",
+                "--port",
+                "0",
+                "--triton",
+                "off",
+                "--endpoint-delay",
+                str(endpoint_delay),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        exports = {}
+        for line in self.process.stdout:
+            if line.startswith("export "):
+                key, value = line.removeprefix("export ").strip().split("=", 1)
+                exports[key] = value
+            if line.startswith("# serving"):
+                break
+        if "AWS_ENDPOINT_URL" not in exports:
+            raise RuntimeError("mme-operator local-aws did not start (is the 'local' extra here?)")
+        self.url = exports["AWS_ENDPOINT_URL"]
+
+    def calls(self) -> Counter[str]:
+        with urllib.request.urlopen(f"{self.url}/_local/calls") as response:
+            return Counter(json.load(response))
+
+    def reset_calls(self) -> None:
+        request = urllib.request.Request(f"{self.url}/_local/calls", method="DELETE")
+        urllib.request.urlopen(request).close()
+
+    def client(self, service: str) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(s3={"addressing_style": "path"}),
+        )
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+# -- the Kubernetes API ----------------------------------------------------------------
+
+
+class Kube:
+    """Plain JSON over HTTP(S) to an API server, authenticated as the kubeconfig says."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        config = yaml.safe_load(kubeconfig.read_text())
+        cluster = config["clusters"][0]["cluster"]
+        user = config["users"][0]["user"]
+        self.server = cluster["server"].rstrip("/")
+        self.context: ssl.SSLContext | None = None
+        self.token = user.get("token")
+        if self.server.startswith("https"):
+            self.context = ssl.create_default_context(cafile=cluster["certificate-authority"])
+            self.context.load_cert_chain(user["client-certificate"], user["client-key"])
+
+    def request(self, method: str, path: str, body: Any = None, content_type: str = "") -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.server + path, data=data, method=method)
+        request.add_header("Content-Type", content_type or "application/json")
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        with urllib.request.urlopen(request, context=self.context, timeout=30) as response:
+            raw = response.read()
+        if response.headers.get("Content-Type", "").startswith("application/json"):
+            return json.loads(raw)
+        return raw.decode()
+
+    def create_namespace(self, name: str) -> None:
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        with contextlib.suppress(urllib.error.HTTPError):
+            self.request("POST", "/api/v1/namespaces", body)
+
+    def install_crd(self) -> None:
+        crd = yaml.safe_load((ROOT / "crds" / "modelendpoints.yaml").read_text())
+        self.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                self.request("GET", f"/apis/{GROUP}/{VERSION}/{PLURAL}")
+                return
+            except urllib.error.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("the CRD was not served in 30 s")
+
+    def endpoints_path(self, namespace: str, name: str = "") -> str:
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+        return f"{path}/{name}" if name else path
+
+    def list(self, namespace: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.request("GET", self.endpoints_path(namespace))["items"]
+        return items
+
+
+class ApiServerWrites:
+    """Writes to ModelEndpoints and Events, from kube-apiserver's own request counter."""
+
+    _LINE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+
+    def snapshot(self) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for line in str(self.kube.request("GET", "/metrics")).splitlines():
+            match = self._LINE.match(line)
+            if not match:
+                continue
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+            if labels.get("verb") not in ("POST", "PUT", "PATCH", "DELETE"):
+                continue
+            if labels.get("resource") not in (PLURAL, "events"):
+                continue
+            target = labels["resource"] + (
+                f"/{labels['subresource']}" if labels.get("subresource") else ""
+            )
+            counts[f"{labels['verb']} {target}"] += int(float(match["value"]))
+        return counts
+
+
+class EmulatorWrites:
+    """Writes the emulator received, from its own counter."""
+
+    def __init__(self, emulator: Any) -> None:
+        self.emulator = emulator
+
+    def snapshot(self) -> Counter[str]:
+        counts: Counter[str] = self.emulator.writes.snapshot()
+        return counts
+
+
+@contextlib.contextmanager
+def envtest_cluster(workdir: Path) -> Iterator[tuple[Path, ApiServerWrites, str]]:
+    script = ROOT / "scripts" / "envtest.sh"
+    directory = workdir / "envtest"
+    subprocess.run(["bash", str(script), "start", str(directory)], check=True, capture_output=True)
+    try:
+        kubeconfig = directory / "kubeconfig"
+        yield kubeconfig, ApiServerWrites(Kube(kubeconfig)), "envtest (etcd + kube-apiserver)"
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(directory)], capture_output=True)
+
+
+@contextlib.contextmanager
+def emulated_cluster(workdir: Path) -> Iterator[tuple[Path, EmulatorWrites, str]]:
+    import kmock
+    from mme_operator.local.kube_api import KubeEmulator
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="kube-emulator", daemon=True)
+    thread.start()
+
+    async def start() -> tuple[Any, Any]:
+        emulator = KubeEmulator()
+        await emulator.__aenter__()
+        server = kmock.Server(emulator)
+        await server.__aenter__()
+        return emulator, server
+
+    emulator, server = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
+    kubeconfig = workdir / "emulator-kubeconfig"
+    url = str(server.url).rstrip("/")
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "emulator", "cluster": {"server": url}}],
+                "users": [{"name": "bench", "user": {"token": "local"}}],
+                "contexts": [
+                    {"name": "emulator", "context": {"cluster": "emulator", "user": "bench"}}
+                ],
+                "current-context": "emulator",
+            }
+        )
+    )
+    try:
+        yield kubeconfig, EmulatorWrites(emulator), "kmock emulator over HTTP (no envtest build)"
+    finally:
+
+        async def stop() -> None:
+            await server.__aexit__(None, None, None)
+            await emulator.__aexit__(None, None, None)
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+
+
+def envtest_built() -> bool:
+    script = ROOT / "scripts" / "envtest.sh"
+    if not script.exists():
+        return False
+    found = subprocess.run(["bash", str(script), "bindir"], capture_output=True, check=False)
+    return found.returncode == 0
+
+
+# -- the operator, its own process -------------------------------------------------------
+
+
+@dataclass
+class OperatorProcess:
+    """``mme-operator run`` for one namespace; its logs are read for "Reconciled" lines."""
+
+    namespace: str
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[str] = field(init=False)
+    reconciled: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        port = free_port()
+        self.process = subprocess.Popen(
+            [
+                *console_script(),
+                "run",
+                # Cluster-wide: kmock's emulator cannot list namespaces, which kopf does to
+                # watch named ones. Each phase purges the namespaces before it.
+                "--all-namespaces",
+                "--standalone",
+                f"--liveness=http://127.0.0.1:{port}/healthz",
+                *(["--verbose"] if self.env.get("BENCH_OPERATOR_DEBUG") else []),
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        threading.Thread(target=self._read_logs, daemon=True).start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the operator exited with {self.process.returncode}")
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the operator did not come up in 60 s")
+
+    def _read_logs(self) -> None:
+        assert self.process.stderr is not None
+        with self.log_path.open("a") as logs:
+            for line in self.process.stderr:
+                logs.write(line)
+                if "Reconciled: phase=" in line:
+                    with self._lock:
+                        self.reconciled += 1
+
+    def reconciled_count(self) -> int:
+        with self._lock:
+            return self.reconciled
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+# -- weights and manifests ----------------------------------------------------------------
+
+
+def write_weights(path: Path, size: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(os.urandom(size))
+
+
+def manifest(namespace: str, name: str, sources: list[Path]) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelEndpoint",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "region": "us-east-1",
+            "executionRoleArn": ROLE,
+            "artifacts": {"bucket": BUCKET, "prefix": f"{namespace}/{name}/"},
+            "instanceType": "ml.g5.xlarge",
+            "instanceCount": 1,
+            "models": [
+                {
+                    "name": f"m{i}",
+                    "source": source.as_uri(),
+                    "platform": "onnxruntime_onnx",
+                    "maxBatchSize": 8,
+                    "instanceGroups": [{"count": 1, "kind": "KIND_GPU"}],
+                }
+                for i, source in enumerate(sources)
+            ],
+        },
+    }
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    status = obj.get("status") or {}
+    return bool(
+        status.get("phase") == "Ready"
+        and status.get("observedGeneration") == obj["metadata"].get("generation")
+    )
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, every: float = 0.25) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not reached in {timeout} s")
+        time.sleep(every)
+
+
+# -- inotify: which weight files are read ----------------------------------------------------
+
+_IN_ACCESS = 0x00000001
+_EVENT = struct.Struct("iIII")
+
+
+class WeightReads:
+    """Weight files read while watching (inotify IN_ACCESS), by path."""
+
+    def __init__(self, directories: list[Path]) -> None:
+        self._libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        self._fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self._fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        self._dirs: dict[int, Path] = {}
+        for directory in directories:
+            wd = self._libc.inotify_add_watch(self._fd, str(directory).encode(), _IN_ACCESS)
+            if wd < 0:
+                raise OSError(ctypes.get_errno(), f"inotify_add_watch {directory}")
+            self._dirs[wd] = directory
+        self.read: set[Path] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self._fd], [], [], 0.2)
+            if not ready:
+                continue
+            data = os.read(self._fd, 1 << 16)
+            offset = 0
+            while offset < len(data):
+                wd, _mask, _cookie, length = _EVENT.unpack_from(data, offset)
+                name = data[offset + _EVENT.size : offset + _EVENT.size + length].rstrip(b"\0")
+                offset += _EVENT.size + length
+                if wd in self._dirs and name:
+                    self.read.add(self._dirs[wd] / name.decode())
+
+    def stop(self) -> int:
+        """Stop watching; the bytes of the files read meanwhile."""
+        self._stop.set()
+        self._thread.join()
+        os.close(self._fd)
+        return sum(path.stat().st_size for path in self.read if path.exists())
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    workdir: Path
+    aws: LocalAwsProcess
+    kube: Kube
+    writes: ApiServerWrites | EmulatorWrites
+    kubeconfig: Path
+
+    def operator_env(self, drift_interval: float) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MME_", "AWS_", "KUBE"))}
+        env.update(
+            {
+                "KUBECONFIG": str(self.kubeconfig),
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "MME_AWS_ENDPOINT_URL": self.aws.url,
+                "MME_FILE_ROOTS": str(self.workdir / "weights"),
+                "MME_WORK_DIR": str(self.workdir / "operator-work"),
+                "MME_POLL_INTERVAL_SECONDS": str(self.args.poll_interval),
+                "MME_RETRY_DELAY_SECONDS": "1",
+                "MME_DRIFT_CHECK_INTERVAL_SECONDS": str(drift_interval),
+                "MME_METRICS_PORT": "0",
+                "MME_HEALTH_PORT": "0",
+                "MME_LOG_FORMAT": "json",
+            }
+        )
+        return env
+
+    def log_path(self, namespace: str) -> Path:
+        return self.workdir / f"operator-{namespace}.log"
+
+    def weights(self, namespace: str, endpoint: str, count: int) -> list[Path]:
+        directory = self.workdir / "weights" / namespace / endpoint
+        paths = [directory / f"m{i}.onnx" for i in range(count)]
+        for path in paths:
+            write_weights(path, self.args.weights_kib * 1024)
+        return paths
+
+    def create_all(self, namespace: str, docs: list[dict[str, Any]]) -> None:
+        path = self.kube.endpoints_path(namespace)
+        for doc in docs:
+            self.kube.request("POST", path, doc)
+
+    def purge(self, namespace: str) -> None:
+        """Remove a phase's ModelEndpoints without the operator (finalizers dropped)."""
+        for obj in self.kube.list(namespace):
+            path = self.kube.endpoints_path(namespace, obj["metadata"]["name"])
+            patch = {"metadata": {"finalizers": None}}
+            self.kube.request("PATCH", path, patch, "application/merge-patch+json")
+            with contextlib.suppress(urllib.error.HTTPError):
+                self.kube.request("DELETE", path)
+
+    def all_ready(self, namespace: str, count: int) -> bool:
+        items = self.kube.list(namespace)
+        return len(items) == count and all(is_ready(obj) for obj in items)
+
+    def quiet(self, seconds: float = 2.0, timeout: float = 60.0) -> None:
+        """Wait until no AWS call arrives for ``seconds`` (the last pass's tail is over)."""
+        deadline = time.monotonic() + timeout
+        last = self.aws.calls()
+        since = time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = self.aws.calls()
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= seconds:
+                return
+
+    def converge(self, size: int, drift_interval: float) -> tuple[dict[str, float], Any]:
+        namespace = f"bench-{size}"
+        self.kube.create_namespace(namespace)
+        docs = [
+            manifest(
+                namespace, f"ep{i:03d}", self.weights(namespace, f"ep{i:03d}", MODELS_PER_ENDPOINT)
+            )
+            for i in range(size)
+        ]
+        operator = OperatorProcess(
+            namespace, self.operator_env(drift_interval), self.log_path(namespace)
+        )
+        cpu_before = operator.cpu_seconds()
+        started = time.monotonic()
+        self.create_all(namespace, docs)
+        wait_until(lambda: self.all_ready(namespace, size), 300, f"{size} endpoints Ready", 0.5)
+        seconds = time.monotonic() - started
+        figures = {
+            "seconds": round(seconds, 2),
+            "cpu_seconds": round(operator.cpu_seconds() - cpu_before, 2),
+            "peak_rss_mib": round(operator.peak_rss_mib(), 1),
+        }
+        log(f"converge N={size}: {figures}")
+        return figures, operator
+
+    def steady(self, operator: OperatorProcess, size: int, interval: float) -> dict[str, Any]:
+        self.quiet()
+        self.aws.reset_calls()
+        kube_before = self.writes.snapshot()
+        window = interval * self.args.steady_intervals
+        time.sleep(window)
+        calls = self.aws.calls()
+        kube = self.writes.snapshot() - kube_before
+        reads = sum(n for op, n in calls.items() if op.startswith(READ_PREFIXES))
+        writes = sum(n for op, n in calls.items() if not op.startswith(READ_PREFIXES))
+        intervals = window / interval
+        figures = {
+            "aws_reads_per_endpoint": round(reads / (size * intervals), 2),
+            "aws_writes": writes,
+            "kube_writes": sum(kube.values()),
+            "calls_by_operation": dict(sorted(calls.items())),
+            "interval_seconds": interval,
+            "intervals": intervals,
+        }
+        log(f"steady: {figures}")
+        return figures
+
+    def restart(self, operator: OperatorProcess, size: int, interval: float) -> dict[str, Any]:
+        namespace = operator.namespace
+        operator.stop()
+        self.aws.reset_calls()
+        kube_before = self.writes.snapshot()
+        root = self.workdir / "weights" / namespace
+        watcher = WeightReads(sorted(p for p in root.iterdir() if p.is_dir()))
+        started = time.monotonic()
+        resumed = OperatorProcess(namespace, self.operator_env(interval), self.log_path(namespace))
+        wait_until(lambda: resumed.reconciled_count() >= size, 120, f"{size} resumed")
+        seconds = time.monotonic() - started
+        self.quiet(seconds=1.0)
+        bytes_reread = watcher.stop()
+        kube = self.writes.snapshot() - kube_before
+        calls = self.aws.calls()
+        figures = {
+            "seconds": round(seconds, 2),
+            "status_writes": sum(n for w, n in kube.items() if w.endswith(f"{PLURAL}/status")),
+            "bytes_reread": bytes_reread,
+            "kube_writes": dict(kube),
+            "calls_by_operation": dict(sorted(calls.items())),
+        }
+        resumed.stop()
+        log(f"restart: {figures}")
+        return figures
+
+    def change_one_of_100(self) -> dict[str, Any]:
+        namespace = "bench-change"
+        self.kube.create_namespace(namespace)
+        sources = self.weights(namespace, "wide", self.args.wide_models)
+        doc = manifest(namespace, "wide", sources)
+        operator = OperatorProcess(namespace, self.operator_env(3600.0), self.log_path(namespace))
+        try:
+            self.create_all(namespace, [doc])
+            wait_until(lambda: self.all_ready(namespace, 1), 300, "the 100-model endpoint Ready")
+            self.quiet()
+            replacement = sources[0].with_name("m0-retrained.onnx")
+            write_weights(replacement, self.args.weights_kib * 1024)
+            models = doc["spec"]["models"]
+            models[0]["source"] = replacement.as_uri()
+            self.aws.reset_calls()
+            started = time.monotonic()
+            self.kube.request(
+                "PATCH",
+                self.kube.endpoints_path(namespace, "wide"),
+                {"spec": {"models": models}},
+                "application/merge-patch+json",
+            )
+            wait_until(
+                lambda: (
+                    all(is_ready(obj) for obj in self.kube.list(namespace))
+                    and self.kube.list(namespace)[0]["metadata"]["generation"] == 2
+                ),
+                120,
+                "Ready after the change",
+                0.1,
+            )
+            seconds = time.monotonic() - started
+            self.quiet(seconds=1.0)
+            calls = self.aws.calls()
+        finally:
+            operator.stop()
+        uploads = calls["PutObject"] + calls["CompleteMultipartUpload"]
+        other = sum(n for op, n in calls.items() if op not in UPLOAD_OPERATIONS)
+        figures = {
+            "uploads": uploads,
+            "other_aws_calls": other,
+            "seconds": round(seconds, 2),
+            "calls_by_operation": dict(sorted(calls.items())),
+        }
+        log(f"change one of 100: {figures}")
+        return figures
+
+
+def check_targets(result: dict[str, Any]) -> dict[str, bool]:
+    converge, steady = result["converge"], result["steady"]
+    change, restart = result["change_one_of_100"], result["restart"]
+    largest = converge.get("100", {"seconds": float("inf"), "peak_rss_mib": float("inf")})
+    return {
+        "100x10 Ready < 20 s": largest["seconds"] < TARGETS["converge_100_seconds"],
+        "steady <= 2 AWS reads per endpoint per interval": steady["aws_reads_per_endpoint"]
+        <= TARGETS["steady_aws_reads_per_endpoint"],
+        "steady 0 AWS writes": steady["aws_writes"] == 0,
+        "steady 0 Kubernetes writes": steady["kube_writes"] == 0,
+        "1 of 100 changed -> 1 upload": change["uploads"] == TARGETS["change_uploads"],
+        "1 of 100 changed -> <= 5 other AWS calls": change["other_aws_calls"]
+        <= TARGETS["change_other_aws_calls"],
+        "restart 0 status writes": restart["status_writes"] == 0,
+        "restart no weights re-read": restart["bytes_reread"] == 0,
+        "RSS < 150 MiB at 100 endpoints": largest["peak_rss_mib"] < TARGETS["peak_rss_mib_100"],
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="mme-convergence-"))
+    kind = args.kube
+    if kind == "auto":
+        kind = "envtest" if envtest_built() else "emulator"
+    cluster = envtest_cluster if kind == "envtest" else emulated_cluster
+    aws = LocalAwsProcess(args.endpoint_delay)
+    try:
+        with cluster(workdir) as (kubeconfig, writes, description):
+            log(f"Kubernetes API: {description}; local AWS at {aws.url}")
+            kube = Kube(kubeconfig)
+            kube.install_crd()
+            aws.client("s3").create_bucket(Bucket=BUCKET)
+            bench = Bench(args, workdir, aws, kube, writes, kubeconfig)
+            converge: dict[str, Any] = {}
+            operator = None
+            for size in args.sizes:
+                figures, operator = bench.converge(size, args.drift_interval)
+                converge[str(size)] = figures
+                if size != args.sizes[-1]:
+                    operator.stop()
+                    bench.purge(f"bench-{size}")
+            assert operator is not None
+            steady = bench.steady(operator, args.sizes[-1], args.drift_interval)
+            restart = bench.restart(operator, args.sizes[-1], args.drift_interval)
+            bench.purge(f"bench-{args.sizes[-1]}")
+            change = bench.change_one_of_100()
+    finally:
+        aws.stop()
+        if args.keep:
+            log(f"kept {workdir} (operator logs: operator-<namespace>.log)")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    result: dict[str, Any] = {
+        "converge": converge,
+        "steady": steady,
+        "change_one_of_100": change,
+        "restart": restart,
+        "environment": {
+            "kubernetes_api": description,
+            "cpus": os.cpu_count(),
+            "models_per_endpoint": MODELS_PER_ENDPOINT,
+            "weights_kib_per_model": args.weights_kib,
+            "endpoint_delay_seconds": args.endpoint_delay,
+            "poll_interval_seconds": args.poll_interval,
+            "drift_interval_seconds": args.drift_interval,
+        },
+    }
+    result["targets"] = check_targets(result)
+    return result
+
+
+def print_report(result: dict[str, Any]) -> None:
+    env = result["environment"]
+    print(f"Kubernetes API: {env['kubernetes_api']}; {env['cpus']} CPUs")
+    print(
+        f"{env['models_per_endpoint']} models per endpoint, {env['weights_kib_per_model']} KiB "
+        f"of weights each; endpoint Creating {env['endpoint_delay_seconds']} s; operator polls "
+        f"every {env['poll_interval_seconds']} s, drift interval {env['drift_interval_seconds']} s"
+    )
+    print("\nconverge (all created at once -> all Ready)")
+    print(f"  {'N':>4} {'seconds':>8} {'CPU s':>7} {'peak RSS MiB':>13}")
+    for size, figures in result["converge"].items():
+        print(
+            f"  {size:>4} {figures['seconds']:>8.2f} {figures['cpu_seconds']:>7.2f} "
+            f"{figures['peak_rss_mib']:>13.1f}"
+        )
+    steady = result["steady"]
+    print(
+        f"\nsteady, {steady['intervals']:.0f} drift intervals: "
+        f"{steady['aws_reads_per_endpoint']} AWS reads per endpoint per interval, "
+        f"{steady['aws_writes']} AWS writes, {steady['kube_writes']} Kubernetes writes"
+    )
+    print(f"  AWS calls: {steady['calls_by_operation']}")
+    change = result["change_one_of_100"]
+    print(
+        f"\nchange 1 model of 100: {change['uploads']} upload(s), "
+        f"{change['other_aws_calls']} other AWS calls, Ready again in {change['seconds']} s"
+    )
+    print(f"  AWS calls: {change['calls_by_operation']}")
+    restart = result["restart"]
+    print(
+        f"\nrestart with 100 endpoints: all resumed in {restart['seconds']} s, "
+        f"{restart['status_writes']} status writes, {restart['bytes_reread']} weight bytes re-read"
+    )
+    print(f"  Kubernetes writes: {restart['kube_writes']}")
+    print(f"  AWS calls: {restart['calls_by_operation']}")
+    print("\ntargets")
+    for target, met in result["targets"].items():
+        print(f"  {'met ' if met else 'MISS'}  {target}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--kube",
+        choices=("auto", "envtest", "emulator"),
+        default="auto",
+        help="Kubernetes API: envtest when built (scripts/envtest.sh build), else the emulator",
+    )
+    parser.add_argument("--weights-kib", type=int, default=64, help="weights per model (KiB)")
+    parser.add_argument("--endpoint-delay", type=float, default=1.0, help="seconds Creating")
+    parser.add_argument("--poll-interval", type=float, default=1.0, help="MME_POLL_INTERVAL")
+    parser.add_argument("--drift-interval", type=float, default=10.0, help="drift interval (s)")
+    parser.add_argument("--steady-intervals", type=int, default=3, help="intervals observed")
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=list(SIZES),
+        help="endpoint counts, comma-separated (default 10,50,100; the targets need 100)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work dir and logs")
+    parser.add_argument(
+        "--wide-models", type=int, default=WIDE_MODELS, help="models of the changed endpoint"
+    )
+    args = parser.parse_args()
+    result = run(args)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_report(result)
+    return 0 if all(result["targets"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
