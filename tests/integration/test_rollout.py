@@ -146,7 +146,7 @@ async def test_a_failed_update_is_retried_once_per_annotation_value(world: World
     assert endpoint["EndpointConfigName"] == after["status"]["endpointConfigName"]
 
 
-@pytest.mark.settings(drift_check_interval_seconds=0.5)
+@pytest.mark.settings(drift_check_interval_seconds=1)
 async def test_a_superseded_archive_is_served_through_its_grace_period_then_removed(
     world: World,
 ) -> None:
@@ -204,3 +204,37 @@ async def test_serving_knobs_reach_the_container_the_model_and_the_variant(world
         "SAGEMAKER_TRITON_LOG_VERBOSE": "0",
         "SAGEMAKER_TRITON_MODEL_LOAD_GPU_LIMIT": "0.8",
     }
+
+
+@pytest.mark.settings(drift_check_interval_seconds=1)
+async def test_a_failed_warm_up_is_a_condition_and_is_tried_again(world: World) -> None:
+    model = await world.python_model("echo")
+    model["warmup"] = True
+    world.env.aws.faults.error(
+        "InternalFailure",
+        "An exception occurred while sending request to model.",
+        500,
+        operations="InvokeEndpoint",
+    )
+    await world.apply(world.manifest("cold", [model]))
+
+    cold = await world.wait_for(
+        "cold",
+        lambda obj: condition(obj, "ModelsWarm").get("reason") == "WarmUpFailed",
+        "ModelsWarm=False WarmUpFailed",
+    )
+    warm = condition(cold, "ModelsWarm")
+    assert warm["status"] == "False"
+    assert "'echo'" in warm["message"] and "InternalFailure" in warm["message"]
+    # The endpoint serves all the same: only the first request to echo is slower.
+    assert condition(cold, "Ready")["status"] == "True"
+    assert not cold["status"]["models"][0].get("warmedUp")
+
+    world.env.aws.faults.reset()
+    warmed = await world.wait_for(
+        "cold",
+        lambda obj: condition(obj, "ModelsWarm").get("status") == "True",
+        "ModelsWarm=True after the drift check",
+    )
+    assert warmed["status"]["models"][0]["warmedUp"] is True
+    assert condition(warmed, "ModelsWarm")["reason"] == "WarmedUp"

@@ -33,6 +33,7 @@ class ConditionType(StrEnum):
     ARTIFACTS_SYNCED = "ArtifactsSynced"
     ENDPOINT_READY = "EndpointReady"
     AUTOSCALING_READY = "AutoscalingReady"
+    MODELS_WARM = "ModelsWarm"
     CAPACITY_FITS = "CapacityFits"
 
 
@@ -61,6 +62,9 @@ class Reason(StrEnum):
     DELETING = "Deleting"
     DISABLED = "Disabled"
     CONFIGURED = "Configured"
+    WARMED_UP = "WarmedUp"
+    WARMING_UP = "WarmingUp"
+    WARM_UP_FAILED = "WarmUpFailed"
 
 
 class ConditionStatus(StrEnum):

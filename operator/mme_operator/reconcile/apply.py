@@ -58,6 +58,8 @@ class ApplyResult:
     uploaded: dict[str, StoredArchive] = field(default_factory=dict)
     model_errors: dict[str, str] = field(default_factory=dict)
     warmed: set[str] = field(default_factory=set)
+    warmup_errors: dict[str, str] = field(default_factory=dict)
+    """Model name -> why its warm-up invocation failed this pass."""
     requested_config: str | None = None
     endpoint_arn: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -207,6 +209,13 @@ class Executor:
                 raise TypeError(f"unknown action {action!r}")
 
     def _warm_up(self, endpoint: str, model_name: str, target: str, result: ApplyResult) -> None:
+        """Invoke the model once so that it is loaded before the first client asks for it.
+
+        One invocation, not one per instance: SageMaker routes a TargetModel to an instance
+        that already has it loaded, and only spreads it to more instances when its traffic
+        grows ("How multi-model endpoints work"). Further warm-up calls would land on the
+        same instance; the first client request lands there too, and finds the model warm.
+        """
         model = next(m for m in self.desired.resource.spec.models if m.name == model_name)
         body = json.dumps(_zeros_request(model)).encode()
         try:
@@ -214,12 +223,17 @@ class Executor:
         except botocore.exceptions.ClientError as exc:
             # ModelError means the container loaded the model and the model itself answered
             # with an error (e.g. to zero inputs): the model is in memory, which is the point.
-            # Anything else leaves it cold; warm-up is best effort and is tried again later.
+            # Anything else leaves it cold: a condition says so, and the next pass retries.
             if exc.response.get("Error", {}).get("Code") != "ModelError":
-                result.notes.append(
-                    f"warm-up of model {model_name!r} failed: {describe_error(exc)}"
+                why = describe_error(exc)
+                result.warmup_errors[model_name] = why
+                self.emit(
+                    "WarmUpFailed", f"warm-up of model {model_name!r} ({target}) failed: {why}"
                 )
                 return
+        except botocore.exceptions.BotoCoreError as exc:
+            result.warmup_errors[model_name] = describe_error(exc)
+            return
         result.warmed.add(target)
         self.emit("WarmedUp", f"warmed up model {model_name!r} ({target})")
 

@@ -19,7 +19,13 @@ from typing import Any
 
 import botocore.exceptions
 
-from mme_operator.api import ModelEndpoint, ModelEndpointStatus, validate_resource
+from mme_operator.api import (
+    ConditionStatus,
+    ConditionType,
+    ModelEndpoint,
+    ModelEndpointStatus,
+    validate_resource,
+)
 from mme_operator.api.status import parse_rfc3339
 from mme_operator.api.validation import Problem, previous_status
 from mme_operator.artifacts import ArtifactError, ModelSource, open_source
@@ -329,6 +335,10 @@ def check_drift(
     failed = [m.name for m in (status.models or []) if m.state == "Failed"] if status else []
     if failed:
         return f"models {', '.join(failed)} were unavailable; looking at their sources again"
+    conditions = (status.conditions or []) if status else []
+    warm = next((c for c in conditions if c.type == ConditionType.MODELS_WARM), None)
+    if warm is not None and warm.status == ConditionStatus.FALSE:
+        return "a warm-up failed at the last pass; warming up again"
     expired = _expired_archives(status, now or datetime.now(UTC))
     if expired:
         return f"grace period of previous archives ended: {', '.join(expired)}"

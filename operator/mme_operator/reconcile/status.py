@@ -175,6 +175,47 @@ def model_statuses(
     return out
 
 
+def _warm_condition(
+    conditions: list[Condition],
+    desired: DesiredState,
+    models: list[ModelStatus],
+    result: ApplyResult,
+    generation: int,
+) -> list[Condition]:
+    """ModelsWarm: whether every ``warmup: true`` model answered its warm-up invocation.
+
+    Absent when no model asks for warm-up. A failure keeps the endpoint Ready (it serves;
+    the first request to that model is only slower) and is retried at the next drift check.
+    """
+    wanted = [m for m in models if m.name in desired.warmup_models]
+    if not wanted:
+        return [c for c in conditions if c.type != ConditionType.MODELS_WARM]
+    failed = {
+        m.name: result.warmup_errors[m.name] for m in wanted if m.name in result.warmup_errors
+    }
+    cold = [m.name for m in wanted if not m.warmed_up and m.name not in failed]
+    if failed:
+        state = (
+            ConditionStatus.FALSE,
+            Reason.WARM_UP_FAILED,
+            "; ".join(f"warm-up of model {n!r} failed: {why}" for n, why in failed.items())
+            + "; tried again at the next drift check",
+        )
+    elif cold:
+        state = (
+            ConditionStatus.UNKNOWN,
+            Reason.WARMING_UP,
+            f"models {', '.join(cold)} not warmed up yet (the endpoint must be InService)",
+        )
+    else:
+        state = (
+            ConditionStatus.TRUE,
+            Reason.WARMED_UP,
+            f"{len(wanted)} models answered their warm-up invocation",
+        )
+    return set_condition(conditions, ConditionType.MODELS_WARM, *state, generation)
+
+
 def reconciled_status(
     desired: DesiredState,
     observed: ObservedState,
@@ -253,6 +294,7 @@ def reconciled_status(
             f"endpoint {sm.endpoint.name} is {endpoint_status}",
         )
     conditions = set_condition(conditions, ConditionType.ENDPOINT_READY, *ep_cond, generation)
+    conditions = _warm_condition(conditions, desired, models, result, generation)
 
     # Ready summarises the others.
     if plan.blocked is not None:

@@ -53,11 +53,15 @@ def make_clients(
     url = settings.aws_endpoint_url
     # A local endpoint has no per-bucket DNS names, so S3 is addressed by path there.
     s3_config = config.merge(Config(s3={"addressing_style": "path"})) if url else config
+    # The runtime serves warm-up invocations only: one attempt each, since a failed warm-up
+    # is a condition that the next pass retries, and backing off through ten attempts of a
+    # cold or failing model would hold the whole reconcile for minutes.
+    runtime_config = config.merge(Config(retries={"mode": "standard", "max_attempts": 1}))
     return AwsClients(
         s3=session.client("s3", region_name=region, endpoint_url=url, config=s3_config),
         sagemaker=session.client("sagemaker", region_name=region, endpoint_url=url, config=config),
         runtime=session.client(
-            "sagemaker-runtime", region_name=region, endpoint_url=url, config=config
+            "sagemaker-runtime", region_name=region, endpoint_url=url, config=runtime_config
         ),
         autoscaling=session.client(
             "application-autoscaling", region_name=region, endpoint_url=url, config=config
