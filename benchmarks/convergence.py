@@ -88,6 +88,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def terminate(process: subprocess.Popen[str]) -> None:
+    """SIGTERM (a graceful stop, as Kubernetes does), then SIGKILL after 30 s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def console_script() -> list[str]:
     script = Path(sys.executable).parent / "mme-operator"
     return [str(script)] if script.exists() else [sys.executable, "-m", "mme_operator.cli"]
@@ -149,11 +159,7 @@ class LocalAwsProcess:
         )
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        terminate(self.process)
 
 
 # -- the Kubernetes API ----------------------------------------------------------------
@@ -382,12 +388,7 @@ class OperatorProcess:
         return float("nan")
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
 
 
 # -- weights and manifests ----------------------------------------------------------------

@@ -164,6 +164,29 @@ def test_changing_one_model_of_100_uploads_one_and_heads_only_a_key_it_deletes(
     assert archive_calls(wire.take()) == {"ListObjectsV2": 1, "HeadObject": 1}
 
 
+def test_changing_one_model_of_a_ready_endpoint_reads_four_things_besides_the_upload(
+    world: tuple[AwsClients, Settings, Path],
+) -> None:
+    clients, settings, models = world
+    status = converge(clients, settings, models, None)
+    status = converge(clients, settings, models, status)  # Ready, superseded ones removed
+    (models / "m042" / "model.onnx").write_bytes(b"\x08\x07onnx-changed")
+    wire = Wire(clients)
+
+    outcome = run(clients, settings, body(models, status))
+
+    assert outcome.status.phase == "Ready"
+    # The endpoint still serves the config the last Ready pass left: no describes of the
+    # model and config, no listing of superseded ones.
+    assert wire.take() == {
+        "DescribeEndpoint": 1,
+        "ListTags": 1,
+        "ListObjectsV2": 1,
+        "DescribeScalableTargets": 1,
+        "PutObject": 1,
+    }
+
+
 def test_a_restarted_operator_heads_nothing_it_recorded(
     world: tuple[AwsClients, Settings, Path],
 ) -> None:

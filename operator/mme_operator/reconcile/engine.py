@@ -199,7 +199,7 @@ def reconcile(
         bucket = desired.bucket
         gateway = clients.gateway(cache_reads=True)  # one pass: a read asked twice is reused
         known = recorded_archives(previous, desired.owner_uid)
-        observed = observe(clients, desired, known, gateway)
+        observed = observe(clients, desired, known, gateway, previous)
     except Retry as exc:
         return _retry_outcome(body, settings, exc.message)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
@@ -267,7 +267,9 @@ def dry_run(body: Mapping[str, Any], clients: AwsClients, settings: Settings) ->
         return prepared
     _, desired, unavailable = prepared
     previous = _previous_status(body)
-    observed = observe(clients, desired, recorded_archives(previous, desired.owner_uid))
+    observed = observe(
+        clients, desired, recorded_archives(previous, desired.owner_uid), previous=previous
+    )
     plan = plan_reconcile(desired, observed, previous, tuple(unavailable), now=datetime.now(UTC))
     notes = tuple(f"model {m!r} skipped: {why}" for m, why in unavailable.items())
     notes += tuple(

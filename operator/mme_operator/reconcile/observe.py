@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import botocore.exceptions
 
-from mme_operator.api import ModelEndpointStatus
+from mme_operator.api import ModelEndpointStatus, Phase
 from mme_operator.artifacts import ArtifactStore, StoredArchive
 from mme_operator.reconcile.desired import DesiredState
 from mme_operator.sagemaker.autoscaling import ObservedScaling, observe_scaling
@@ -57,16 +57,35 @@ def recorded_archives(
     }
 
 
+def _settled(previous: ModelEndpointStatus | None, config_name: str) -> bool:
+    """Whether the last pass left the endpoint Ready on ``config_name``.
+
+    That pass found the model and config in place and removed the superseded ones (a
+    pass that could not is not Ready), so a pass that finds the endpoint still serving
+    that config need not list or describe them again.
+    """
+    return (
+        previous is not None
+        and previous.phase == Phase.READY
+        and previous.endpoint_config_name == config_name
+    )
+
+
 def observe(
     clients: AwsClients,
     desired: DesiredState,
     known_archives: Mapping[str, StoredArchive] | None = None,
     gateway: SageMakerGateway | None = None,
+    previous: ModelEndpointStatus | None = None,
 ) -> ObservedState:
     """Read what exists for ``desired`` (describe / list / head calls only).
 
     ``known_archives`` (see :func:`recorded_archives`) spares a HEAD per archive: S3 costs
     one listing of the prefix in a steady pass, whatever the number of models.
+    ``previous`` (the object's status) spares, when the last pass left the endpoint Ready
+    on the desired config and it still serves it, the model / config describes and the
+    listing of superseded ones: a pass that only changes archives costs one
+    DescribeEndpoint, its tags, one S3 listing and the autoscaling read.
     """
     gateway = gateway or clients.gateway()
     sm = desired.sagemaker
@@ -86,10 +105,11 @@ def observe(
     superseded_configs: tuple[str, ...] = ()
     superseded_models: tuple[str, ...] = ()
     serving_instance_type = None
+    settled = steady and _settled(previous, sm.endpoint_config.name)
     if endpoint is not None and endpoint.config_name != sm.endpoint_config.name:
         # An instance-type change needs autoscaling deregistered first (SageMaker's rule).
         serving_instance_type = gateway.instance_type_of(endpoint.config_name)
-    if steady:
+    if steady and not settled:
         # Only once the endpoint runs the desired config are older ones safe to remove.
         superseded_configs = _superseded(
             gateway.list_owned_endpoint_configs(sm.endpoint.name, desired.owner_uid),
@@ -101,9 +121,9 @@ def observe(
     return ObservedState(
         endpoint=endpoint,
         endpoint_owner_uid=owner,
-        model_exists=gateway.describe_model(sm.model.name) is not None,
-        endpoint_config_exists=gateway.describe_endpoint_config(sm.endpoint_config.name)
-        is not None,
+        model_exists=settled or gateway.describe_model(sm.model.name) is not None,
+        endpoint_config_exists=settled
+        or gateway.describe_endpoint_config(sm.endpoint_config.name) is not None,
         archives=archives,
         scaling=scaling,
         superseded_configs=superseded_configs,
