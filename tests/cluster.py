@@ -13,6 +13,7 @@ import os
 import shutil
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -163,3 +164,35 @@ class ControlPlane:
                 return
             time.sleep(0.2)
         raise TimeoutError(f"{args} still present after {timeout}s")
+
+
+# -- the chart -------------------------------------------------------------------------
+
+CHART = ROOT / "helm" / "mme-operator"
+RBAC_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+
+
+def find_helm() -> str | None:
+    """A helm binary (scripts/install-helm.sh puts one in the venv), or None."""
+    candidates = [
+        os.environ.get("HELM"),
+        str(Path(sys.prefix) / "bin" / "helm"),
+        shutil.which("helm"),
+    ]
+    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+
+
+def render_chart(helm: str, release: str, namespace: str, *set_args: str) -> list[dict[str, Any]]:
+    """``helm template`` of the chart: its documents (CRDs not included)."""
+    args = [helm, "template", release, str(CHART), "--namespace", namespace]
+    for value in set_args:
+        args += ["--set", value]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise AssertionError(f"helm template failed:\n{done.stderr}")
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def rbac_documents(docs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The ServiceAccount, (Cluster)Roles and bindings among rendered chart documents."""
+    return [dict(doc) for doc in docs if doc["kind"] in RBAC_KINDS]

@@ -161,11 +161,14 @@ def _region(body: Mapping[str, Any]) -> str:
 
     The API server (and the emulator more so) may hand over a spec that is a list, a string
     or null; the reconcile reports such a spec as invalid, so the clients only need to exist.
+    The region recorded in the status wins: it is where the endpoint is, even when the spec
+    was changed to another one past the CRD's rules (deletion must clean up there).
     """
-    spec = body.get("spec")
-    region = spec.get("region") if isinstance(spec, Mapping) else None
-    if isinstance(region, str) and _REGION_NAME.match(region):
-        return region
+    for part in ("status", "spec"):
+        found = body.get(part)
+        region = found.get("region") if isinstance(found, Mapping) else None
+        if isinstance(region, str) and _REGION_NAME.match(region):
+            return region
     return DEFAULT_REGION
 
 

@@ -99,14 +99,11 @@ def rbac_rules(docs: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
     return granted
 
 
+# Exactly what kopf uses (tests/kube/test_rbac.py runs the operator with these alone).
 RESOURCE_RULES = {
-    *(
-        ("mme-operator.io", "modelendpoints", v)
-        for v in ("get", "list", "watch", "patch", "update")
-    ),
-    *(("mme-operator.io", "modelendpoints/status", v) for v in ("get", "patch", "update")),
-    *(("", "events", v) for v in ("create", "patch")),
-    *(("events.k8s.io", "events", v) for v in ("create", "patch")),
+    *(("mme-operator.io", "modelendpoints", v) for v in ("get", "list", "watch", "patch")),
+    ("mme-operator.io", "modelendpoints/status", "patch"),
+    ("", "events", "create"),
 }
 CRD_READ = {
     ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -19,9 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import kopf
 import pytest
 from botocore.exceptions import ClientError
-from mme_operator.local.environment import LocalEnvironment
+from mme_operator.api import PLURAL
+from mme_operator.local.environment import KubeConnection, LocalEnvironment
+
+from tests.cluster import ControlPlane, why_no_envtest
 
 T = TypeVar("T")
 
@@ -43,6 +48,11 @@ FAKE_ONNX = b"\x08\x07\x12\x04fake-onnx-model"
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "settings(**overrides): operator settings for the integration environment"
+    )
+    config.addinivalue_line(
+        "markers",
+        "emulator: run against kmock's emulator, an API server without the CRD's schema (what "
+        "the real one refuses, e.g. a spec that is not an object, reaches the operator there)",
     )
 
 
@@ -241,15 +251,62 @@ async def eventually(
     raise TimeoutError(f"{what} not reached in {timeout}s")
 
 
+def clean_namespace(plane: ControlPlane, namespace: str) -> None:
+    """Remove every ModelEndpoint (finalizers dropped: its operator is gone) and event."""
+    plane.kubectl("delete", PLURAL, "--all", "-n", namespace, "--wait=false")
+    names = plane.kubectl("get", PLURAL, "-n", namespace, "-o", "name").stdout.split()
+    for name in names:
+        patch = '{"metadata": {"finalizers": null}}'
+        plane.kubectl("patch", name, "-n", namespace, "--type=merge", "-p", patch, check=False)
+    for name in names:
+        plane.wait_gone(name, "-n", namespace)
+    plane.kubectl("delete", "events", "--all", "-n", namespace)
+
+
+def kube_connection(request: pytest.FixtureRequest) -> tuple[KubeConnection, ControlPlane] | None:
+    """The real API server and the operator's chart-RBAC login; None: the emulator.
+
+    The emulator is the fallback only where the real server cannot be built (no Go) and
+    not in CI, or where a test asks for it (marker ``emulator``).
+    """
+    if request.node.get_closest_marker("emulator"):
+        return None
+    if why_no_envtest() is not None and not os.environ.get("CI"):
+        return None
+    plane: ControlPlane = request.getfixturevalue("control_plane")
+    login: kopf.ConnectionInfo = request.getfixturevalue("operator_login")
+    connection = KubeConnection(
+        server=plane.server, client_ssl=plane.admin_ssl(), operator_login=login
+    )
+    return connection, plane
+
+
 @pytest.fixture
-async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
-    """A started LocalEnvironment (operator running), an artifacts and a sources bucket."""
+async def world(
+    request: pytest.FixtureRequest, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> AsyncIterator[World]:
+    """A started LocalEnvironment (operator running), an artifacts and a sources bucket.
+
+    Kubernetes is the session's real API server (the operator logged in with the chart's
+    RBAC: any 403 it meets fails the test); each test leaves the namespace empty for the next.
+    """
     marker = request.node.get_closest_marker("settings")
     overrides: dict[str, Any] = {"file_roots": str(tmp_path)}
     overrides.update(marker.kwargs if marker else {})
-    async with LocalEnvironment(endpoint_delay=0.3, settings_overrides=overrides) as env:
-        world = World(env, unique("artifacts"), unique("src"), tmp_path)
-        await world.aws(world.s3.create_bucket, Bucket=world.bucket)
-        await world.aws(world.s3.create_bucket, Bucket=world.sources)
-        await env.start_operator()
-        yield world
+    real = kube_connection(request)
+    kube = real[0] if real else None
+    try:
+        async with LocalEnvironment(
+            endpoint_delay=0.3, settings_overrides=overrides, kube=kube
+        ) as env:
+            world = World(env, unique("artifacts"), unique("src"), tmp_path)
+            await world.aws(world.s3.create_bucket, Bucket=world.bucket)
+            await world.aws(world.s3.create_bucket, Bucket=world.sources)
+            await env.start_operator()
+            yield world
+    finally:
+        if real is not None:
+            await asyncio.to_thread(clean_namespace, real[1], NAMESPACE)
+    refused = [r.getMessage() for r in caplog.records if "forbidden" in r.getMessage().lower()]
+    if refused:
+        pytest.fail(f"the API server refused the operator (chart RBAC): {refused[0]}")

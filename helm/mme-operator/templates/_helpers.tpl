@@ -64,17 +64,15 @@ Rules for the ModelEndpoint resources and Events: identical whether they end up 
 ClusterRole (all namespaces) or in a Role (one namespace).
 */}}
 {{- define "mme-operator.resourceRules" -}}
+# kopf lists and watches ModelEndpoints and patches them (finalizer, its annotations) and
+# their /status; it posts Events through the core API. Nothing else: no update, no delete.
 - apiGroups: ["mme-operator.io"]
   resources: ["modelendpoints"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["mme-operator.io"]
   resources: ["modelendpoints/status"]
-  verbs: ["get", "patch", "update"]
-# kopf posts Events through the core API; events.k8s.io is granted for clients that use it.
+  verbs: ["patch"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}

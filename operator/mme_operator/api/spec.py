@@ -373,12 +373,14 @@ class ModelSpec(ApiModel):
 class ArtifactsSpec(ApiModel):
     """Where the operator puts the model archives the endpoint loads."""
 
-    bucket: str = Field(pattern=BUCKET_PATTERN, description="S3 bucket for the model archives.")
+    bucket: str = Field(
+        pattern=BUCKET_PATTERN, description="S3 bucket for the model archives. Immutable."
+    )
     prefix: str | None = Field(
         default=None,
         max_length=512,
         pattern=r"^[^/].*/$",
-        description="Key prefix (ending in '/') for this endpoint's archives; default '<namespace>/<name>/'.",
+        description="Key prefix (ending in '/') for this endpoint's archives; default '<namespace>/<name>/'. Immutable.",
     )
     kms_key_id: str | None = Field(
         default=None,
@@ -515,6 +517,12 @@ class SizingSpec(ApiModel):
     )
 
 
+IMMUTABLE_MESSAGE = (
+    "{field} cannot change after creation (the AWS resources made for the old value would be "
+    "left behind, still running): delete this ModelEndpoint and create a new one"
+)
+
+
 _SPEC_RULES: list[JsonValue] = [
     {
         "rule": "has(self.instanceType) || has(self.sizing)",
@@ -528,6 +536,27 @@ _SPEC_RULES: list[JsonValue] = [
         "message": "instanceCount must lie within autoscaling.minInstances..maxInstances",
         "fieldPath": ".instanceCount",
     },
+    # Transition rules (run on update only): fields the AWS resources' identity derives
+    # from. Changing one would leave the old endpoint (still billing) or the old archives
+    # behind, owned by nobody; the operator refuses such a change too (IdentityChanged).
+    {
+        "rule": "self.region == oldSelf.region",
+        "message": IMMUTABLE_MESSAGE.format(field="region"),
+        "fieldPath": ".region",
+    },
+    {
+        "rule": "has(self.endpointName) == has(oldSelf.endpointName)"
+        " && (!has(self.endpointName) || self.endpointName == oldSelf.endpointName)",
+        "message": IMMUTABLE_MESSAGE.format(field="endpointName"),
+        "fieldPath": ".endpointName",
+    },
+    {
+        "rule": "self.artifacts.bucket == oldSelf.artifacts.bucket"
+        " && has(self.artifacts.prefix) == has(oldSelf.artifacts.prefix)"
+        " && (!has(self.artifacts.prefix) || self.artifacts.prefix == oldSelf.artifacts.prefix)",
+        "message": IMMUTABLE_MESSAGE.format(field="artifacts.bucket and artifacts.prefix"),
+        "fieldPath": ".artifacts",
+    },
 ]
 
 
@@ -539,7 +568,7 @@ class ModelEndpointSpec(ApiModel):
     region: str = Field(
         pattern=REGION_PATTERN,
         max_length=32,
-        description="AWS region of the endpoint, e.g. us-east-1.",
+        description="AWS region of the endpoint, e.g. us-east-1. Immutable.",
     )
     execution_role_arn: str = Field(
         pattern=ROLE_ARN_PATTERN,
@@ -551,7 +580,8 @@ class ModelEndpointSpec(ApiModel):
         default=None,
         pattern=ENDPOINT_NAME_PATTERN,
         max_length=63,
-        description="SageMaker endpoint name; default derived from namespace and name. Immutable.",
+        description="SageMaker endpoint name; default derived from namespace and name. "
+        "Immutable: it cannot be set, changed or removed after creation.",
     )
     instance_type: str | None = Field(
         default=None,

@@ -59,6 +59,7 @@ class Reason(StrEnum):
     AWS_ERROR = "AwsError"
     RETRYING = "Retrying"
     NOT_OWNED = "NotOwned"
+    IDENTITY_CHANGED = "IdentityChanged"
     DELETING = "Deleting"
     DISABLED = "Disabled"
     CONFIGURED = "Configured"
@@ -170,6 +171,14 @@ class ModelEndpointStatus(ApiModel):
     )
     conditions: list[Condition] | None = Field(default=None, description="Latest observations.")
     endpoint_name: str | None = Field(default=None, description="SageMaker endpoint name.")
+    region: str | None = Field(
+        default=None,
+        description="AWS region of the endpoint; with endpointName and artifactsLocation, the "
+        "identity a changed spec is compared against.",
+    )
+    artifacts_location: str | None = Field(
+        default=None, description="s3://bucket/prefix/ holding the model archives."
+    )
     endpoint_arn: str | None = Field(default=None, description="SageMaker endpoint ARN.")
     endpoint_status: str | None = Field(
         default=None, description="SageMaker EndpointStatus, e.g. InService."

@@ -5,12 +5,18 @@ Kubernetes API (:class:`KubeEmulator`) with our CRD installed, and the operator 
 (kopf, in a thread with its own event loop), all speaking their real protocols over
 HTTP. Nothing is patched: the operator runs the same code as in a cluster, with other
 endpoints and dummy credentials.
+
+Given a :class:`KubeConnection`, the environment uses that (real) API server instead of
+the emulator: the integration tests run it against etcd + kube-apiserver, the operator
+logging in as the chart's ServiceAccount and the test side as an administrator.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import ssl
 import threading
 import time
 from collections import Counter
@@ -45,6 +51,38 @@ def merge_patch(old: Any, new: Any) -> Any:
     return patch
 
 
+class KubeApiError(Exception):
+    """The API server refused a request; ``str()`` is its own message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
+    if response.status < 400:
+        return
+    text = await response.text()
+    try:
+        message = json.loads(text).get("message") or text
+    except (ValueError, AttributeError):
+        message = text
+    raise KubeApiError(response.status, f"{response.status}: {message}")
+
+
+@dataclass(frozen=True)
+class KubeConnection:
+    """A real Kubernetes API server, and who logs in to it on each side."""
+
+    server: str
+    client_ssl: ssl.SSLContext
+    """TLS of the user's side (trusting the server; a client certificate for its identity)."""
+    operator_login: kopf.ConnectionInfo
+    """The operator's identity (e.g. a ServiceAccount token)."""
+    namespaces: tuple[str, ...] = ()
+    """The namespaces the operator watches; empty for all."""
+
+
 @dataclass
 class LocalEnvironment:
     """Local AWS + local Kubernetes API + the operator, as an async context manager."""
@@ -53,6 +91,8 @@ class LocalEnvironment:
     settings_overrides: Mapping[str, Any] = field(default_factory=dict)
     # InvokeEndpoint on a real tritonserver: None when installed, True always, False never.
     triton: bool | None = None
+    kube: KubeConnection | None = None
+    """A real API server to use; None starts the emulator."""
     aws: LocalAWS = field(init=False)
     settings: Settings = field(init=False)
     _k8s: KubeEmulator | None = field(default=None, init=False)
@@ -63,6 +103,8 @@ class LocalEnvironment:
 
     @property
     def k8s_url(self) -> str:
+        if self.kube is not None:
+            return self.kube.server
         assert self._server is not None
         return str(self._server.url).rstrip("/")
 
@@ -103,6 +145,10 @@ class LocalEnvironment:
             "health_port": 0,
         }
         self.settings = Settings(**{**defaults, **self.settings_overrides})
+        if self.kube is not None:
+            connector = aiohttp.TCPConnector(ssl=self.kube.client_ssl)
+            self._session = aiohttp.ClientSession(self.kube.server, connector=connector)
+            return self
         self._k8s = KubeEmulator()
         await self._k8s.__aenter__()
         self._server = kmock.Server(self._k8s)
@@ -126,7 +172,7 @@ class LocalEnvironment:
 
     async def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         async with self.session.post(path, json=body) as response:
-            response.raise_for_status()
+            await _raise_for_status(response)
             created: dict[str, Any] = await response.json()
             return created
 
@@ -137,7 +183,7 @@ class LocalEnvironment:
         async with self.session.get(f"{API}/namespaces/{namespace}/{PLURAL}/{name}") as response:
             if response.status == 404:
                 return None
-            response.raise_for_status()
+            await _raise_for_status(response)
             found: dict[str, Any] = await response.json()
             return found
 
@@ -159,13 +205,13 @@ class LocalEnvironment:
         path = f"{API}/namespaces/{namespace}/{PLURAL}/{meta['name']}"
         headers = {"Content-Type": "application/merge-patch+json"}
         async with self.session.patch(path, json=patch, headers=headers) as response:
-            response.raise_for_status()
+            await _raise_for_status(response)
             patched: dict[str, Any] = await response.json()
             return patched
 
     async def delete(self, name: str, namespace: str = "default") -> None:
         async with self.session.delete(f"{API}/namespaces/{namespace}/{PLURAL}/{name}") as response:
-            response.raise_for_status()
+            await _raise_for_status(response)
 
     async def wait_for(
         self,
@@ -214,10 +260,17 @@ class LocalEnvironment:
         Kubernetes API's request handlers).
         """
         ready = threading.Event()
-        options = OperatorOptions(
-            login=kopf.ConnectionInfo(server=self.k8s_url, scheme="Bearer", token="local"),
-            ready_flag=ready,
-        )
+        if self.kube is not None:
+            options = OperatorOptions(
+                login=self.kube.operator_login,
+                namespaces=self.kube.namespaces,
+                ready_flag=ready,
+            )
+        else:
+            options = OperatorOptions(
+                login=kopf.ConnectionInfo(server=self.k8s_url, scheme="Bearer", token="local"),
+                ready_flag=ready,
+            )
         self._operator, self._stop = operator_thread(self.settings, options)
         if not await asyncio.to_thread(ready.wait, 30):
             await self.stop_operator()

@@ -35,6 +35,7 @@ from mme_operator.reconcile.observe import observe, observe_for_deletion, record
 from mme_operator.reconcile.plan import Plan, archive_conflicts, plan_delete, plan_reconcile
 from mme_operator.reconcile.status import (
     bucket_missing_status,
+    identity_changed_status,
     invalid_status,
     reconciled_status,
 )
@@ -170,6 +171,42 @@ def _previous_status(body: Mapping[str, Any]) -> ModelEndpointStatus | None:
     return previous_status(body.get("status"))
 
 
+def _artifacts_location(resource: ModelEndpoint) -> str:
+    return f"s3://{resource.spec.artifacts.bucket}/{resource.artifact_prefix}"
+
+
+def identity_changes(resource: ModelEndpoint, previous: ModelEndpointStatus | None) -> list[str]:
+    """What of the AWS identity the spec changed since the status recorded it.
+
+    The CRD refuses these changes (transition rules); this catches them where the rules did
+    not run: an API server or CRD without them, or an object written before them.
+    """
+    if previous is None:
+        return []
+    now = {
+        "spec.region": (previous.region, resource.spec.region),
+        "endpoint name": (previous.endpoint_name, resource.endpoint_name),
+        "archive location": (previous.artifacts_location, _artifacts_location(resource)),
+    }
+    return [f"{what} {old} -> {new}" for what, (old, new) in now.items() if old and old != new]
+
+
+def _as_recorded(resource: ModelEndpoint, previous: ModelEndpointStatus | None) -> ModelEndpoint:
+    """The resource with the identity its status recorded: what deletion must clean up."""
+    if previous is None or not identity_changes(resource, previous):
+        return resource
+    spec = resource.spec
+    update: dict[str, Any] = {}
+    if previous.region:
+        update["region"] = previous.region
+    if previous.endpoint_name:
+        update["endpoint_name"] = previous.endpoint_name
+    if previous.artifacts_location:
+        bucket, _, prefix = previous.artifacts_location.removeprefix("s3://").partition("/")
+        update["artifacts"] = spec.artifacts.model_copy(update={"bucket": bucket, "prefix": prefix})
+    return resource.model_copy(update={"spec": spec.model_copy(update=update)})
+
+
 def _generation(body: Mapping[str, Any]) -> int:
     return int((body.get("metadata") or {}).get("generation") or 1)
 
@@ -190,6 +227,11 @@ def reconcile(
 ) -> Outcome:
     """Bring AWS to what the ModelEndpoint ``body`` declares, as far as possible now."""
     previous = _previous_status(body)
+    resource, _ = _validate(body)
+    changes = identity_changes(resource, previous) if resource is not None else []
+    if changes:
+        assert previous is not None
+        return Outcome(identity_changed_status(previous, _generation(body), changes), None)
     bucket = None
     try:
         prepared = _prepare(body, clients, settings)
@@ -299,6 +341,7 @@ def finalize(
     if resource is None:
         # Nothing valid was ever reconciled from this spec, so nothing of it can exist.
         return Deletion(True, None, "spec invalid; nothing to delete")
+    resource = _as_recorded(resource, _previous_status(body))
     if resource.spec.deletion_policy == "Retain":
         return Deletion(True, None, "deletionPolicy is Retain: AWS resources and archives are kept")
     if resource.spec.instance_type is None:

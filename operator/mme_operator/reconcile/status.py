@@ -81,6 +81,38 @@ def invalid_status(
     return _stopped_status(previous, generation, Phase.FAILED, conditions, message)
 
 
+def identity_changed_status(
+    previous: ModelEndpointStatus, generation: int, changes: list[str]
+) -> ModelEndpointStatus:
+    """Status of a spec that moved the endpoint's identity (region, name, archive location).
+
+    Nothing is done in AWS: acting on it would leave the old endpoint running and billing,
+    owned by nobody. The status keeps the old identity, which deletion still cleans up.
+    """
+    message = (
+        f"{'; '.join(changes)}: these cannot change after creation (the old endpoint and "
+        "archives would be left behind); put the old values back, or delete this "
+        "ModelEndpoint and create a new one"
+    )
+    conditions = set_condition(
+        list(previous.conditions or []),
+        ConditionType.SPEC_VALID,
+        ConditionStatus.FALSE,
+        Reason.IDENTITY_CHANGED,
+        message,
+        generation,
+    )
+    conditions = set_condition(
+        conditions,
+        ConditionType.READY,
+        ConditionStatus.FALSE,
+        Reason.IDENTITY_CHANGED,
+        message,
+        generation,
+    )
+    return _stopped_status(previous, generation, Phase.FAILED, conditions, message)
+
+
 def bucket_missing_status(
     previous: ModelEndpointStatus | None, generation: int, bucket: str, retry_seconds: float
 ) -> ModelEndpointStatus:
@@ -339,6 +371,8 @@ def reconciled_status(
         phase=phase,
         conditions=conditions,
         endpoint_name=sm.endpoint.name,
+        region=desired.resource.spec.region,
+        artifacts_location=f"s3://{desired.bucket}/{desired.prefix}",
         endpoint_arn=endpoint_arn,
         endpoint_status=endpoint_status,
         endpoint_config_name=config_in_effect,
