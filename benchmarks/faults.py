@@ -64,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         "--heavy-throttle", action="store_true", help="also 10 endpoints at 70%% throttling"
     )
     parser.add_argument(
+        "--retry-mode",
+        choices=("adaptive", "standard"),
+        help="the operator's botocore retry mode (MME_AWS_RETRY_MODE; default adaptive)",
+    )
+    parser.add_argument(
         "--only", action="append", choices=sorted(scenarios.SCENARIOS), help="run only these"
     )
     args = parser.parse_args(argv)
@@ -87,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                 workdir = root / key
                 workdir.mkdir()
                 aws.clear_faults()
-                operator = OperatorProcess(plane.kubeconfig, aws.url, workdir)
+                overrides = {"MME_AWS_RETRY_MODE": args.retry_mode} if args.retry_mode else {}
+                operator = OperatorProcess(plane.kubeconfig, aws.url, workdir, overrides)
                 world = World(
                     Cluster(plane.kubeconfig, unique("faults")),
                     aws,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 import pydantic_settings
 from pydantic import Field, ValidationError
@@ -26,6 +27,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Attempts per AWS call (botocore adaptive retries: backoff with jitter, and "
         "a client-side rate that slows down while AWS throttles).",
+    )
+    aws_retry_mode: Literal["adaptive", "standard"] = Field(
+        default="adaptive",
+        description="botocore retry mode: adaptive (also slows the sending rate while AWS "
+        "throttles) or standard (backoff with jitter only).",
     )
     aws_read_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Seconds to wait for an AWS answer before retrying."

@@ -48,6 +48,7 @@ def make_clients(
     # Clients are shared by every concurrent reconcile of the region.
     config = boto_config(
         max_attempts=settings.aws_max_attempts,
+        mode=settings.aws_retry_mode,
         read_timeout_seconds=settings.aws_read_timeout_seconds,
     ).merge(Config(max_pool_connections=settings.aws_max_pool_connections))
     url = settings.aws_endpoint_url

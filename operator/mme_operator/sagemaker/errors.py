@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import Literal
 
 import botocore.exceptions
 import urllib3.exceptions
@@ -261,6 +262,7 @@ def _describe_client_error(exc: botocore.exceptions.ClientError) -> str:
 def boto_config(
     *,
     max_attempts: int = 5,
+    mode: Literal["adaptive", "standard"] = "adaptive",
     connect_timeout_seconds: float = 10.0,
     read_timeout_seconds: float = 60.0,
 ) -> Config:
@@ -272,7 +274,7 @@ def boto_config(
     timeouts keep a hung connection from blocking a handler.
     """
     return Config(
-        retries={"mode": "adaptive", "max_attempts": max_attempts},
+        retries={"mode": mode, "max_attempts": max_attempts},
         connect_timeout=connect_timeout_seconds,
         read_timeout=read_timeout_seconds,
         user_agent_extra=f"mme-operator/{__version__}",
