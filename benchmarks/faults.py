@@ -69,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         help="the operator's botocore retry mode (MME_AWS_RETRY_MODE; default adaptive)",
     )
     parser.add_argument(
-        "--only", action="append", choices=sorted(scenarios.SCENARIOS), help="run only these"
+        "--only",
+        action="append",
+        choices=[*sorted(scenarios.SCENARIOS), "heavy-throttle"],
+        help="run only these",
     )
     args = parser.parse_args(argv)
     if envtest_binaries() is None:
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                 k: v for k, v in scenarios.SCENARIOS.items() if not args.only or k in args.only
             }
             runs: list[tuple[str, Any]] = list(chosen.items())
-            if args.heavy_throttle:
+            if args.heavy_throttle or "heavy-throttle" in (args.only or []):
                 runs.append(("heavy-throttle", heavy_throttle))
             for key, scenario in runs:
                 workdir = root / key

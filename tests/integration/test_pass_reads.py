@@ -72,3 +72,22 @@ def test_a_deletion_pass_reads_each_thing_once(
     assert calls["DeleteEndpoint"] == 1
     # One tags read per resource: the endpoint, its config and its model.
     assert calls["ListTags"] == 3
+
+
+def test_a_first_pass_that_must_retry_says_so_in_a_condition(
+    aws: tuple[LocalAWS, AwsClients, Settings],
+) -> None:
+    local, _, settings = aws
+    local.faults.throttle(100, operations="DescribeEndpoint")
+    few = settings.model_copy(update={"aws_max_attempts": 1})
+    session = boto3.session.Session(
+        aws_access_key_id=DUMMY_ACCESS_KEY, aws_secret_access_key=DUMMY_SECRET_KEY
+    )
+
+    outcome = reconcile(dict(BODY), make_clients("us-east-1", few, session), few)
+
+    assert outcome.retry_after == settings.retry_delay_seconds
+    assert outcome.status.phase == "Pending"
+    ready = next(c for c in outcome.status.conditions or [] if c.type == "Ready")
+    assert (ready.status, ready.reason) == ("False", "Retrying")
+    assert "ThrottlingException" in ready.message

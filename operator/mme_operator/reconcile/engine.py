@@ -24,6 +24,8 @@ from mme_operator.api import (
     ConditionType,
     ModelEndpoint,
     ModelEndpointStatus,
+    Phase,
+    Reason,
     validate_resource,
 )
 from mme_operator.api.status import parse_rfc3339
@@ -38,6 +40,7 @@ from mme_operator.reconcile.status import (
     identity_changed_status,
     invalid_status,
     reconciled_status,
+    set_condition,
 )
 from mme_operator.sagemaker.clients import AwsClients
 from mme_operator.sagemaker.errors import (
@@ -212,9 +215,23 @@ def _generation(body: Mapping[str, Any]) -> int:
 
 
 def _retry_outcome(body: Mapping[str, Any], settings: Settings, message: str) -> Outcome:
+    """The previous status with the retry's reason; a first pass also says Ready=False.
+
+    A resource that was Ready stays so through a blip (throttling while observing).
+    """
     previous = _previous_status(body) or ModelEndpointStatus()
-    status = previous.model_copy(update={"message": f"retrying: {message}"})
-    return Outcome(status, settings.retry_delay_seconds)
+    update: dict[str, Any] = {"message": f"retrying: {message}"}
+    if not any(c.type == ConditionType.READY for c in previous.conditions or []):
+        update["phase"] = previous.phase or Phase.PENDING
+        update["conditions"] = set_condition(
+            list(previous.conditions or []),
+            ConditionType.READY,
+            ConditionStatus.FALSE,
+            Reason.RETRYING,
+            f"retrying: {message}",
+            _generation(body),
+        )
+    return Outcome(previous.model_copy(update=update), settings.retry_delay_seconds)
 
 
 def reconcile(
