@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -75,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         help="run only these",
     )
     args = parser.parse_args(argv)
+    # SIGTERM (timeout, Ctrl-C's cousin) still stops the processes started below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if envtest_binaries() is None:
         build_envtest()
 

@@ -27,6 +27,8 @@ class AwsClients:
     sagemaker: SageMakerClient
     runtime: SageMakerRuntimeClient
     autoscaling: ApplicationAutoScalingClient
+    throttle_attempts: int = 1
+    """How often the gateway tries a SageMaker call AWS throttles (after botocore's retries)."""
 
     def gateway(self, *, cache_reads: bool = False) -> SageMakerGateway:
         """A SageMakerGateway over these clients (invoke included).
@@ -34,7 +36,12 @@ class AwsClients:
         ``cache_reads``: answer a describe / tags read asked twice from the first answer (for
         one reconcile pass, which never waits for anything to change).
         """
-        return SageMakerGateway(self.sagemaker, self.runtime, cache_reads=cache_reads)
+        return SageMakerGateway(
+            self.sagemaker,
+            self.runtime,
+            cache_reads=cache_reads,
+            throttle_attempts=self.throttle_attempts,
+        )
 
 
 def make_clients(
@@ -67,4 +74,5 @@ def make_clients(
         autoscaling=session.client(
             "application-autoscaling", region_name=region, endpoint_url=url, config=config
         ),
+        throttle_attempts=settings.aws_max_attempts,
     )

@@ -154,6 +154,25 @@ def is_already_exists(exc: BaseException) -> bool:
     return code in VALIDATION_CODES and bool(_ALREADY_EXISTS_MESSAGE.search(error_message(exc)))
 
 
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "SlowDown",
+    }
+)
+
+
+def is_throttling(exc: BaseException) -> bool:
+    """True when AWS said "slow down" (as opposed to a 5xx or a busy resource)."""
+    return error_code(exc) in THROTTLING_CODES
+
+
 def is_missing_bucket(exc: BaseException) -> bool:
     """True for S3's ``NoSuchBucket``: terminal for one call, but the user can create the bucket."""
     return error_code(exc) == "NoSuchBucket"

@@ -7,6 +7,8 @@ the one a retried step wanted. Deletes remove only what carries this owner's uid
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import botocore.exceptions
 
-from mme_operator.sagemaker.errors import ErrorClass, classify, is_already_exists
+from mme_operator.sagemaker.errors import ErrorClass, classify, is_already_exists, is_throttling
 from mme_operator.sagemaker.names import derived_name_pattern, name_prefix
 from mme_operator.sagemaker.resources import (
     OWNER_UID_TAG,
@@ -94,8 +96,13 @@ class SageMakerGateway:
         runtime: SageMakerRuntimeClient | None = None,
         *,
         cache_reads: bool = False,
+        throttle_attempts: int = 1,
     ) -> None:
-        self._client = client
+        self._client: SageMakerClient = (
+            cast("SageMakerClient", _ThrottleRetrying(client, throttle_attempts))
+            if throttle_attempts > 1
+            else client
+        )
         self._runtime = runtime
         # One reconcile pass asks some things twice (an endpoint's tags when observing and
         # again before deleting it); under heavy throttling every call saved is one fewer
@@ -171,10 +178,18 @@ class SageMakerGateway:
 
     def _list_tags(self, arn: str) -> dict[str, str]:
         tags: dict[str, str] = {}
-        for page in self._client.get_paginator("list_tags").paginate(ResourceArn=arn):
+        token: str | None = None
+        while True:  # not a paginator: its calls would bypass the throttling retries
+            page = (
+                self._client.list_tags(ResourceArn=arn, NextToken=token)
+                if token
+                else self._client.list_tags(ResourceArn=arn)
+            )
             for tag in page.get("Tags", []):
                 tags[tag["Key"]] = tag["Value"]
-        return tags
+            token = page.get("NextToken")
+            if not token:
+                return tags
 
     def list_owned_models(self, endpoint_name: str, owner_uid: str) -> list[OwnedResource]:
         """Models named for ``endpoint_name`` and tagged with ``owner_uid``, oldest first."""
@@ -337,6 +352,41 @@ class SageMakerGateway:
             ContentType=content_type,
         )
         return response["Body"].read()
+
+
+class _ThrottleRetrying:
+    """A SageMaker client whose calls are tried again, with jitter, when AWS throttles them.
+
+    botocore retries first; but its retry quota (a token bucket per client) empties under
+    sustained throttling, and from then on it fails every throttled call at once, so a
+    reconcile pass, which needs all of its reads, would never complete. Every call of the
+    operator is idempotent (deterministic names; "already exists" is a read), so trying a
+    throttled one again, after a full-jitter exponential pause, is safe.
+    """
+
+    def __init__(self, client: Any, attempts: int) -> None:
+        self._wrapped = client
+        self._attempts = attempts
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._wrapped, name)
+        if name.startswith(("get_", "can_")) or not callable(attribute):
+            return attribute  # get_paginator, meta, exceptions, ...
+        return partial(self._call, attribute)
+
+    def _call(self, method: Callable[..., Any], /, **kwargs: Any) -> Any:
+        for attempt in range(self._attempts):
+            try:
+                return method(**kwargs)
+            except botocore.exceptions.ClientError as exc:
+                if attempt == self._attempts - 1 or not is_throttling(exc):
+                    raise
+                time.sleep(_jitter.uniform(0, min(_MAX_PAUSE_SECONDS, 0.2 * 2**attempt)))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+_MAX_PAUSE_SECONDS = 5.0
+_jitter = random.Random()
 
 
 def _require_owner_uid(owner_uid: str) -> None:
