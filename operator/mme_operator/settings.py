@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     aws_max_attempts: int = Field(
         default=10,
         ge=1,
-        description="Attempts per AWS call (botocore adaptive retries: backoff with jitter, and "
+        description="Retries per AWS call (botocore adaptive retries: backoff with jitter, and "
         "a client-side rate that slows down while AWS throttles).",
     )
     aws_retry_mode: Literal["adaptive", "standard"] = Field(

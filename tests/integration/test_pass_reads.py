@@ -7,11 +7,13 @@ of each resource twice, once to observe and once more before deleting it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import botocore.exceptions
 import pytest
 from mme_operator.local import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, LocalAWS
 from mme_operator.reconcile import finalize, reconcile
@@ -91,3 +93,25 @@ def test_a_first_pass_that_must_retry_says_so_in_a_condition(
     ready = next(c for c in outcome.status.conditions or [] if c.type == "Ready")
     assert (ready.status, ready.reason) == ("False", "Retrying")
     assert "ThrottlingException" in ready.message
+
+
+def test_a_throttled_call_is_tried_again_after_botocore_gives_up(
+    aws: tuple[LocalAWS, AwsClients, Settings],
+) -> None:
+    local, _, settings = aws
+    # Few botocore attempts stand for its retry quota being empty: it gives up at once.
+    once = settings.model_copy(update={"aws_max_attempts": 1})
+    session = boto3.session.Session(
+        aws_access_key_id=DUMMY_ACCESS_KEY, aws_secret_access_key=DUMMY_SECRET_KEY
+    )
+    clients = make_clients("us-east-1", once, session)
+    local.faults.throttle(100, operations="DescribeEndpoint", count=3)
+    local.reset_calls()
+
+    patient = dataclasses.replace(clients, throttle_attempts=5).gateway()
+    assert patient.describe_endpoint("nowhere") is None  # 3 throttled, then an answer
+    assert local.calls["DescribeEndpoint"] == 4
+
+    local.faults.throttle(100, operations="DescribeEndpoint", count=2)
+    with pytest.raises(botocore.exceptions.ClientError):
+        clients.gateway().describe_endpoint("nowhere")  # botocore's 2 tries, no more
