@@ -98,6 +98,12 @@ def terminate(process: subprocess.Popen[str]) -> None:
         process.wait()
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def console_script() -> list[str]:
     script = Path(sys.executable).parent / "mme-operator"
     return [str(script)] if script.exists() else [sys.executable, "-m", "mme_operator.cli"]
@@ -377,9 +383,7 @@ class OperatorProcess:
             return self.reconciled
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = int(fields[11]) + int(fields[12])  # utime, stime
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.process.pid)
 
     def peak_rss_mib(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -498,6 +502,7 @@ class Bench:
     kube: Kube
     writes: ApiServerWrites | EmulatorWrites
     kubeconfig: Path
+    details: dict[str, Any] = field(default_factory=dict)
 
     def operator_env(self, drift_interval: float) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MME_", "AWS_", "KUBE"))}
@@ -574,6 +579,8 @@ class Bench:
             namespace, self.operator_env(drift_interval), self.log_path(namespace)
         )
         cpu_before = operator.cpu_seconds()
+        aws_cpu_before = process_cpu_seconds(self.aws.process.pid)
+        self.aws.reset_calls()
         started = time.monotonic()
         self.create_all(namespace, docs)
         wait_until(lambda: self.all_ready(namespace, size), 300, f"{size} endpoints Ready", 0.5)
@@ -583,7 +590,14 @@ class Bench:
             "cpu_seconds": round(operator.cpu_seconds() - cpu_before, 2),
             "peak_rss_mib": round(operator.peak_rss_mib(), 1),
         }
-        log(f"converge N={size}: {figures}")
+        details = {
+            "local_aws_cpu_seconds": round(
+                process_cpu_seconds(self.aws.process.pid) - aws_cpu_before, 2
+            ),
+            "calls_by_operation": dict(sorted(self.aws.calls().items())),
+        }
+        self.details[f"converge_{size}"] = details
+        log(f"converge N={size}: {figures} {details}")
         return figures, operator
 
     def steady(self, operator: OperatorProcess, size: int, interval: float) -> dict[str, Any]:
@@ -739,6 +753,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "steady": steady,
         "change_one_of_100": change,
         "restart": restart,
+        "details": bench.details,
         "environment": {
             "kubernetes_api": description,
             "cpus": os.cpu_count(),
