@@ -1,0 +1,64 @@
+"""The README's operations chapter names everything an operator of the operator meets.
+
+Every setting, every condition type and reason the code sets, every metric and label:
+a new one without its line in the README fails here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mme_operator import metrics
+from mme_operator.api.status import ConditionType, Reason
+from mme_operator.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+OPERATIONS = README[README.index("## Operating it") : README.index("## IAM")]
+SOURCE = "\n".join(
+    path.read_text(encoding="utf-8") for path in (ROOT / "operator" / "mme_operator").rglob("*.py")
+)
+
+
+def used(enum_name: str, member: str) -> bool:
+    return re.search(rf"\b{enum_name}\.{member}\b", SOURCE) is not None
+
+
+def test_every_setting_is_in_the_configuration_table() -> None:
+    missing = [
+        f"MME_{name.upper()}"
+        for name in Settings.model_fields
+        if f"`MME_{name.upper()}`" not in OPERATIONS
+    ]
+    assert missing == []
+
+
+def test_every_condition_and_reason_the_code_sets_is_explained() -> None:
+    types = [t.value for t in ConditionType if used("ConditionType", t.name)]
+    reasons = [r.value for r in Reason if used("Reason", r.name)]
+    assert "Ready" in types and "BucketMissing" in reasons
+    assert [t for t in types if f"`{t}`" not in OPERATIONS] == []
+    assert [r for r in reasons if f"`{r}`" not in OPERATIONS] == []
+
+
+def test_every_metric_and_label_is_listed() -> None:
+    for collector in (
+        metrics.RECONCILES,
+        metrics.AWS_CALLS,
+        metrics.RECONCILE_DURATION,
+        metrics.ENDPOINTS,
+        metrics.BYTES_UPLOADED,
+    ):
+        [family] = collector.describe()
+        suffix = "_total" if family.type == "counter" else ""
+        assert f"`{family.name}{suffix}`" in OPERATIONS, family.name
+        for label in collector._labelnames:
+            assert f"`{label}`" in OPERATIONS, (family.name, label)
+
+
+def test_every_variable_the_chart_sets_is_a_setting() -> None:
+    template = (ROOT / "helm" / "mme-operator" / "templates" / "deployment.yaml").read_text()
+    chart = set(re.findall(r"name: (MME_[A-Z_]+)", template))
+    settings = {f"MME_{name.upper()}" for name in Settings.model_fields}
+    assert chart - settings == set()
