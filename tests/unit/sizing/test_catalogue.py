@@ -139,3 +139,28 @@ def test_an_unreadable_catalogue_file_is_a_one_line_problem(tmp_path: Path) -> N
     assert result.returncode == 2
     assert "MME_INSTANCE_CATALOGUE_FILE" in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_without_instance_type_sizing_is_needed_and_its_families_checked(tmp_path: Path) -> None:
+    path = tmp_path / "mep.yaml"
+    bare = changed(MINIMAL, "spec.instanceType", None)
+    del bare["spec"]["instanceType"]
+    path.write_text(yaml.safe_dump(bare))
+    cli = [sys.executable, "-m", "mme_operator.cli", "validate", "-f", str(path)]
+
+    missing = subprocess.run(cli, capture_output=True, text=True, timeout=60, check=False)
+    assert missing.returncode == 2
+    assert "spec.instanceType: required field is missing: set instanceType, or sizing" in (
+        missing.stderr
+    )
+
+    bare["spec"]["sizing"] = {"allowedFamilies": ["ml.g5", "ml.p4d"]}
+    path.write_text(yaml.safe_dump(bare))
+    wrong = subprocess.run(cli, capture_output=True, text=True, timeout=60, check=False)
+    assert wrong.returncode == 2
+    assert "spec.sizing.allowedFamilies[1]: ml.p4d has no instance type" in wrong.stderr
+
+    bare["spec"]["sizing"] = {"allowedFamilies": ["ml.g5"]}
+    path.write_text(yaml.safe_dump(bare))
+    ok = subprocess.run(cli, capture_output=True, text=True, timeout=60, check=False)
+    assert ok.returncode == 0, ok.stderr
