@@ -73,7 +73,8 @@ class StoredArchive:
     model_name: str | None
     fingerprint: str | None = None
     etag: str | None = None
-    """As listed; None right after our own upload (the managed upload does not return it)."""
+    """As listed; after our own upload, PutObject's answer (None after a multipart upload,
+    whose managed transfer does not return it: the next pass HEADs that key once)."""
 
     def owned_by(self, owner_uid: str) -> bool:
         """Whether the object carries ``owner_uid`` as its owner."""
@@ -346,14 +347,24 @@ class ArtifactStore:
             if self.kms_key_id:
                 extra["ServerSideEncryption"] = "aws:kms"
                 extra["SSEKMSKeyId"] = self.kms_key_id
-            self.s3.upload_file(
-                str(packaged.path),
-                self.bucket,
-                desired.key,
-                ExtraArgs=extra,
-                Config=self.transfer_config,
-                Callback=_UploadProgress(desired.key, packaged.size),
-            )
+            etag = None
+            if packaged.size < self.transfer_config.multipart_threshold:
+                # One PutObject, whose answer carries the ETag the next listing will show:
+                # the next pass knows the key is ours without a HEAD.
+                with packaged.path.open("rb") as body:
+                    put = self.s3.put_object(
+                        Bucket=self.bucket, Key=desired.key, Body=body, **extra
+                    )
+                etag = put.get("ETag")
+            else:
+                self.s3.upload_file(
+                    str(packaged.path),
+                    self.bucket,
+                    desired.key,
+                    ExtraArgs=extra,
+                    Config=self.transfer_config,
+                    Callback=_UploadProgress(desired.key, packaged.size),
+                )
             done = time.monotonic()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -373,6 +384,7 @@ class ArtifactStore:
             owner_uid=self.owner_uid,
             model_name=desired.model_name,
             fingerprint=fingerprint_digest(desired.fingerprint),
+            etag=etag,
         )
 
     def delete(self, key: str) -> bool:
