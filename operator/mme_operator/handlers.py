@@ -20,10 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
+import kubernetes
 
 from mme_operator import metrics
 from mme_operator.api import GROUP, PLURAL, VERSION, ModelEndpointStatus, Phase
+from mme_operator.configmaps import ConfigMapWriter
 from mme_operator.reconcile import Outcome, check_drift, finalize, reconcile
+from mme_operator.reconcile.client_mapping import configmap_name, models_configmap
 from mme_operator.reconcile.desired import ADOPT_ANNOTATION, RETRY_UPDATE_ANNOTATION
 from mme_operator.sagemaker.clients import AwsClients, make_clients
 from mme_operator.settings import Settings
@@ -95,6 +98,8 @@ class OperatorContext:
 
     settings: Settings
     make: Callable[[str, Settings], AwsClients] = make_clients
+    configmaps: ConfigMapWriter | None = None
+    """Writes each ModelEndpoint's ``<name>-models`` ConfigMap; None writes none."""
     _clients: dict[str, AwsClients] = field(default_factory=dict)
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _phases: dict[str, str | None] = field(default_factory=dict)
@@ -262,6 +267,27 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         # (min(32, CPUs + 4)), not the pod's limit nor the AWS connection pools.
         settings.execution.max_workers = context.settings.max_concurrent_reconciles
 
+    def write_models_configmap(body: kopf.Body, status: ModelEndpointStatus, logger: Any) -> None:
+        if context.configmaps is None:
+            return
+        wanted = models_configmap(
+            name=str(body.metadata.name),
+            namespace=str(body.metadata.namespace),
+            uid=str(body.metadata.uid),
+            region=_region(body),
+            status=status,
+        )
+        if wanted is None:
+            return
+        try:
+            context.configmaps.write(wanted)
+        except kubernetes.client.ApiException as exc:
+            # Status has the same mapping; the next pass writes the ConfigMap again.
+            name = wanted["metadata"]["name"]
+            message = f"writing ConfigMap {name} failed: {exc.status} {exc.reason}"
+            logger.warning(message)
+            kopf.event(body, type="Warning", reason="ConfigMapFailed", message=message)
+
     def run_reconcile(
         body: kopf.Body, patch: kopf.Patch, logger: Any, events: PassEvents | None = None
     ) -> None:
@@ -277,6 +303,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         _record(outcome, started)
         context.record_phase(str(body.metadata.uid), outcome.status.phase)
         patch.status.update(_status_patch(body.get("status"), outcome.status))
+        write_models_configmap(body, outcome.status, logger)
         if outcome.plan is not None:
             for line in outcome.plan.describe():
                 logger.debug("Plan: %s", line)
@@ -325,6 +352,11 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         finally:
             events.post()
         logger.info("Deletion: %s", deletion.message)
+        if deletion.done and context.configmaps is not None:
+            # The garbage collector deletes the ConfigMap with its owner.
+            context.configmaps.forget(
+                str(body.metadata.namespace), configmap_name(str(body.metadata.name))
+            )
         context.record_phase(str(body.metadata.uid), None if deletion.done else Phase.DELETING)
         if not deletion.done:
             patch.status["phase"] = Phase.DELETING.value

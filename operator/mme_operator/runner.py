@@ -12,6 +12,7 @@ from typing import Any
 
 import kopf
 
+from mme_operator.configmaps import ConfigMapWriter, api_client_for
 from mme_operator.handlers import OperatorContext, register
 from mme_operator.readiness import ApiReadiness
 from mme_operator.sagemaker.clients import AwsClients, make_clients
@@ -53,7 +54,8 @@ def build_registry(
             readiness.login = info
         return info
 
-    register(registry, OperatorContext(settings, make=options.make_clients))
+    configmaps = ConfigMapWriter(api_client_for(options.login))
+    register(registry, OperatorContext(settings, make=options.make_clients, configmaps=configmaps))
     return registry
 
 

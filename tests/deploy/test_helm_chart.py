@@ -104,6 +104,7 @@ RESOURCE_RULES = {
     *(("mme-operator.io", "modelendpoints", v) for v in ("get", "list", "watch", "patch")),
     ("mme-operator.io", "modelendpoints/status", "patch"),
     ("", "events", "create"),
+    *(("", "configmaps", v) for v in ("get", "create", "patch")),
 }
 CRD_READ = {
     ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")

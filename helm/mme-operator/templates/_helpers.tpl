@@ -75,4 +75,8 @@ ClusterRole (all namespaces) or in a Role (one namespace).
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+# The <name>-models ConfigMap of each ModelEndpoint (TargetModels for clients).
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "create", "patch"]
 {{- end }}

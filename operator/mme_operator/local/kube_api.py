@@ -91,6 +91,10 @@ class KubeEmulator(KubernetesEmulator):
         self.resources["v1/events"] = ResourceInfo(
             kind="Event", singular="event", namespaced=True, verbs=verbs
         )
+        # The ``<name>-models`` ConfigMaps the operator writes for clients.
+        self.resources["v1/configmaps"] = ResourceInfo(
+            kind="ConfigMap", singular="configmap", namespaced=True, verbs=verbs
+        )
 
     def register_crd(self, crd: dict[str, Any]) -> None:
         """Serve the resources a CustomResourceDefinition declares (discovery, subresources)."""
