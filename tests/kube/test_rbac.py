@@ -92,6 +92,10 @@ async def create_update_delete(
         doc = manifest(name, namespace, bucket, f"s3://{bucket}/src/model.py")
         await env.apply(doc)
         first = await env.wait_ready(name, namespace, timeout=30)
+        # The operator wrote the clients' ConfigMap with only the chart's permissions.
+        mapping = plane.get("configmap", f"{name}-models", "-n", namespace)
+        assert mapping["data"]["echo"] == first["status"]["models"][0]["targetModel"]
+        assert mapping["metadata"]["ownerReferences"][0]["uid"] == first["metadata"]["uid"]
         doc["spec"]["instanceType"] = "ml.g5.2xlarge"
         await env.apply(doc)
         second = await env.wait_ready(name, namespace, timeout=30)
