@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--retry-mode",
         choices=("adaptive", "standard"),
-        help="the operator's botocore retry mode (MME_AWS_RETRY_MODE; default adaptive)",
+        help="the operator's botocore retry mode (MME_AWS_RETRY_MODE; default standard)",
     )
     parser.add_argument(
         "--only",

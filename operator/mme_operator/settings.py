@@ -25,13 +25,13 @@ class Settings(BaseSettings):
     aws_max_attempts: int = Field(
         default=10,
         ge=1,
-        description="Retries per AWS call (botocore adaptive retries: backoff with jitter, and "
-        "a client-side rate that slows down while AWS throttles).",
+        description="Retries per AWS call (botocore: exponential backoff with full jitter); a "
+        "SageMaker call still throttled after them is tried again as often, with jitter.",
     )
     aws_retry_mode: Literal["adaptive", "standard"] = Field(
-        default="adaptive",
-        description="botocore retry mode: adaptive (also slows the sending rate while AWS "
-        "throttles) or standard (backoff with jitter only).",
+        default="standard",
+        description="botocore retry mode: standard (backoff with jitter) or adaptive (also "
+        "slows the client's sending rate while AWS throttles; measured slower here).",
     )
     aws_read_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Seconds to wait for an AWS answer before retrying."

@@ -147,9 +147,9 @@ def test_messages_say_what_to_change() -> None:
     )
 
 
-def test_boto_config_retries_in_adaptive_mode_and_says_who_calls() -> None:
+def test_boto_config_retries_in_standard_mode_and_says_who_calls() -> None:
     config = boto_config()
     assert isinstance(config, Config)
-    assert config.retries == {"mode": "adaptive", "max_attempts": 5}
+    assert config.retries == {"mode": "standard", "max_attempts": 5}
     assert config.connect_timeout == 10.0 and config.read_timeout == 60.0
     assert config.user_agent_extra == f"mme-operator/{__version__}"
