@@ -308,8 +308,6 @@ def _add_size(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     parser.set_defaults(handler=_cmd_size)
 
 
-# --- wiring ------------------------------------------------------------------------------
-
 # --- run ---------------------------------------------------------------------------------
 
 
@@ -524,6 +522,9 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], 
     _add_profile,
     _add_size,
 ]
+
+
+# --- wiring ------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
