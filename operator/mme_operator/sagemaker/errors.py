@@ -28,7 +28,7 @@ class ErrorClass(StrEnum):
     """The resource is not there: for a describe, "absent"; for a delete, done."""
 
 
-RETRYABLE_CODES = frozenset(
+THROTTLING_CODES = frozenset(
     {
         "Throttling",
         "ThrottlingException",
@@ -38,6 +38,11 @@ RETRYABLE_CODES = frozenset(
         "RequestLimitExceeded",
         "TooManyRequestsException",
         "SlowDown",
+    }
+)
+
+RETRYABLE_CODES = THROTTLING_CODES | frozenset(
+    {
         "ProvisionedThroughputExceeded",
         "ProvisionedThroughputExceededException",
         "ServiceUnavailable",
@@ -152,20 +157,6 @@ def is_already_exists(exc: BaseException) -> bool:
     if code.endswith(("AlreadyExists", "AlreadyExistsException")):
         return True
     return code in VALIDATION_CODES and bool(_ALREADY_EXISTS_MESSAGE.search(error_message(exc)))
-
-
-THROTTLING_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "SlowDown",
-    }
-)
 
 
 def is_throttling(exc: BaseException) -> bool:
