@@ -75,7 +75,12 @@ def test_botocore_default_pool_would_discard_connections(
         s3.put_object(Bucket="models", Key=f"mme/m{i}.tar.gz", Body=b"x")
     caplog.set_level(logging.WARNING, logger="urllib3.connectionpool")
 
-    widest_reconciles_at_once(s3, "models")
+    # Whether 48 threads overlap on 16 connections in one burst depends on the scheduler
+    # (moto answers fast); a few bursts make the overlap certain without changing the load.
+    for _ in range(10):
+        widest_reconciles_at_once(s3, "models")
+        if pool_full_warnings(caplog):
+            break
 
     assert pool_full_warnings(caplog) > 0
 
