@@ -315,12 +315,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
     from mme_operator.logging_setup import configure_logging
+    from mme_operator.malloc import limit_arenas
     from mme_operator.metrics import start_metrics_server
     from mme_operator.readiness import KubeConfigError, check_kube_config
     from mme_operator.runner import OperatorOptions, run_operator
     from mme_operator.settings import get_settings
 
     settings = get_settings()
+    # Before any thread starts: the arenas made later obey the cap.
+    limit_arenas(settings.malloc_arena_max)
     try:
         check_kube_config()
     except KubeConfigError as error:
