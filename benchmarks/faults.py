@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 overrides = {"MME_AWS_RETRY_MODE": args.retry_mode} if args.retry_mode else {}
                 operator = OperatorProcess(plane.kubeconfig, aws.url, workdir, overrides)
                 world = World(
-                    Cluster(plane.kubeconfig, unique("faults")),
+                    Cluster(plane, unique("faults")),
                     aws,
                     operator,
                     unique("art"),

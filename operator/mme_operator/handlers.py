@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
-import kubernetes
 
 from mme_operator import metrics
 from mme_operator.api import GROUP, PLURAL, VERSION, ModelEndpointStatus, Phase
 from mme_operator.configmaps import ConfigMapWriter
+from mme_operator.kube import KubeApiError, KubeLoginError
 from mme_operator.reconcile import Outcome, check_drift, finalize, reconcile
 from mme_operator.reconcile.client_mapping import configmap_name, models_configmap
 from mme_operator.reconcile.desired import ADOPT_ANNOTATION, RETRY_UPDATE_ANNOTATION
@@ -281,10 +281,10 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
             return
         try:
             context.configmaps.write(wanted)
-        except kubernetes.client.ApiException as exc:
+        except (KubeApiError, KubeLoginError) as exc:
             # Status has the same mapping; the next pass writes the ConfigMap again.
             name = wanted["metadata"]["name"]
-            message = f"writing ConfigMap {name} failed: {exc.status} {exc.reason}"
+            message = f"writing ConfigMap {name} failed: {exc}"
             logger.warning(message)
             kopf.event(body, type="Warning", reason="ConfigMapFailed", message=message)
 

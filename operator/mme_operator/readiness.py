@@ -12,7 +12,6 @@ certificates, the credentials, the RBAC and the CRD at once, and serves the answ
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import ssl
@@ -32,27 +31,18 @@ class KubeConfigError(Exception):
     """No Kubernetes configuration can be loaded (one line says which were tried)."""
 
 
-def check_kube_config() -> None:
-    """Raise :class:`KubeConfigError` unless in-cluster or kubeconfig configuration loads.
+def check_kube_config() -> kopf.ConnectionInfo:
+    """The login the operator will use; :class:`KubeConfigError` when there is none.
 
-    The same order as kopf's ``login_via_client``: the pod's service account, else the
-    kubeconfig (``KUBECONFIG`` or ``~/.kube/config``).
+    The same login as the operator's (:func:`mme_operator.kube.login`): the pod's service
+    account, else the kubeconfig, its exec plugin run and its certificates loaded.
     """
-    import kubernetes.config
+    from mme_operator.kube import KubeLoginError, login
 
     try:
-        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-        return
-    except kubernetes.config.ConfigException as exc:
-        in_cluster = _one_line(exc)
-    try:
-        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
-    except Exception as exc:  # the kubernetes client raises many kinds for a bad file
-        raise KubeConfigError(
-            f"no Kubernetes configuration: not in a cluster ({in_cluster}) and no usable "
-            f"kubeconfig ({_one_line(exc)}); set KUBECONFIG or run in a pod with a service "
-            "account"
-        ) from None
+        return login()
+    except KubeLoginError as exc:
+        raise KubeConfigError(str(exc)) from None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -63,20 +53,8 @@ def ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
     """The TLS settings of a kopf connection, for aiohttp (True: system defaults)."""
     if not info.server.startswith("https"):
         return True
-    cadata = None
-    if info.ca_data:
-        raw = info.ca_data if isinstance(info.ca_data, bytes) else info.ca_data.encode()
-        # kubeconfig carries base64 of PEM; kopf may hand either.
-        cadata = (
-            raw.decode() if raw.lstrip().startswith(b"-----") else base64.b64decode(raw).decode()
-        )
-    context = ssl.create_default_context(cafile=info.ca_path, cadata=cadata)
-    if info.insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if info.certificate_path and info.private_key_path:
-        context.load_cert_chain(info.certificate_path, info.private_key_path)
-    return context
+    # kopf's own: CA and client certificate as paths or data (through private temp files).
+    return info.as_ssl_context()
 
 
 @dataclass
@@ -119,16 +97,17 @@ class ApiReadiness:
         info = self.login
         if info is None:
             return False, "not logged in to the API server yet"
-        headers = {}
-        if info.token:
-            headers["Authorization"] = f"{info.scheme or 'Bearer'} {info.token}"
-        auth = aiohttp.BasicAuth(info.username, info.password or "") if info.username else None
         url = info.server.rstrip("/") + self.path
         timeout = aiohttp.ClientTimeout(total=max(1.0, min(self.interval, 10.0)))
         try:
             async with (
                 aiohttp.ClientSession(timeout=timeout) as session,
-                session.get(url, headers=headers, auth=auth, ssl=ssl_context(info)) as response,
+                session.get(
+                    url,
+                    headers=info.as_http_headers(),
+                    ssl=ssl_context(info),
+                    proxy=info.proxy_url,
+                ) as response,
             ):
                 if response.status == 200:
                     return True, f"GET {self.path} answered 200"

@@ -12,8 +12,10 @@ from typing import Any
 
 import kopf
 
-from mme_operator.configmaps import ConfigMapWriter, api_client_for
+from mme_operator.configmaps import ConfigMapWriter
 from mme_operator.handlers import OperatorContext, register
+from mme_operator.kube import KubeClient, KubeLoginError, SharedLogin
+from mme_operator.kube import login as kube_login
 from mme_operator.readiness import ApiReadiness
 from mme_operator.sagemaker.clients import AwsClients, make_clients
 from mme_operator.settings import Settings
@@ -25,7 +27,8 @@ class OperatorOptions:
 
     namespaces: Collection[str] = ()
     login: kopf.ConnectionInfo | None = None
-    """Talk to this API server; None uses kubeconfig or the in-cluster service account."""
+    """Talk to this API server; None: the pod's service account, else the kubeconfig
+    (:func:`mme_operator.kube.login`)."""
     liveness: str | None = None
     peering: str | None = None
     """kopf peering object name; None runs standalone (one replica, Recreate strategy)."""
@@ -41,20 +44,30 @@ def build_registry(
 ) -> kopf.OperatorRegistry:
     """A registry with the ModelEndpoint handlers and the right login.
 
-    The connection kopf logs in with is handed to ``readiness`` too (every re-login: tokens
-    of service accounts rotate), so that readiness asks the API server as kopf does.
+    The connection kopf logs in with is handed to ``readiness`` and to the ConfigMap writer
+    too (every re-login: tokens of service accounts rotate, exec credentials expire), so
+    that they ask the API server as kopf does.
     """
     registry = kopf.OperatorRegistry()
 
+    def login_now(trust_env: bool = False) -> kopf.ConnectionInfo:
+        return options.login or kube_login(trust_env=trust_env)
+
+    shared = SharedLogin(login_now)
+
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        # Else the kubernetes client's own logic: in-cluster service account, else kubeconfig.
-        info = options.login or kopf.login_via_client(**kwargs)
+    def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+        try:
+            info = login_now(settings.networking.trust_env)
+        except KubeLoginError as exc:
+            # One line in the log, no traceback; kopf tries again after the delay.
+            raise kopf.TemporaryError(str(exc), delay=10) from None
+        shared.set(info)
         if readiness is not None:
             readiness.login = info
         return info
 
-    configmaps = ConfigMapWriter(api_client_for(options.login))
+    configmaps = ConfigMapWriter(KubeClient(shared))
     register(registry, OperatorContext(settings, make=options.make_clients, configmaps=configmaps))
     return registry
 

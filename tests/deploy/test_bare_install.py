@@ -99,3 +99,20 @@ def test_bare_install_says_what_the_demo_needs(bare_venv: Path, tmp_path: Path) 
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, result.stderr
         assert "pip install 'mme-operator[local,triton]'" in lines[0]
+
+
+def test_bare_install_runs_without_the_kubernetes_client(bare_venv: Path, tmp_path: Path) -> None:
+    # kopf imports the official client whenever it is installed (about 38 MiB): the
+    # operator logs in and writes ConfigMaps with its own code (mme_operator.kube).
+    listed = run(bare_venv / "bin" / "python", "-m", "pip", "list", "--format=json")
+    names = {entry["name"].lower() for entry in json.loads(listed.stdout)}
+    assert "kubernetes" not in names
+
+    imported = run(
+        bare_venv / "bin" / "python",
+        "-c",
+        "import mme_operator.runner, mme_operator.handlers, mme_operator.cli; import sys; "
+        "assert 'kubernetes' not in sys.modules, 'kubernetes imported'",
+        cwd=tmp_path,
+    )
+    assert imported.returncode == 0, imported.stderr

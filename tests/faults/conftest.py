@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster import ControlPlane
 from tests.faults.harness import Cluster, LocalAwsProcess, OperatorProcess, World, unique
 
 
@@ -20,12 +21,18 @@ def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAwsProc
 
 
 @pytest.fixture
-def world(kubeconfig: Path, local_aws: LocalAwsProcess, tmp_path: Path) -> Iterator[World]:
+def world(
+    control_plane: ControlPlane, local_aws: LocalAwsProcess, tmp_path: Path
+) -> Iterator[World]:
     """A namespace and buckets of its own, no faults, and a running operator process."""
     local_aws.clear_faults()
-    operator = OperatorProcess(kubeconfig, local_aws.url, tmp_path)
+    operator = OperatorProcess(control_plane.kubeconfig, local_aws.url, tmp_path)
     world = World(
-        Cluster(kubeconfig, unique("faults")), local_aws, operator, unique("art"), unique("src")
+        Cluster(control_plane, unique("faults")),
+        local_aws,
+        operator,
+        unique("art"),
+        unique("src"),
     )
     operator.start()
     try:

@@ -1,7 +1,7 @@
 """The fault suite's world: every part in its own process, talking over the wire.
 
-- the Kubernetes API: a real kube-apiserver (envtest), reached through its kubeconfig with
-  the ``kubernetes`` client, as kubectl would;
+- the Kubernetes API: a real kube-apiserver (envtest), reached over HTTPS as its admin
+  (the client certificate of its kubeconfig), JSON in and out;
 - AWS: ``mme-operator local-aws`` (local SageMaker + moto's S3) in its own process, its
   faults set over ``POST /_local/faults``;
 - the operator: ``mme-operator run`` in its own process, SIGKILLed and restarted at will.
@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -28,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import kubernetes.client
-import kubernetes.config
 from botocore.config import Config
-from kubernetes.client.exceptions import ApiException
+
+from tests.cluster import ControlPlane
 
 GROUP, VERSION, PLURAL = "mme-operator.io", "v1alpha1", "modelendpoints"
 ROLE = "arn:aws:iam::123456789012:role/sagemaker-mme"
@@ -230,51 +230,63 @@ class OperatorProcess:
 
 
 class Cluster:
-    """The ModelEndpoints of one namespace, through the real API server."""
+    """The ModelEndpoints of one namespace, through the real API server (as its admin)."""
 
-    def __init__(self, kubeconfig: Path, namespace: str) -> None:
-        api_client = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
-        self.api = kubernetes.client.CustomObjectsApi(api_client)
-        self.core = kubernetes.client.CoreV1Api(api_client)
+    def __init__(self, plane: ControlPlane, namespace: str) -> None:
+        self.server = plane.server
+        self.ssl = plane.admin_ssl()
         self.namespace = namespace
+        self.call("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}}, allow=409)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        allow: int | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any] | None:
+        """One JSON call; None when it answered ``allow`` (e.g. 404), else raise on >= 400."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.server + path, data=data, method=method)
+        request.add_header("Content-Type", content_type)
         try:
-            self.core.create_namespace({"metadata": {"name": namespace}})
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
+            with urllib.request.urlopen(request, context=self.ssl, timeout=30) as response:
+                found: dict[str, Any] = json.loads(response.read())
+                return found
+        except urllib.error.HTTPError as error:
+            if error.code == allow:
+                return None
+            raise AssertionError(f"{method} {path}: {error.code} {error.read()[:300]!r}") from None
+
+    @property
+    def _objects(self) -> str:
+        return f"/apis/{GROUP}/{VERSION}/namespaces/{self.namespace}/{PLURAL}"
 
     def create(self, doc: dict[str, Any]) -> dict[str, Any]:
-        created: dict[str, Any] = self.api.create_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, doc
-        )
+        created = self.call("POST", self._objects, doc)
+        assert created is not None
         return created
 
     def patch_spec(self, name: str, spec: Mapping[str, Any]) -> None:
-        self.api.patch_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, name, {"spec": dict(spec)}
+        self.call(
+            "PATCH",
+            f"{self._objects}/{name}",
+            {"spec": dict(spec)},
+            content_type="application/merge-patch+json",
         )
 
     def get(self, name: str) -> dict[str, Any] | None:
-        try:
-            found: dict[str, Any] = self.api.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, name
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return found
+        return self.call("GET", f"{self._objects}/{name}", allow=404)
 
     def list(self) -> list[dict[str, Any]]:
-        found = self.api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)
+        found = self.call("GET", self._objects)
+        assert found is not None
         return list(found["items"])
 
     def delete(self, name: str) -> None:
-        try:
-            self.api.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        self.call("DELETE", f"{self._objects}/{name}", allow=404)
 
 
 def condition(obj: Mapping[str, Any] | None, type_: str) -> dict[str, Any]:

@@ -1,0 +1,12 @@
+"""Talking to the Kubernetes API server without the ``kubernetes`` package.
+
+kopf brings its own asynchronous client; the operator needs only a login (:mod:`.login`,
+with kubeconfig ``exec`` plugins in :mod:`.exec_plugin`) and a few synchronous calls from
+handler threads (:mod:`.client`). The official client would cost about 38 MiB of memory and
+a third of the start-up imports, and kopf imports it whenever it is installed.
+"""
+
+from mme_operator.kube.client import KubeApiError, KubeClient, SharedLogin
+from mme_operator.kube.login import KubeLoginError, login
+
+__all__ = ["KubeApiError", "KubeClient", "KubeLoginError", "SharedLogin", "login"]

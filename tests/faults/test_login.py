@@ -1,0 +1,78 @@
+"""``mme-operator run`` logged in through a kubeconfig ``exec`` plugin whose tokens expire.
+
+What an EKS user has (``aws eks get-token``: a token valid 15 minutes), made short: the
+plugin's credential lasts 3 seconds, so kopf (its watches, status patches) and the
+operator's own client (the ``<name>-models`` ConfigMap) must run it again and carry on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import kopf
+import pytest
+
+from tests.cluster import ControlPlane
+from tests.faults.harness import Cluster, LocalAwsProcess, OperatorProcess, World, unique
+from tests.kubeconfigs import Plugin, write_kubeconfig, write_plugin
+
+pytestmark = [pytest.mark.faults, pytest.mark.envtest]
+
+TTL_SECONDS = 3.0
+
+
+@pytest.fixture
+def exec_world(
+    control_plane: ControlPlane,
+    operator_login: kopf.ConnectionInfo,
+    local_aws: LocalAwsProcess,
+    tmp_path: Path,
+) -> Iterator[tuple[World, Plugin]]:
+    """The operator running with the chart's ServiceAccount, its tokens from a plugin."""
+    account = "mme-operator", "mme-system"  # what operator_login set up: the chart's RBAC
+    plugin = write_plugin(tmp_path / "kube", *(control_plane.token(*account) for _ in range(2)))
+    kubeconfig = write_kubeconfig(
+        tmp_path / "kube" / "config",
+        {"server": control_plane.server, "certificate-authority": str(control_plane.ca)},
+        {"exec": plugin.exec_stanza()},
+    )
+    plugin.set_ttl(TTL_SECONDS)
+    local_aws.clear_faults()
+    operator = OperatorProcess(kubeconfig, local_aws.url, tmp_path)
+    world = World(
+        Cluster(control_plane, unique("login")), local_aws, operator, unique("art"), unique("src")
+    )
+    operator.start()
+    try:
+        yield world, plugin
+    finally:
+        operator.stop()
+
+
+def test_expiring_exec_credentials_are_renewed_and_the_operator_carries_on(
+    exec_world: tuple[World, Plugin],
+) -> None:
+    world, plugin = exec_world
+    world.cluster.create(world.manifest("eks", [world.python_model("a")]))
+    world.wait_converged(["eks"], timeout=60)
+    first = world.cluster.call(
+        "GET", f"/api/v1/namespaces/{world.cluster.namespace}/configmaps/eks-models"
+    )
+    assert first is not None and set(first["data"]) >= {"a", "endpoint.name"}
+    runs = len(plugin.run_infos())  # `run` checks the login first, then kopf logs in
+
+    time.sleep(TTL_SECONDS + 0.5)  # whatever the operator holds has expired now
+    world.cluster.patch_spec("eks", {"models": [world.python_model("a"), world.python_model("b")]})
+    world.wait_converged(["eks"], timeout=60)
+
+    second = world.cluster.call(
+        "GET", f"/api/v1/namespaces/{world.cluster.namespace}/configmaps/eks-models"
+    )
+    assert second is not None and {"a", "b"} <= set(second["data"])
+    assert len(plugin.run_infos()) > runs
+    log = world.operator.log.read_text()
+    assert "Re-authentication has finished" in log
+    assert "Traceback" not in log
+    assert "Unauthorized" not in log
