@@ -51,8 +51,9 @@ class Settings(BaseSettings):
         default=8 * 1024**3,
         gt=0,
         description="Largest model source accepted (bytes). Packaging one holds the source "
-        "and its archive in the work dir at once, so keep it under half the work dir's size "
-        "(the chart's default work volume is 20 GiB).",
+        "and its archive in the work dir at once, beside archives of file:// weights waiting "
+        "for their upload (at most half of this), so keep it under 40% of the work dir's "
+        "size (the chart's default work volume is 20 GiB).",
     )
     max_expansion_ratio: float = Field(
         default=100.0,

@@ -323,7 +323,8 @@ def test_config_values_become_settings_the_operator_accepts(
 
 
 def test_the_largest_accepted_source_fits_the_default_work_volume(helm: str) -> None:
-    # Packaging holds the source and its archive in the work dir at once.
+    # Packaging holds the source and its archive in the work dir at once, beside the
+    # archives of file:// weights packaged while named (at most half a largest source).
     docs = render(helm)
     volumes = the(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
     (work,) = [v for v in volumes if "emptyDir" in v and "sizeLimit" in v["emptyDir"]]
@@ -331,7 +332,7 @@ def test_the_largest_accepted_source_fits_the_default_work_volume(helm: str) -> 
     assert size_limit.endswith("Gi")
     assert "MME_MAX_SOURCE_BYTES" not in env_of(operator_container(docs))
     default = Settings.model_fields["max_source_bytes"].default
-    assert 2 * default <= int(size_limit[:-2]) * 1024**3
+    assert 2 * default + default // 2 <= int(size_limit[:-2]) * 1024**3
 
 
 @pytest.mark.parametrize(

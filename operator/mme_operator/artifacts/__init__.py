@@ -3,7 +3,9 @@
 The public surface: :func:`open_source` / :class:`ModelSource` (where weights come from),
 :func:`desired_archive` / :func:`archive_key` (content-addressed names, no download),
 :func:`package_model` (streaming, byte-reproducible archives), :class:`ArtifactStore`
-(observe, upload, delete, sync under one prefix), and the :class:`ArtifactError` family.
+(observe, upload, delete, sync under one prefix), :class:`PreparedArchives` (local weights
+packaged while they are named, so a first upload reads them once), and the
+:class:`ArtifactError` family.
 """
 
 from mme_operator.artifacts.errors import (
@@ -27,6 +29,7 @@ from mme_operator.artifacts.naming import (
     parse_target_model,
 )
 from mme_operator.artifacts.packaging import PackagedArchive, package_model
+from mme_operator.artifacts.prepared import PreparedArchives
 from mme_operator.artifacts.sources import (
     FileSource,
     HttpsSource,
@@ -58,6 +61,7 @@ __all__ = [
     "ModelSource",
     "NotOwnedError",
     "PackagedArchive",
+    "PreparedArchives",
     "S3ClientFactory",
     "S3Source",
     "SourceAccessError",

@@ -216,17 +216,43 @@ def package_model(
     Temporary downloads go to a scratch directory next to ``dest`` and are removed
     afterwards; ``dest`` appears only when the archive is complete.
     """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix="mme-pkg-") as scratch:
+        return package_content(
+            name,
+            config_pbtxt,
+            source.open_content(Path(scratch)),
+            weights_filename,
+            dest,
+            uri=source.uri,
+            compressor=compressor,
+        )
+
+
+def package_content(
+    name: str,
+    config_pbtxt: str,
+    content: contextlib.AbstractContextManager[SourceContent],
+    weights_filename: str,
+    dest: Path,
+    *,
+    uri: str,
+    compressor: Compressor | None = None,
+) -> PackagedArchive:
+    """Package a source's opened ``content`` into ``dest``, as :func:`package_model` does.
+
+    ``content`` is left only after ``dest`` is complete, so a source that checks what was
+    read when it is left (see ``FileSource.open_content_to_name``) checks the whole archive.
+    """
     _check_model_name(name)
     check_weights_filename(weights_filename)
     compressor = compressor or DEFAULT_COMPRESSOR
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".part")
-    with (
-        tempfile.TemporaryDirectory(dir=dest.parent, prefix="mme-pkg-") as scratch,
-        source.open_content(Path(scratch)) as content,
-    ):
-        layout = plan_layout(name, content, weights_filename, source.uri)
-        try:
+    complete = False
+    try:
+        with content as opened:
+            layout = plan_layout(name, opened, weights_filename, uri)
             with open(partial, "wb") as raw:
                 writer = _HashingWriter(raw)
                 with (
@@ -247,10 +273,15 @@ def package_model(
                     placed = {e.path: p for p, e in layout}
                     for path, entry in layout:
                         _add_parents(tar, path, directories)
-                        _add_entry(tar, path, entry, placed, source.uri)
+                        _add_entry(tar, path, entry, placed, uri)
             os.replace(partial, dest)
-        finally:
-            partial.unlink(missing_ok=True)
+            complete = True
+    except BaseException:
+        if complete:  # the source refused what was read when it was left
+            dest.unlink(missing_ok=True)
+        raise
+    finally:
+        partial.unlink(missing_ok=True)
     return PackagedArchive(path=dest, sha256=writer.digest.hexdigest(), size=writer.size)
 
 

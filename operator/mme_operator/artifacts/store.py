@@ -37,7 +37,8 @@ from mme_operator.artifacts.errors import (
     SourceChangedError,
 )
 from mme_operator.artifacts.naming import ARCHIVE_SUFFIX, DesiredArchive
-from mme_operator.artifacts.packaging import Compressor, package_model
+from mme_operator.artifacts.packaging import DEFAULT_COMPRESSOR, Compressor, package_model
+from mme_operator.artifacts.prepared import PreparedArchives
 from mme_operator.artifacts.sources import ModelSource
 from mme_operator.settings import S3_HEAD_CONCURRENCY, Settings, get_settings
 
@@ -298,13 +299,16 @@ class ArtifactStore:
         workdir: Path,
         *,
         seen_missing: bool = False,
+        prepared: PreparedArchives | None = None,
     ) -> StoredArchive:
         """Package and upload one archive, unless it is already there (idempotent).
 
         Raises :class:`ArtifactConflictError` when the key is taken by an object that is not
         ours, and :class:`SourceChangedError` when ``source`` no longer has the fingerprint
         the key was computed from. ``seen_missing``: the caller has just listed the prefix
-        without the key, so it is not looked up again.
+        without the key, so it is not looked up again. ``prepared``: archives packaged
+        while their sources were named; the one for this key is uploaded as it is, while
+        its source's files are unchanged since (nothing is read again).
         """
         self._check_key(desired.key)
         existing = None if seen_missing else self._head(desired.key)
@@ -317,7 +321,9 @@ class ArtifactStore:
                 f"ModelEndpoint (owner {existing.owner_uid or 'none'}); give each ModelEndpoint "
                 "its own artifacts.prefix"
             )
-        if source.fingerprint() != desired.fingerprint:
+        compressor = self.compressor or DEFAULT_COMPRESSOR
+        ready = prepared.take(desired.target_model, source, compressor) if prepared else None
+        if ready is None and source.fingerprint() != desired.fingerprint:
             raise SourceChangedError(
                 f"source {desired.source_uri} changed since its archive name was computed; retrying"
             )
@@ -325,13 +331,13 @@ class ArtifactStore:
         scratch = Path(tempfile.mkdtemp(dir=workdir, prefix="mme-upload-"))
         try:
             started = time.monotonic()
-            packaged = package_model(
+            packaged = ready or package_model(
                 desired.model_name,
                 desired.config_pbtxt,
                 source,
                 desired.weights_filename,
                 scratch / desired.target_model,
-                compressor=self.compressor,
+                compressor=compressor,
             )
             packed = time.monotonic()
             extra: dict[str, Any] = {
@@ -368,14 +374,18 @@ class ArtifactStore:
             done = time.monotonic()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+            if ready is not None:
+                ready.path.unlink(missing_ok=True)
         logger.info(
-            "Uploaded archive key=%s model=%s bytes=%d sha256=%s package_s=%.1f upload_s=%.1f",
+            "Uploaded archive key=%s model=%s bytes=%d sha256=%s package_s=%.1f upload_s=%.1f "
+            "packaged_while_named=%s",
             desired.key,
             desired.model_name,
             packaged.size,
             packaged.sha256,
             packed - started,
             done - packed,
+            ready is not None,
         )
         return StoredArchive(
             key=desired.key,

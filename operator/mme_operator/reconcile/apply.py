@@ -19,7 +19,13 @@ import botocore.exceptions
 
 from mme_operator import metrics
 from mme_operator.api import DataType, ModelSpec, Reason
-from mme_operator.artifacts import ArtifactError, ArtifactStore, ModelSource, StoredArchive
+from mme_operator.artifacts import (
+    ArtifactError,
+    ArtifactStore,
+    ModelSource,
+    PreparedArchives,
+    StoredArchive,
+)
 from mme_operator.artifacts import NotOwnedError as ArchiveNotOwnedError
 from mme_operator.reconcile import plan as p
 from mme_operator.reconcile.desired import DesiredState
@@ -104,8 +110,10 @@ class Executor:
         workdir: Path,
         emit: EventSink | None = None,
         gateway: SageMakerGateway | None = None,
+        prepared: PreparedArchives | None = None,
     ) -> None:
         self.clients = clients
+        self.prepared = prepared
         self.desired = desired
         self.open_source = open_source
         self.workdir = workdir
@@ -152,7 +160,9 @@ class Executor:
                 try:
                     source = self.open_source(archive.source_uri)
                     # The plan uploads only keys the observation just listed as missing.
-                    stored = self.store.upload(archive, source, self.workdir, seen_missing=True)
+                    stored = self.store.upload(
+                        archive, source, self.workdir, seen_missing=True, prepared=self.prepared
+                    )
                 except ArtifactError as exc:
                     result.model_errors[archive.model_name] = str(exc)
                     self.emit("SourceError", f"model {archive.model_name!r}: {exc}")

@@ -30,11 +30,17 @@ from mme_operator.api import (
 )
 from mme_operator.api.status import parse_rfc3339
 from mme_operator.api.validation import Problem, previous_status
-from mme_operator.artifacts import ArtifactError, ModelSource, open_source
+from mme_operator.artifacts import ArtifactError, ModelSource, PreparedArchives, open_source
 from mme_operator.reconcile.apply import ApplyResult, EventSink, Executor, SourceOpener
 from mme_operator.reconcile.desired import DesiredState, build_desired, render_configs
 from mme_operator.reconcile.observe import observe, observe_for_deletion, recorded_archives
-from mme_operator.reconcile.plan import Plan, archive_conflicts, plan_delete, plan_reconcile
+from mme_operator.reconcile.plan import (
+    Plan,
+    UploadArchive,
+    archive_conflicts,
+    plan_delete,
+    plan_reconcile,
+)
 from mme_operator.reconcile.status import (
     bucket_missing_status,
     identity_changed_status,
@@ -54,7 +60,7 @@ from mme_operator.sagemaker.images import ImageLookupError, image_problems
 from mme_operator.settings import Settings
 from mme_operator.sizing import CatalogueError, get_catalogue
 from mme_operator.sizing.choice import model_needs, size_endpoint
-from mme_operator.triton import TritonConfigError
+from mme_operator.triton import TritonConfigError, default_model_filename
 
 log = logging.getLogger("mme_operator.reconcile")
 
@@ -90,9 +96,16 @@ def _sources(clients: AwsClients, settings: Settings) -> SourceOpener:
 
 
 def _prepare(
-    body: Mapping[str, Any], clients: AwsClients, settings: Settings
+    body: Mapping[str, Any],
+    clients: AwsClients,
+    settings: Settings,
+    prepared: PreparedArchives | None = None,
 ) -> tuple[ModelEndpoint, DesiredState, dict[str, str]] | list[str]:
-    """Parse and build the desired state; a list of problems when the spec is unusable."""
+    """Parse and build the desired state; a list of problems when the spec is unusable.
+
+    With ``prepared``, a local source that naming reads in full is packaged meanwhile
+    (:mod:`mme_operator.artifacts.prepared`), for the upload that likely follows.
+    """
     resource, problems = _validate(body)
     if resource is None:
         return [str(p) for p in problems]
@@ -110,7 +123,16 @@ def _prepare(
     for model in resource.spec.models:
         try:
             source = opener(model.source)
-            fingerprints[model.name] = source.fingerprint()
+            fingerprints[model.name] = (
+                source.fingerprint()
+                if prepared is None
+                else prepared.name(
+                    source,
+                    model_name=model.name,
+                    config_pbtxt=configs[model.name],
+                    weights_filename=default_model_filename(model),
+                )
+            )
             # Known without downloading (S3 ContentLength, file size); sizing needs it.
             weights[model.name] = source.size_bytes()
         except ArtifactError as exc:
@@ -242,7 +264,28 @@ def reconcile(
     emit: EventSink | None = None,
     workdir: Path | None = None,
 ) -> Outcome:
-    """Bring AWS to what the ModelEndpoint ``body`` declares, as far as possible now."""
+    """Bring AWS to what the ModelEndpoint ``body`` declares, as far as possible now.
+
+    Packaging happens in ``workdir`` (default: a new directory under the settings' work
+    dir), which the pass leaves as it found it.
+    """
+    with (
+        _workdir(workdir, settings) as scratch,
+        # Half a largest source: with one upload's source and archive, the work dir's
+        # sizing rule (2.5 x MME_MAX_SOURCE_BYTES) holds.
+        PreparedArchives(scratch, limit_bytes=settings.max_source_bytes // 2) as prepared,
+    ):
+        return _reconcile(body, clients, settings, emit, scratch, prepared)
+
+
+def _reconcile(
+    body: Mapping[str, Any],
+    clients: AwsClients,
+    settings: Settings,
+    emit: EventSink | None,
+    scratch: Path,
+    prepared: PreparedArchives,
+) -> Outcome:
     previous = _previous_status(body)
     resource, _ = _validate(body)
     changes = identity_changes(resource, previous) if resource is not None else []
@@ -251,10 +294,10 @@ def reconcile(
         return Outcome(identity_changed_status(previous, _generation(body), changes), None)
     bucket = None
     try:
-        prepared = _prepare(body, clients, settings)
-        if isinstance(prepared, list):
-            return Outcome(invalid_status(previous, _generation(body), prepared), None)
-        _, desired, unavailable = prepared
+        state = _prepare(body, clients, settings, prepared)
+        if isinstance(state, list):
+            return Outcome(invalid_status(previous, _generation(body), state), None)
+        _, desired, unavailable = state
         bucket = desired.bucket
         gateway = clients.gateway(cache_reads=True)  # one pass: a read asked twice is reused
         known = recorded_archives(previous, desired.owner_uid)
@@ -274,7 +317,11 @@ def reconcile(
         return Outcome(status, None)
 
     plan = plan_reconcile(desired, observed, previous, tuple(unavailable), now=datetime.now(UTC))
-    result = _execute(plan, clients, desired, gateway, settings, emit, workdir)
+    # Archives of keys already in S3 go now, not at the end of the pass: disk is the limit.
+    prepared.keep_only(
+        {a.archive.target_model for a in plan.actions if isinstance(a, UploadArchive)}
+    )
+    result = _execute(plan, clients, desired, gateway, settings, emit, scratch, prepared)
     status = reconciled_status(desired, observed, plan, result, previous, unavailable)
     return Outcome(status, _retry_after(plan, result, settings), plan)
 
@@ -287,6 +334,7 @@ def _execute(
     settings: Settings,
     emit: EventSink | None,
     workdir: Path | None = None,
+    prepared: PreparedArchives | None = None,
 ) -> ApplyResult:
     """Run ``plan`` with the pass's gateway (its reads are reused) in a scratch directory."""
     with _workdir(workdir, settings) as scratch:
@@ -297,6 +345,7 @@ def _execute(
             workdir=scratch,
             emit=emit,
             gateway=gateway,
+            prepared=prepared,
         )
         return executor.run(plan)
 
@@ -315,6 +364,8 @@ def _workdir(given: Path | None, settings: Settings) -> Iterator[Path]:
     if given is not None:
         yield given
         return
+    if settings.work_dir:
+        Path(settings.work_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mme-", dir=settings.work_dir) as scratch:
         yield Path(scratch)
 

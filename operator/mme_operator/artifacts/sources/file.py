@@ -13,7 +13,7 @@ import hashlib
 import os
 import stat
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,7 +32,14 @@ from mme_operator.artifacts.sources.base import (
     check_size,
     is_archive_name,
 )
-from mme_operator.artifacts.sources.file_hashes import FileHashes, file_hashes, open_verified
+from mme_operator.artifacts.sources.file_hashes import (
+    FileHashes,
+    Identity,
+    file_hashes,
+    identity_of,
+    open_hashing,
+    open_verified,
+)
 
 
 def file_path(uri: str, roots: Sequence[str | Path]) -> Path:
@@ -103,6 +110,10 @@ def _walk_local_tree(root: Path, uri: str) -> list[tuple[str, Path, int]]:
     return found
 
 
+FileIdentities = tuple[tuple[str, Identity], ...]
+"""(relative path, identity) of every file of a source, sorted by path."""
+
+
 class FileSource:
     """A file or directory on a volume mounted into the operator (``file:///path``)."""
 
@@ -122,14 +133,29 @@ class FileSource:
         self.hashes = hashes or file_hashes(None)
         self._fingerprint: str | None = None
         self._digests: dict[Path, str] = {}  # per file, as named by the fingerprint
+        self._identities: dict[Path, Identity] = {}  # what each digest was taken of
+        self.named_identities: FileIdentities = ()
+        """Set by :meth:`open_content_to_name`: each file's identity as it was named."""
 
     def _sha256(self, path: Path) -> str:
-        digest = self.hashes.sha256(path)
-        self._digests[path] = digest
+        identity, digest = self.hashes.identified_sha256(path)
+        self._remember(path, identity, digest)
         return digest
+
+    def _remember(self, path: Path, identity: Identity, digest: str) -> None:
+        self._digests[path] = digest
+        self._identities[path] = identity
 
     def _open(self, path: Path, rel: str) -> contextlib.AbstractContextManager[BinaryIO]:
         return open_verified(path, self._digests[path], f"source {self._uri}: {rel}")
+
+    def _open_hashing(self, path: Path, rel: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        return open_hashing(
+            path,
+            self.hashes,
+            f"source {self._uri}: {rel}",
+            functools.partial(self._remember, path),
+        )
 
     @property
     def uri(self) -> str:
@@ -154,12 +180,36 @@ class FileSource:
         check_size(self._uri, sum(size for _, _, size in tree), self.max_bytes)
         return tree
 
+    def _files(self) -> tuple[list[tuple[str, Path, int]], bool]:
+        """(relative path, real path, size) of its files, and whether it is a directory."""
+        st = self._stat()
+        if stat.S_ISDIR(st.st_mode):
+            return self._tree(), True
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidSourceError(f"source {self._uri}: not a regular file or directory")
+        check_size(self._uri, st.st_size, self.max_bytes)
+        return [(self.path.name, self.path, st.st_size)], False
+
     def size_bytes(self) -> int | None:
         """The file's size, or the sum over the directory's files."""
         st = self._stat()
         if stat.S_ISDIR(st.st_mode):
             return sum(size for _, _, size in self._tree())
         return st.st_size
+
+    @staticmethod
+    def _fingerprint_of(
+        files: list[tuple[str, Path, int]], tree: bool, digest_of: Callable[[Path], str]
+    ) -> str:
+        if not tree:
+            ((_, real, _),) = files
+            return f"file sha256={digest_of(real)}"
+        outer = hashlib.sha256()
+        for rel, real, _size in files:
+            name = rel.encode("utf-8")
+            outer.update(f"{len(name)}:".encode() + name)
+            outer.update(bytes.fromhex(digest_of(real)))
+        return f"file-tree sha256={outer.hexdigest()}"
 
     def fingerprint(self) -> str:
         """sha256 of the content (a directory: of its sorted relative paths and contents).
@@ -169,20 +219,54 @@ class FileSource:
         (:mod:`.file_hashes`), so only a new or changed file is read to name it.
         """
         if self._fingerprint is None:
-            st = self._stat()
-            if stat.S_ISDIR(st.st_mode):
-                outer = hashlib.sha256()
-                for rel, real, _size in self._tree():
-                    name = rel.encode("utf-8")
-                    outer.update(f"{len(name)}:".encode() + name)
-                    outer.update(bytes.fromhex(self._sha256(real)))
-                self._fingerprint = f"file-tree sha256={outer.hexdigest()}"
-            elif stat.S_ISREG(st.st_mode):
-                check_size(self._uri, st.st_size, self.max_bytes)
-                self._fingerprint = f"file sha256={self._sha256(self.path)}"
-            else:
-                raise InvalidSourceError(f"source {self._uri}: not a regular file or directory")
+            self._fingerprint = self._fingerprint_of(*self._files(), self._sha256)
         return self._fingerprint
+
+    def needs_reading_to_name(self) -> bool:
+        """Whether naming it reads a file (one not remembered); always False for an archive.
+
+        Such a source is better packaged while it is named (:meth:`open_content_to_name`):
+        its bytes are then read once, not once to name it and once more to package it.
+        """
+        if self._fingerprint is not None:
+            return False
+        files, tree = self._files()
+        if not tree and is_archive_name(self.path.name):
+            return False
+        return not all(self.hashes.remembers(real) for _, real, _ in files)
+
+    def identities(self) -> FileIdentities:
+        """Each file's identity now, from a fresh walk (stats only, no read)."""
+        files, _ = self._files()
+        return tuple((rel, identity_of(real, os.stat(real))) for rel, real, _ in files)
+
+    @contextlib.contextmanager
+    def open_content_to_name(self) -> Iterator[SourceContent]:
+        """The content of a source not named yet, for packaging it while it is named.
+
+        Each file is hashed as the packager reads it; once the packager is through,
+        :meth:`fingerprint` follows from those digests with no further read (a file the
+        packager leaves out, such as the source's own ``config.pbtxt``, is hashed alone),
+        so the archive holds exactly the bytes its name is made of, and
+        :attr:`named_identities` says which versions of the files those were. Not for a
+        ``.tar.gz`` source, nor for one named already.
+        """
+        if self._fingerprint is not None:
+            raise RuntimeError(f"source {self._uri} is named already")
+        files, tree = self._files()
+        if not tree and is_archive_name(self.path.name):
+            raise ValueError(f"source {self._uri} is an archive; name it with fingerprint()")
+        entries = [
+            SourceEntry(path=rel, size=size, open=functools.partial(self._open_hashing, real, rel))
+            for rel, real, size in files
+        ]
+        yield SourceContent(single_file=not tree, entries=entries)
+        self._fingerprint = self._fingerprint_of(
+            files,
+            tree,
+            lambda real: self._digests[real] if real in self._digests else self._sha256(real),
+        )
+        self.named_identities = tuple((rel, self._identities[real]) for rel, real, _ in files)
 
     @contextlib.contextmanager
     def open_content(self, workdir: Path) -> Iterator[SourceContent]:

@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -134,6 +134,10 @@ class FileHashes:
 
     def sha256(self, path: Path) -> str:
         """The sha256 of the file at ``path``: remembered, or read once and remembered."""
+        return self.identified_sha256(path)[1]
+
+    def identified_sha256(self, path: Path) -> tuple[Identity, str]:
+        """The file's identity and the sha256 remembered under it (read once if not)."""
         st = os.stat(path)
         key = identity_of(path, st)
         digest = self.get(key)
@@ -141,7 +145,14 @@ class FileHashes:
             with open(path, "rb") as f:
                 digest = hashlib.file_digest(f, "sha256").hexdigest()
             self.put(key, digest)
-        return digest
+        return key, digest
+
+    def remembers(self, path: Path) -> bool:
+        """Whether the digest of the file at ``path``, as it is now, is known without a read."""
+        with self._lock:
+            if not self._loaded:
+                self._load()
+            return identity_of(path, os.stat(path)) in self._digests
 
 
 def _line(key: Identity, digest: str) -> str:
@@ -192,6 +203,43 @@ class VerifyingReader:
         """Raise :class:`SourceChangedError` unless the bytes read hash to the expected digest."""
         if self.digest.hexdigest() != self.expected:
             raise SourceChangedError(f"{self.what} changed while it was packaged; retrying")
+
+
+class HashingReader:
+    """Hashes and counts what the packager reads of a file not named yet."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.digest.update(data)
+        self.size += len(data)
+        return data
+
+
+@contextlib.contextmanager
+def open_hashing(
+    path: Path, hashes: FileHashes, what: str, remember: Callable[[Identity, str], None]
+) -> Iterator[BinaryIO]:
+    """``path`` opened for the packager before it is named; its digest remembered once read.
+
+    The digest goes under the identity taken before the file was opened, and only when the
+    file still has it after the last byte was read (a file written meanwhile has a new
+    mtime and ctime, a replaced one a new inode): otherwise :class:`SourceChangedError`.
+    ``remember`` also gets (identity, digest).
+    """
+    before = identity_of(path, os.stat(path))
+    with open(path, "rb") as f:
+        reader = HashingReader(f)
+        yield cast(BinaryIO, reader)
+    if identity_of(path, os.stat(path)) != before or reader.size != before[2]:
+        raise SourceChangedError(f"{what} changed while it was packaged; retrying")
+    digest = reader.digest.hexdigest()
+    hashes.put(before, digest)
+    remember(before, digest)
 
 
 @contextlib.contextmanager
