@@ -74,6 +74,19 @@ def test_bare_install_has_no_stand_in_package(bare_venv: Path) -> None:
     assert names & STAND_IN_DISTRIBUTIONS == set()
 
 
+def test_bare_install_ships_the_trimmed_sagemaker_model(bare_venv: Path) -> None:
+    # Package data: without the .json.gz in the wheel, botocore's full model would load.
+    probe = (
+        "from mme_operator.sagemaker.clients import make_clients;"
+        "from mme_operator.settings import Settings;"
+        "c = make_clients('us-east-1', Settings());"
+        "print(c.sagemaker.meta.service_model.metadata['x-mme-trimmed-from'])"
+    )
+    env_probe = run(bare_venv / "bin" / "python", "-c", probe)
+    assert env_probe.returncode == 0, env_probe.stderr
+    assert env_probe.stdout.startswith("botocore ")
+
+
 def test_bare_install_runs_validates_and_renders(bare_venv: Path, tmp_path: Path) -> None:
     script = bare_venv / "bin" / "mme-operator"
     example = ROOT / "examples" / "small-multi-model.yaml"

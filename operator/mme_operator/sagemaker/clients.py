@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
+from mme_operator.sagemaker.botocore_models import session_lock, shared_session
 from mme_operator.sagemaker.errors import boto_config
 from mme_operator.sagemaker.gateway import SageMakerGateway
 from mme_operator.settings import Settings
@@ -50,8 +51,17 @@ def make_clients(
     """Clients for ``region``; every call goes to ``settings.aws_endpoint_url`` when set.
 
     Credentials come from botocore's usual chain (IRSA, Pod Identity, environment).
+    Without ``session``, the process's shared session (one decoded copy of each service
+    model for every region, SageMaker's trimmed: :mod:`.botocore_models`).
     """
-    session = session or boto3.session.Session()
+    if session is not None:
+        return _make_clients(region, settings, session)
+    shared = shared_session()
+    with session_lock():
+        return _make_clients(region, settings, shared)
+
+
+def _make_clients(region: str, settings: Settings, session: boto3.session.Session) -> AwsClients:
     # Clients are shared by every concurrent reconcile of the region.
     config = boto_config(
         max_attempts=settings.aws_max_attempts,

@@ -1,0 +1,66 @@
+"""The part of botocore's SageMaker service model the operator uses, and the shared session.
+
+botocore decodes a service's whole JSON model into Python objects when the first client of
+the service is made. SageMaker's model describes 434 operations and 3,260 shapes: 9 MiB of
+the operator's memory (of 150 MiB at 100 endpoints), for the 14 operations it calls.
+``botocore_data/sagemaker/<version>/service-2.json.gz`` holds those operations and every
+shape they reach, copied unchanged from botocore's model by
+``scripts/trim-botocore-models.py`` (which also records botocore's version in the model's
+metadata). It is put first in the data loader's search path, the mechanism boto3 uses for
+its own data, so everything else (endpoint rules, paginators, other services) still comes
+from the installed botocore. A test checks that every SageMaker call in the code is in the
+trimmed model and that each of its shapes still exists, member for member, in the
+installed botocore.
+
+One botocore session serves every region: its loader decodes each model once, where a
+session per region decoded SageMaker's again for each (clients are made under a lock,
+botocore sessions not being thread-safe).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import boto3
+import botocore.session
+
+DATA_PATH = Path(__file__).with_name("botocore_data")
+
+SAGEMAKER_OPERATIONS = (
+    "AddTags",
+    "CreateEndpoint",
+    "CreateEndpointConfig",
+    "CreateModel",
+    "DeleteEndpoint",
+    "DeleteEndpointConfig",
+    "DeleteModel",
+    "DescribeEndpoint",
+    "DescribeEndpointConfig",
+    "DescribeModel",
+    "ListEndpointConfigs",
+    "ListModels",
+    "ListTags",
+    "UpdateEndpoint",
+)
+"""Every SageMaker control-plane operation the operator calls (a test greps the code)."""
+
+_lock = threading.Lock()
+_session: boto3.session.Session | None = None
+
+
+def shared_session() -> boto3.session.Session:
+    """The process's boto3 session, whose loader finds the trimmed SageMaker model first."""
+    global _session
+    with _lock:
+        if _session is None:
+            core = botocore.session.get_session()
+            loader = core.get_component("data_loader")
+            loader.search_paths.insert(0, str(DATA_PATH))
+            _session = boto3.session.Session(botocore_session=core)
+        return _session
+
+
+def session_lock() -> threading.Lock:
+    """Held while clients are made from :func:`shared_session` (sessions are not thread-safe)."""
+    return _lock
