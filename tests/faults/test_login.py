@@ -47,6 +47,11 @@ def exec_world(
     operator.start()
     try:
         yield world, plugin
+        # Gone while the operator runs: a later test's operator (other AWS) finds nothing.
+        names = [obj["metadata"]["name"] for obj in world.cluster.list()]
+        for name in names:
+            world.cluster.delete(name)
+        world.wait_gone(names, timeout=60)
     finally:
         operator.stop()
 
