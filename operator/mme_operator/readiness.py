@@ -23,6 +23,7 @@ import aiohttp.web
 import kopf
 
 from mme_operator.api import GROUP, PLURAL, VERSION
+from mme_operator.kube import KubeLoginError, SharedLogin
 
 log = logging.getLogger("mme_operator.readiness")
 
@@ -37,7 +38,7 @@ def check_kube_config() -> kopf.ConnectionInfo:
     The same login as the operator's (:func:`mme_operator.kube.login`): the pod's service
     account, else the kubeconfig, its exec plugin run and its certificates loaded.
     """
-    from mme_operator.kube import KubeLoginError, login
+    from mme_operator.kube import login
 
     try:
         return login()
@@ -65,6 +66,9 @@ class ApiReadiness:
     namespaces: list[str] = field(default_factory=list)
     login: kopf.ConnectionInfo | None = None
     """The connection kopf logged in with (set by the login handler)."""
+    shared: SharedLogin | None = None
+    """The operator's shared login (see :mod:`mme_operator.kube.client`); None: ``login``
+    alone, never renewed here."""
     ready: bool | None = None
     """The last answer; None before the first check (so that the first one is logged)."""
     reason: str = "the API server has not been checked yet"
@@ -97,6 +101,21 @@ class ApiReadiness:
         info = self.login
         if info is None:
             return False, "not logged in to the API server yet"
+        if self.shared is None:
+            return (await self._get(info))[:2]
+        # The operator's shared login: renewed here when it has expired or is refused, as
+        # kopf renews it only on its own next request (a watch may run for half an hour).
+        try:
+            info = await asyncio.to_thread(self.shared.current)
+            ready, reason, status = await self._get(info)
+            if status == 401:
+                info = await asyncio.to_thread(self.shared.renew, info)
+                ready, reason, status = await self._get(info)
+        except KubeLoginError as exc:
+            return False, f"logging in again failed: {exc}"
+        return ready, reason
+
+    async def _get(self, info: kopf.ConnectionInfo) -> tuple[bool, str, int | None]:
         url = info.server.rstrip("/") + self.path
         timeout = aiohttp.ClientTimeout(total=max(1.0, min(self.interval, 10.0)))
         try:
@@ -110,11 +129,12 @@ class ApiReadiness:
                 ) as response,
             ):
                 if response.status == 200:
-                    return True, f"GET {self.path} answered 200"
+                    return True, f"GET {self.path} answered 200", 200
                 body = " ".join((await response.text())[:200].split())
-                return False, f"GET {self.path} answered {response.status}: {body}"
+                answer = f"GET {self.path} answered {response.status}: {body}"
+                return False, answer, response.status
         except (aiohttp.ClientError, OSError, TimeoutError, ssl.SSLError) as exc:
-            return False, f"GET {info.server}: {type(exc).__name__}: {_one_line(exc)}"
+            return False, f"GET {info.server}: {type(exc).__name__}: {_one_line(exc)}", None
 
     async def serve(self, host: str, port: int) -> None:
         """Serve ``/readyz`` on ``host:port`` and check every ``interval`` until cancelled."""

@@ -54,6 +54,8 @@ def build_registry(
         return options.login or kube_login(trust_env=trust_env)
 
     shared = SharedLogin(login_now)
+    if readiness is not None:
+        readiness.shared = shared
 
     @kopf.on.login(registry=registry)
     def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:

@@ -194,6 +194,24 @@ def test_a_token_that_never_works_is_a_401_error_after_one_new_login(plugin: Plu
     assert len(plugin.run_infos()) == 2
 
 
+async def test_readiness_renews_a_refused_login_as_the_operator_does(
+    plugin: Plugin, operator_token: str
+) -> None:
+    plugin.set_tokens("revoked-token", operator_token)
+    shared = SharedLogin(login)
+    revoked = await asyncio.to_thread(shared.current)
+
+    alone = ApiReadiness(login=revoked)
+    await alone.check()
+    assert not alone.ready
+    assert "answered 401" in alone.reason
+    readiness = ApiReadiness(login=revoked, shared=shared)
+    await readiness.check()
+
+    assert readiness.ready, readiness.reason
+    assert len(plugin.run_infos()) == 2
+
+
 def test_an_expired_credential_is_renewed_before_the_next_call(
     plugin: Plugin, operator_token: str
 ) -> None:
