@@ -146,6 +146,17 @@ class World:
             await asyncio.sleep(0.1)
         raise TimeoutError(f"endpoint {name} still exists after {timeout}s")
 
+    async def scalable_targets(self, endpoint: str) -> list[dict[str, Any]]:
+        """Application Auto Scaling's scalable targets on ``endpoint``'s variant."""
+        client = self.env.aws.client("application-autoscaling")
+        answer = await self.aws(
+            client.describe_scalable_targets,
+            ServiceNamespace="sagemaker",
+            ResourceIds=[f"endpoint/{endpoint}/variant/AllTraffic"],
+        )
+        targets: list[dict[str, Any]] = answer["ScalableTargets"]
+        return targets
+
     # -- the ModelEndpoint, as a user writes it ------------------------------------------
 
     def manifest(

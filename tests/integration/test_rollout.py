@@ -4,7 +4,6 @@ endpoint-level changes, and a failed update is retried on purpose, once per anno
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
@@ -32,23 +31,12 @@ async def instances(world: World, endpoint: str) -> int:
     return int(described["ProductionVariants"][0]["CurrentInstanceCount"])
 
 
-async def scalable_targets(world: World, endpoint: str) -> list[dict[str, Any]]:
-    client = world.env.aws.client("application-autoscaling")
-    answer = await world.aws(
-        client.describe_scalable_targets,
-        ServiceNamespace="sagemaker",
-        ResourceIds=[f"endpoint/{endpoint}/variant/AllTraffic"],
-    )
-    targets: list[dict[str, Any]] = answer["ScalableTargets"]
-    return targets
-
-
 async def test_a_scaled_out_fleet_keeps_its_size_across_an_image_change(world: World) -> None:
     doc = world.manifest("scaled", [await world.onnx_model("bert")], autoscaling=AUTOSCALING)
     await world.apply(doc)
     before = await world.ready("scaled")
     name = before["status"]["endpointName"]
-    assert len(await scalable_targets(world, name)) == 1
+    assert len(await world.scalable_targets(name)) == 1
     await scale_out(world, name, 3)
 
     doc["spec"]["image"] = OTHER_IMAGE
@@ -61,7 +49,7 @@ async def test_a_scaled_out_fleet_keeps_its_size_across_an_image_change(world: W
     assert endpoint["ProductionVariants"][0]["DeployedImages"][0]["SpecifiedImage"] == OTHER_IMAGE
     assert await instances(world, name) == 3
     # Only an instance-type change needs scaling deregistered; an image change keeps it.
-    [target] = await scalable_targets(world, name)
+    [target] = await world.scalable_targets(name)
     assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 4)
 
 
@@ -83,8 +71,9 @@ async def test_an_instance_type_change_deregisters_scaling_and_registers_it_agai
     assert config is not None
     assert config["ProductionVariants"][0]["InstanceType"] == "ml.g5.2xlarge"
     assert await instances(world, name) == 2
-    [target] = await scalable_targets(world, name)
+    [target] = await world.scalable_targets(name)
     assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 4)
+    assert condition(after, "AutoscalingReady")["reason"] == "Configured"
 
 
 async def test_without_autoscaling_the_spec_sets_the_instance_count(world: World) -> None:

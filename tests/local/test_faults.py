@@ -196,3 +196,39 @@ def test_s3_faults_before_and_after_the_effect_go_over_the_wire(stack: Stack) ->
 def test_an_s3_fault_names_its_operations(aws: LocalAWS) -> None:
     with pytest.raises(ValueError, match="names its operations"):
         aws.faults.server_error(service="s3")
+
+
+def test_an_autoscaling_fault_refuses_the_call_as_aws_does(aws: LocalAWS) -> None:
+    autoscaling = aws.client("application-autoscaling", config=FAST_RETRIES)
+    target = {
+        "ServiceNamespace": "sagemaker",
+        "ResourceId": "endpoint/denied/variant/AllTraffic",
+        "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+    }
+    denied = (
+        "User: arn:aws:sts::123456789012:assumed-role/mme-operator/pod is not authorized to "
+        "perform: application-autoscaling:RegisterScalableTarget"
+    )
+    aws.faults.error(
+        "AccessDeniedException",
+        denied,
+        operations="RegisterScalableTarget",
+        count=1,
+        service="application-autoscaling",
+    )
+    with pytest.raises(ClientError) as excinfo:
+        autoscaling.register_scalable_target(**target, MinCapacity=1, MaxCapacity=2)
+    assert excinfo.value.response["Error"] == {"Code": "AccessDeniedException", "Message": denied}
+    # Refused before it ran: nothing is registered. The next call goes through.
+    registered = autoscaling.describe_scalable_targets(
+        ServiceNamespace="sagemaker", ResourceIds=[target["ResourceId"]]
+    )
+    assert registered["ScalableTargets"] == []
+    autoscaling.register_scalable_target(**target, MinCapacity=1, MaxCapacity=2)
+    assert aws.faults.injected()["application-autoscaling:RegisterScalableTarget:before"] == 1
+    with pytest.raises(ValueError, match="names its operations"):
+        aws.faults.error("AccessDeniedException", denied, service="application-autoscaling")
+    with pytest.raises(ValueError, match="before it runs"):
+        aws.faults.server_error(
+            operations="PutScalingPolicy", service="application-autoscaling", after=True
+        )

@@ -63,6 +63,7 @@ class Reason(StrEnum):
     DELETING = "Deleting"
     DISABLED = "Disabled"
     CONFIGURED = "Configured"
+    WAITING_FOR_ENDPOINT = "WaitingForEndpoint"
     WARMED_UP = "WarmedUp"
     WARMING_UP = "WarmingUp"
     WARM_UP_FAILED = "WarmUpFailed"

@@ -2,8 +2,10 @@
 
 Rules apply to SageMaker control-plane operations (``CreateEndpoint``, ...) and to
 ``InvokeEndpoint`` by default; a rule with ``service="s3"`` applies to S3 operations
-(``PutObject``, ``DeleteObject``, ...) instead, so a test can make one service misbehave
-while the other works. Autoscaling and CloudWatch are never faulted.
+(``PutObject``, ``DeleteObject``, ...) instead, and one with
+``service="application-autoscaling"`` to Application Auto Scaling's
+(``RegisterScalableTarget``, ...), so a test can make one service misbehave while the
+others work. CloudWatch is never faulted.
 
 A rule fails a call *before* it runs (nothing happened, the caller is told so), or with
 ``after=True`` *after* it took effect: the model was created, the object stored, and still
@@ -39,7 +41,7 @@ class ErrorRule:
     after: bool = False
     """Fail after the call took effect (the answer is lost, not the effect)."""
     service: str = "sagemaker"
-    """``sagemaker`` (control plane and InvokeEndpoint) or ``s3``."""
+    """``sagemaker`` (control plane and InvokeEndpoint), ``s3`` or ``application-autoscaling``."""
     delay_seconds: float = 0.0
     """Hold the error answer this long (longer than the client's timeout: no answer at all)."""
 
@@ -72,7 +74,8 @@ class _State:
     fail_endpoints: dict[str, str] = field(default_factory=dict)
 
 
-SERVICES = frozenset({"sagemaker", "s3"})
+SERVICES = frozenset({"sagemaker", "s3", "application-autoscaling"})
+AUTOSCALING = "application-autoscaling"
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ class FaultController:
                 service=service,
             )
             return
-        self.error("ThrottlingException", message, 400, percent, operations, count)
+        self.error("ThrottlingException", message, 400, percent, operations, count, service=service)
 
     def server_error(
         self,
@@ -200,11 +203,19 @@ class FaultController:
         service: str = "sagemaker",
         delay_seconds: float = 0.0,
     ) -> None:
-        """Answer calls with any AWS error, e.g. ``ResourceLimitExceeded``."""
+        """Answer calls with any AWS error, e.g. ``ResourceLimitExceeded``.
+
+        An ``application-autoscaling`` fault fails the call before it runs (``after`` is
+        refused): the stand-in serves that service through moto and answers for it only then.
+        """
         if service not in SERVICES:
             raise ValueError(f"unknown service {service!r}; one of {sorted(SERVICES)}")
-        if service == "s3" and operations is None:
-            raise ValueError("an S3 fault names its operations (PutObject, DeleteObject, ...)")
+        if service != "sagemaker" and operations is None:
+            raise ValueError(
+                f"a {service} fault names its operations (PutObject, RegisterScalableTarget, ...)"
+            )
+        if service == AUTOSCALING and after:
+            raise ValueError("an application-autoscaling fault fails the call before it runs")
         rule = ErrorRule(
             code,
             status,

@@ -34,7 +34,7 @@ from werkzeug.wrappers import Request, Response
 from mme_operator.local.control_plane import ACCOUNT_ID, SageMakerControlPlane
 from mme_operator.local.data_plane import MultiModelRuntime
 from mme_operator.local.errors import AwsError
-from mme_operator.local.faults import CallCounter, FaultController
+from mme_operator.local.faults import AUTOSCALING, CallCounter, FaultController
 from mme_operator.local.triton import TritonServer
 
 DUMMY_ACCESS_KEY = "testing"
@@ -259,8 +259,17 @@ class LocalAWS:
             # The body stays unread, so moto gets the whole request.
             return self._s3(request, environ, start_response)
         else:
-            self._calls.record(self._moto_operation(request, target))
-            return self._moto(environ, start_response)  # type: ignore[no-any-return]
+            operation = self._moto_operation(request, target)
+            self._calls.record(operation)
+            error = (
+                self.faults.error_for(operation, AUTOSCALING)
+                if self._signed_for(AUTOSCALING, request)
+                else None
+            )
+            if error is None:
+                return self._moto(environ, start_response)  # type: ignore[no-any-return]
+            # Application Auto Scaling speaks JSON 1.1 and says "Message" in its errors.
+            response = _error_response(error, _JSON_11, str(uuid.uuid4()), "Message")
         return response(environ, start_response)
 
     def _moto_operation(self, request: Request, target: str) -> str:

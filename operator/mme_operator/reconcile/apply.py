@@ -54,6 +54,8 @@ class ApplyError:
     retryable: bool
     reason: Reason
     message: str
+    action: p.Action | None = None
+    """The step that failed (the status tells a failed autoscaling step from the others)."""
 
 
 @dataclass
@@ -146,7 +148,7 @@ class Executor:
                 if is_missing_bucket(exc):
                     # Deleted since the pass observed it: the user can create it again.
                     retryable, reason = True, Reason.BUCKET_MISSING
-                result.error = ApplyError(retryable, reason, message)
+                result.error = ApplyError(retryable, reason, message, action)
                 log.warning("AWS call failed (%s): %s", kind, message)
                 return result
             result.done.append(action)

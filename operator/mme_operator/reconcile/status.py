@@ -20,13 +20,16 @@ from mme_operator.reconcile.apply import ApplyResult
 from mme_operator.reconcile.desired import DesiredState
 from mme_operator.reconcile.observe import ObservedState
 from mme_operator.reconcile.plan import (
+    ApplyScaling,
     CreateEndpoint,
     DeleteEndpoint,
     Plan,
+    RemoveScaling,
     SupersededArchive,
     UpdateEndpoint,
     archive_conflicts,
 )
+from mme_operator.sagemaker.autoscaling import DesiredScaling, ObservedScaling
 from mme_operator.sizing.choice import Sizing
 
 
@@ -248,6 +251,84 @@ def _warm_condition(
     return set_condition(conditions, ConditionType.MODELS_WARM, *state, generation)
 
 
+def describe_scaling(scaling: DesiredScaling) -> str:
+    """The scaling as a person reads it: bounds and target."""
+    return (
+        f"min {scaling.min_capacity}, max {scaling.max_capacity} instances, target "
+        f"{scaling.target_invocations_per_instance:g} invocations per instance per minute"
+    )
+
+
+def _registered_after(
+    observed: ObservedScaling | None, desired: DesiredScaling | None, result: ApplyResult
+) -> tuple[bool, DesiredScaling | None]:
+    """Whether a scalable target is registered once this pass's scaling steps ran, and
+    its bounds and policy (None without the operator's policy)."""
+    present = observed is not None
+    scaling = observed.as_desired() if observed is not None else None
+    for action in result.done:
+        if isinstance(action, RemoveScaling):
+            present, scaling = False, None
+        elif isinstance(action, ApplyScaling):
+            present, scaling = True, desired
+    return present, scaling
+
+
+def autoscaling_condition(
+    desired: DesiredState,
+    observed: ObservedState,
+    plan: Plan,
+    result: ApplyResult,
+    endpoint_status: str | None,
+) -> tuple[ConditionStatus, Reason, str]:
+    """``AutoscalingReady``: whether the variant's Application Auto Scaling is what the spec says.
+
+    Set on every pass that observed the endpoint (its scaling is read with it, so this
+    condition is never older than ``EndpointReady``). Without ``spec.autoscaling`` it is
+    True (``Disabled``) once no scalable target is registered: the operator removes one it
+    finds, and says so when it cannot. Scaling is registered only on an InService endpoint
+    that runs the desired config; until then it is False (``WaitingForEndpoint``). Ready
+    does not depend on it, except through a failed scaling step, which stops the pass like
+    any failed AWS call.
+    """
+    wanted = desired.scaling
+    name = desired.sagemaker.endpoint.name
+    present, registered = _registered_after(observed.scaling, wanted, result)
+    error = result.error
+    if error is not None and isinstance(error.action, ApplyScaling | RemoveScaling):
+        return ConditionStatus.FALSE, error.reason, error.message
+    step = ApplyScaling if wanted is not None else RemoveScaling
+    # A step planned but not run: an earlier step of the pass failed.
+    skipped = any(isinstance(a, step) for a in plan.actions) and not any(
+        isinstance(a, step) for a in result.done
+    )
+    now = f"now {endpoint_status or 'not created yet'}"
+    if wanted is None:
+        holds, verb = not present, "removed"
+        held = (
+            ConditionStatus.TRUE,
+            Reason.DISABLED,
+            "no spec.autoscaling; the instance count is spec.instanceCount "
+            f"({desired.resource.spec.instance_count})",
+        )
+        waiting = (
+            f"no spec.autoscaling: the scalable target registered on endpoint {name} is "
+            f"removed once the endpoint is InService ({now})"
+        )
+    else:
+        holds, verb = registered == wanted, "applied"
+        held = (ConditionStatus.TRUE, Reason.CONFIGURED, describe_scaling(wanted))
+        waiting = (
+            f"{describe_scaling(wanted)}: applied once endpoint {name} is InService on config "
+            f"{desired.sagemaker.endpoint_config.name} ({now})"
+        )
+    if holds:
+        return held
+    if error is not None and skipped:
+        return ConditionStatus.FALSE, error.reason, f"autoscaling not {verb}: {error.message}"
+    return ConditionStatus.FALSE, Reason.WAITING_FOR_ENDPOINT, waiting
+
+
 def reconciled_status(
     desired: DesiredState,
     observed: ObservedState,
@@ -327,6 +408,8 @@ def reconciled_status(
         )
     conditions = set_condition(conditions, ConditionType.ENDPOINT_READY, *ep_cond, generation)
     conditions = _warm_condition(conditions, desired, models, result, generation)
+    scaling = autoscaling_condition(desired, observed, plan, result, endpoint_status)
+    conditions = set_condition(conditions, ConditionType.AUTOSCALING_READY, *scaling, generation)
 
     # Ready summarises the others.
     if plan.blocked is not None:
