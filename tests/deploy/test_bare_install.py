@@ -115,7 +115,7 @@ def test_bare_install_says_what_the_demo_needs(bare_venv: Path, tmp_path: Path) 
 
 
 def test_bare_install_runs_without_the_kubernetes_client(bare_venv: Path, tmp_path: Path) -> None:
-    # kopf imports the official client whenever it is installed (about 38 MiB): the
+    # kopf imports the official client whenever it is installed (about 10 MiB more): the
     # operator logs in and writes ConfigMaps with its own code (mme_operator.kube).
     listed = run(bare_venv / "bin" / "python", "-m", "pip", "list", "--format=json")
     names = {entry["name"].lower() for entry in json.loads(listed.stdout)}
