@@ -27,9 +27,10 @@ with open(runs, "a") as out:
     out.write(os.environ.get("KUBERNETES_EXEC_INFO", "") + "\\n")
 with open(runs) as done:
     count = len(done.read().splitlines())
-if os.environ.get("PLUGIN_FAIL"):
+fail_file = os.path.join(os.path.dirname(runs), "fail")
+if os.path.exists(fail_file):
     print("checking the SSO session ...", file=sys.stderr)
-    print(os.environ["PLUGIN_FAIL"], file=sys.stderr)
+    print(open(fail_file).read(), file=sys.stderr)
     sys.exit(255)
 with open(os.environ["PLUGIN_TOKENS"]) as listed:
     tokens = listed.read().split()
@@ -65,13 +66,19 @@ class Plugin:
             return []
         return [json.loads(line) for line in self.runs.read_text().splitlines()]
 
-    def exec_stanza(self, fail: str | None = None) -> dict[str, Any]:
+    def set_failure(self, message: str | None) -> None:
+        """From now on fail with exit 255 and ``message`` last on stderr (None: work again)."""
+        failing = self.runs.parent / "fail"
+        if message is None:
+            failing.unlink(missing_ok=True)
+        else:
+            failing.write_text(message)
+
+    def exec_stanza(self) -> dict[str, Any]:
         env = [
             {"name": "PLUGIN_RUNS", "value": str(self.runs)},
             {"name": "PLUGIN_TOKENS", "value": str(self.tokens)},
         ]
-        if fail is not None:
-            env.append({"name": "PLUGIN_FAIL", "value": fail})
         return {
             "apiVersion": "client.authentication.k8s.io/v1",
             "command": f"./{self.command.name}",

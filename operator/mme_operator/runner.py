@@ -57,7 +57,7 @@ def build_registry(
     if readiness is not None:
         readiness.shared = shared
 
-    @kopf.on.login(registry=registry)
+    @kopf.on.login(registry=registry, id="login")
     def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
         try:
             info = login_now(settings.networking.trust_env)

@@ -8,6 +8,8 @@ operator's own client (the ``<name>-models`` ConfigMap) must run it again and ca
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,14 @@ import kopf
 import pytest
 
 from tests.cluster import ControlPlane
-from tests.faults.harness import Cluster, LocalAwsProcess, OperatorProcess, World, unique
+from tests.faults.harness import (
+    Cluster,
+    LocalAwsProcess,
+    OperatorProcess,
+    World,
+    unique,
+    wait_until,
+)
 from tests.kubeconfigs import Plugin, write_kubeconfig, write_plugin
 
 pytestmark = [pytest.mark.faults, pytest.mark.envtest]
@@ -81,3 +90,40 @@ def test_expiring_exec_credentials_are_renewed_and_the_operator_carries_on(
     assert "Re-authentication has finished" in log
     assert "Traceback" not in log
     assert "Unauthorized" not in log
+
+
+def readyz(world: World) -> tuple[int, str]:
+    url = f"http://127.0.0.1:{world.operator.readiness_port}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def test_a_plugin_that_starts_failing_is_one_line_and_the_operator_recovers(
+    exec_world: tuple[World, Plugin],
+) -> None:
+    world, plugin = exec_world
+    wait_until(lambda: readyz(world)[0] == 200, "ready", timeout=30)
+    plugin.set_failure("Error: the SSO session has expired; run aws sso login")
+    time.sleep(TTL_SECONDS + 0.5)
+
+    # The next API call of kopf's (the new object's status) needs a new login, which fails.
+    world.cluster.create(world.manifest("sso", [world.python_model("a")]))
+    failure = "failed with exit 255: Error: the SSO session has expired; run aws sso login"
+    wait_until(lambda: failure in world.operator.log.read_text(), "the failure logged", 30)
+    _status, reason = wait_until(
+        lambda: (found := readyz(world))[0] == 503 and found, "not ready", timeout=30
+    )
+    assert failure in reason and len(reason.strip().splitlines()) == 1
+
+    plugin.set_failure(None)
+    world.wait_converged(["sso"], timeout=60)
+    wait_until(lambda: readyz(world)[0] == 200, "ready again", timeout=30)
+    log = world.operator.log.read_text()
+    assert "Traceback" not in log
+    lines = [line for line in log.splitlines() if failure in line]
+    assert lines and all(str(plugin.command) in line for line in lines)

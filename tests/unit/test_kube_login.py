@@ -298,8 +298,10 @@ def test_a_credential_that_arrives_expired_is_refused(
 
 def test_a_failing_plugin_stops_run_with_one_line(tmp_path: Path) -> None:
     plugin = write_plugin(tmp_path / "kube", "t")
-    stanza = plugin.exec_stanza(fail="Error: the SSO session has expired; run aws sso login")
-    config = write_kubeconfig(tmp_path / "kube" / "config", {"server": SERVER}, {"exec": stanza})
+    plugin.set_failure("Error: the SSO session has expired; run aws sso login")
+    config = write_kubeconfig(
+        tmp_path / "kube" / "config", {"server": SERVER}, {"exec": plugin.exec_stanza()}
+    )
     env = {**without_cluster_env(), "KUBECONFIG": str(config), "MME_METRICS_PORT": "0"}
 
     done = subprocess.run(
