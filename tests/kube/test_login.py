@@ -12,8 +12,12 @@ import base64
 import contextlib
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +30,8 @@ from mme_operator.kube import KubeApiError, KubeClient, SharedLogin, login
 from mme_operator.readiness import ApiReadiness
 
 from tests.cluster import ControlPlane
-from tests.kubeconfigs import Plugin, write_kubeconfig, write_plugin
+from tests.faults.harness import CREDENTIALS, free_port, wait_until
+from tests.kubeconfigs import Plugin, without_cluster_env, write_kubeconfig, write_plugin
 
 pytestmark = pytest.mark.envtest
 
@@ -278,7 +283,14 @@ class ConnectProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.tunnels: list[str] = []
+        self.opened: dict[int, float] = {}
+        """When each tunnel still open was opened (time.monotonic())."""
         threading.Thread(target=self._serve, daemon=True).start()
+
+    def longest_open(self) -> float:
+        """Seconds the oldest tunnel still open has been open (0 when none is)."""
+        now = time.monotonic()
+        return max((now - since for since in list(self.opened.values())), default=0.0)
 
     def _serve(self) -> None:
         while True:
@@ -301,11 +313,14 @@ class ConnectProxy:
             client.close()
             return
         self.tunnels.append(target)
+        number = len(self.tunnels)
         host, port = target.rsplit(":", 1)
         upstream = socket.create_connection((host, int(port)))
         client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        for source, sink in ((client, upstream), (upstream, client)):
-            threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()
+        self.opened[number] = time.monotonic()
+        threading.Thread(target=_pipe, args=(client, upstream), daemon=True).start()
+        _pipe(upstream, client)
+        self.opened.pop(number, None)
 
     def close(self) -> None:
         self.listener.close()
@@ -358,3 +373,52 @@ async def test_a_proxy_url_tunnels_the_client_and_readiness(
     assert readiness.ready, readiness.reason
     target = control_plane.server.removeprefix("https://")
     assert proxy.tunnels == [target, target]
+
+
+def test_the_running_operator_goes_through_the_proxy_url(
+    control_plane: ControlPlane, proxy: ConnectProxy, tmp_path: Path
+) -> None:
+    pki = control_plane.dir / "pki"
+    config = write_kubeconfig(
+        tmp_path / "config",
+        {
+            "server": control_plane.server,
+            "certificate-authority": str(pki / "ca.crt"),
+            "proxy-url": f"http://127.0.0.1:{proxy.port}",
+        },
+        {"client-certificate": str(pki / "admin.crt"), "client-key": str(pki / "admin.key")},
+    )
+    ready = free_port()
+    env = {
+        **without_cluster_env(),
+        **CREDENTIALS,
+        "KUBECONFIG": str(config),
+        "MME_METRICS_PORT": "0",
+        "MME_READINESS_PORT": str(ready),
+    }
+    log = tmp_path / "operator.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mme_operator.cli", "run", "-A", "--standalone"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: readyz(ready) == 200, "readiness through the proxy", timeout=30)
+        # Readiness opens a tunnel per check and closes it; kopf's watches stay open.
+        wait_until(lambda: proxy.longest_open() > 3, "a watch held open through it", 20)
+    finally:
+        process.terminate()
+        process.wait(20)
+    assert "Traceback" not in log.read_text()
+
+
+def readyz(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=3) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0
