@@ -347,22 +347,27 @@ def proxy() -> Iterator[ConnectProxy]:
         running.close()
 
 
+def proxied_admin_kubeconfig(plane: ControlPlane, proxy: ConnectProxy, path: Path) -> Path:
+    """The admin's kubeconfig with ``proxy-url`` pointing at ``proxy``."""
+    pki = plane.dir / "pki"
+    return write_kubeconfig(
+        path,
+        {
+            "server": plane.server,
+            "certificate-authority": str(pki / "ca.crt"),
+            "proxy-url": f"http://127.0.0.1:{proxy.port}",
+        },
+        {"client-certificate": str(pki / "admin.crt"), "client-key": str(pki / "admin.key")},
+    )
+
+
 async def test_a_proxy_url_tunnels_the_client_and_readiness(
     control_plane: ControlPlane,
     proxy: ConnectProxy,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pki = control_plane.dir / "pki"
-    config = write_kubeconfig(
-        tmp_path / "config",
-        {
-            "server": control_plane.server,
-            "certificate-authority": str(pki / "ca.crt"),
-            "proxy-url": f"http://127.0.0.1:{proxy.port}",
-        },
-        {"client-certificate": str(pki / "admin.crt"), "client-key": str(pki / "admin.key")},
-    )
+    config = proxied_admin_kubeconfig(control_plane, proxy, tmp_path / "config")
     client = client_for_kubeconfig(monkeypatch, config)
 
     found = await asyncio.to_thread(client.request, "GET", "/api/v1/namespaces/default")
@@ -378,16 +383,7 @@ async def test_a_proxy_url_tunnels_the_client_and_readiness(
 def test_the_running_operator_goes_through_the_proxy_url(
     control_plane: ControlPlane, proxy: ConnectProxy, tmp_path: Path
 ) -> None:
-    pki = control_plane.dir / "pki"
-    config = write_kubeconfig(
-        tmp_path / "config",
-        {
-            "server": control_plane.server,
-            "certificate-authority": str(pki / "ca.crt"),
-            "proxy-url": f"http://127.0.0.1:{proxy.port}",
-        },
-        {"client-certificate": str(pki / "admin.crt"), "client-key": str(pki / "admin.key")},
-    )
+    config = proxied_admin_kubeconfig(control_plane, proxy, tmp_path / "config")
     ready = free_port()
     env = {
         **without_cluster_env(),
