@@ -23,7 +23,7 @@ import aiohttp.web
 import kopf
 
 from mme_operator.api import GROUP, PLURAL, VERSION
-from mme_operator.kube import KubeLoginError, SharedLogin
+from mme_operator.kube import KubeLoginError, SharedLogin, login
 
 log = logging.getLogger("mme_operator.readiness")
 
@@ -38,8 +38,6 @@ def check_kube_config() -> kopf.ConnectionInfo:
     The same login as the operator's (:func:`mme_operator.kube.login`): the pod's service
     account, else the kubeconfig, its exec plugin run and its certificates loaded.
     """
-    from mme_operator.kube import login
-
     try:
         return login()
     except KubeLoginError as exc:
