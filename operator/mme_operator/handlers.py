@@ -1,7 +1,8 @@
 """kopf handlers: thin glue from Kubernetes events to one reconcile function each.
 
 Create, update and resume call :func:`mme_operator.reconcile.reconcile`; a timer looks for
-drift at the cost of one DescribeEndpoint and one S3 list; deletion runs through our own
+drift at the cost of one DescribeEndpoint and one S3 list, and tries again a resource that
+failed on AWS's side (a missing permission, since granted); deletion runs through our own
 finalizer and honours ``deletionPolicy``. Long AWS waits never block a handler: a pass that
 has to wait raises ``kopf.TemporaryError`` with a delay and kopf comes back.
 """
@@ -25,7 +26,7 @@ from mme_operator import metrics
 from mme_operator.api import GROUP, PLURAL, VERSION, ModelEndpointStatus, Phase
 from mme_operator.configmaps import ConfigMapWriter
 from mme_operator.kube import KubeApiError, KubeLoginError
-from mme_operator.reconcile import Outcome, check_drift, finalize, reconcile
+from mme_operator.reconcile import Outcome, check_drift, failed_retry_due, finalize, reconcile
 from mme_operator.reconcile.client_mapping import configmap_name, models_configmap
 from mme_operator.reconcile.desired import ADOPT_ANNOTATION, RETRY_UPDATE_ANNOTATION
 from mme_operator.sagemaker.clients import AwsClients, make_clients
@@ -331,6 +332,14 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         # endpoint it re-created is Creating). check_drift skips anything not Ready, and no
         # change handler is retrying, so only carrying on here brings the resource back.
         if retry == 0:
+            failed = failed_retry_due(body)
+            if failed is not None:
+                # Failed on AWS's side (e.g. a permission since granted): one pass per
+                # interval. No event of its own: one that fails again the same way tells
+                # nothing new, and writes nothing.
+                logger.info("Trying again after %s", failed)
+                run_reconcile(body, patch, logger)
+                return
             drift = check_drift(body, context.clients(_region(body)))
             if drift is None:
                 return

@@ -123,6 +123,14 @@ def test_access_denied_without_an_action_falls_back_to_the_operation() -> None:
     assert "lacks permission for DeleteEndpoint" in describe_error(exc)
 
 
+def test_s3_access_denied_without_an_action_names_the_iam_action_of_the_operation() -> None:
+    # S3 answers a bare "Access Denied"; listing needs s3:ListBucket, a HEAD s3:GetObject.
+    listing = client_error("AccessDenied", "Access Denied", 403, operation="ListObjectsV2")
+    head = client_error("AccessDenied", "Access Denied", 403, operation="HeadObject")
+    assert describe_error(listing) == "the operator's IAM role lacks s3:ListBucket: Access Denied"
+    assert describe_error(head) == "the operator's IAM role lacks s3:GetObject: Access Denied"
+
+
 def test_quota_message_names_the_instance_type() -> None:
     exc = client_error(
         "ResourceLimitExceeded",

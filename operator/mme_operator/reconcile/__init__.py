@@ -9,6 +9,7 @@ from mme_operator.reconcile.engine import (
     Outcome,
     check_drift,
     dry_run,
+    failed_retry_due,
     finalize,
     reconcile,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "build_desired",
     "check_drift",
     "dry_run",
+    "failed_retry_due",
     "finalize",
     "observe",
     "plan_delete",

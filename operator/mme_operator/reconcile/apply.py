@@ -32,9 +32,11 @@ from mme_operator.reconcile.desired import DesiredState
 from mme_operator.sagemaker import apply_scaling, remove_scaling
 from mme_operator.sagemaker.clients import AwsClients
 from mme_operator.sagemaker.errors import (
+    ACCESS_DENIED_CODES,
     ErrorClass,
     classify,
     describe_error,
+    error_code,
     is_missing_bucket,
 )
 from mme_operator.sagemaker.gateway import NotOwnedError, SageMakerGateway
@@ -144,7 +146,7 @@ class Executor:
                 kind = classify(exc)
                 retryable = kind is ErrorClass.RETRYABLE
                 message = f"{action.describe()} failed: {describe_error(exc)}"
-                reason = Reason.RETRYING if retryable else _terminal_reason(exc)
+                reason = Reason.RETRYING if retryable else terminal_reason(exc)
                 if is_missing_bucket(exc):
                     # Deleted since the pass observed it: the user can create it again.
                     retryable, reason = True, Reason.BUCKET_MISSING
@@ -250,10 +252,17 @@ class Executor:
         self.emit("WarmedUp", f"warmed up model {model_name!r} ({target})")
 
 
-def _terminal_reason(exc: BaseException) -> Reason:
-    code = ""
-    if isinstance(exc, botocore.exceptions.ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-    if "AccessDenied" in code or code in ("UnauthorizedOperation", "UnrecognizedClientException"):
+def terminal_reason(exc: BaseException) -> Reason:
+    """The reason of a terminal AWS error: AccessDenied when the operator's role lacks an
+    action (or AWS does not recognise its credentials), AwsError for any other.
+
+    One mapping for a failed step and for a failed observation, so both read the same.
+    """
+    code = error_code(exc) or ""
+    if (
+        code in ACCESS_DENIED_CODES
+        or "AccessDenied" in code
+        or code == "UnrecognizedClientException"
+    ):
         return Reason.ACCESS_DENIED
     return Reason.AWS_ERROR

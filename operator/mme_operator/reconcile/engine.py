@@ -31,7 +31,13 @@ from mme_operator.api import (
 from mme_operator.api.status import parse_rfc3339
 from mme_operator.api.validation import Problem, previous_status
 from mme_operator.artifacts import ArtifactError, ModelSource, PreparedArchives, open_source
-from mme_operator.reconcile.apply import ApplyResult, EventSink, Executor, SourceOpener
+from mme_operator.reconcile.apply import (
+    ApplyResult,
+    EventSink,
+    Executor,
+    SourceOpener,
+    terminal_reason,
+)
 from mme_operator.reconcile.desired import DesiredState, build_desired, render_configs
 from mme_operator.reconcile.observe import observe, observe_for_deletion, recorded_archives
 from mme_operator.reconcile.plan import (
@@ -42,11 +48,14 @@ from mme_operator.reconcile.plan import (
     plan_reconcile,
 )
 from mme_operator.reconcile.status import (
+    aws_failed_status,
     bucket_missing_status,
     identity_changed_status,
     invalid_status,
     reconciled_status,
+    retried_by_itself,
     set_condition,
+    with_retry_note,
 )
 from mme_operator.sagemaker.clients import AwsClients
 from mme_operator.sagemaker.errors import (
@@ -291,12 +300,12 @@ def _reconcile(
     changes = identity_changes(resource, previous) if resource is not None else []
     if changes:
         assert previous is not None
-        return Outcome(identity_changed_status(previous, _generation(body), changes), None)
+        return _settled(identity_changed_status(previous, _generation(body), changes), settings)
     bucket = None
     try:
         state = _prepare(body, clients, settings, prepared)
         if isinstance(state, list):
-            return Outcome(invalid_status(previous, _generation(body), state), None)
+            return _settled(invalid_status(previous, _generation(body), state), settings)
         _, desired, unavailable = state
         bucket = desired.bucket
         gateway = clients.gateway(cache_reads=True)  # one pass: a read asked twice is reused
@@ -311,10 +320,18 @@ def _reconcile(
             delay = settings.retry_delay_seconds
             status = bucket_missing_status(previous, _generation(body), bucket, delay)
             return Outcome(status, delay)
-        status = invalid_status(
-            previous, _generation(body), [f"observing AWS failed: {describe_error(exc)}"]
+        # The spec is fine (it validated); what AWS refused is the operator's to be granted.
+        call = f"{exc.operation_name} " if isinstance(exc, botocore.exceptions.ClientError) else ""
+        message = f"observing AWS: {call}failed: {describe_error(exc)}"
+        log.warning("AWS call failed (%s): %s", classify(exc), message)
+        status = aws_failed_status(
+            previous,
+            _generation(body),
+            terminal_reason(exc),
+            message,
+            spec_valid=bucket is not None,
         )
-        return Outcome(status, None)
+        return _settled(status, settings)
 
     plan = plan_reconcile(desired, observed, previous, tuple(unavailable), now=datetime.now(UTC))
     # Archives of keys already in S3 go now, not at the end of the pass: disk is the limit.
@@ -323,7 +340,30 @@ def _reconcile(
     )
     result = _execute(plan, clients, desired, gateway, settings, emit, scratch, prepared)
     status = reconciled_status(desired, observed, plan, result, previous, unavailable)
-    return Outcome(status, _retry_after(plan, result, settings), plan)
+    retry_after = _retry_after(plan, result, settings)
+    if retry_after is None:
+        return _settled(status, settings, plan)
+    return Outcome(status, retry_after, plan)
+
+
+def _settled(status: ModelEndpointStatus, settings: Settings, plan: Plan | None = None) -> Outcome:
+    """A pass with nothing to come back for; a Failed one the drift timer may try again
+    (:func:`retried_by_itself`), which its status says."""
+    return Outcome(with_retry_note(status, settings.drift_check_interval_seconds), None, plan)
+
+
+def failed_retry_due(body: Mapping[str, Any]) -> str | None:
+    """Why the drift timer reconciles a Failed resource again (its Ready message), or None.
+
+    No AWS call: the status alone says whether the failure was AWS's (the rule is
+    :func:`retried_by_itself`), and the pass that follows observes everything anyway.
+    """
+    status = _previous_status(body)
+    if not retried_by_itself(status):
+        return None
+    assert status is not None
+    ready = next(c for c in status.conditions or [] if c.type == ConditionType.READY)
+    return f"{ready.reason}: {ready.message}"
 
 
 def _execute(

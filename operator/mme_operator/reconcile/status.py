@@ -59,6 +59,18 @@ def set_condition(
     return [c for c in conditions if c.type != type_] + [updated]
 
 
+def spec_is_valid(conditions: list[Condition], generation: int) -> list[Condition]:
+    """``conditions`` with SpecValid True: the spec validated (whatever AWS said after)."""
+    return set_condition(
+        conditions,
+        ConditionType.SPEC_VALID,
+        ConditionStatus.TRUE,
+        Reason.RECONCILED,
+        "spec is valid",
+        generation,
+    )
+
+
 def invalid_status(
     previous: ModelEndpointStatus | None, generation: int, problems: list[str]
 ) -> ModelEndpointStatus:
@@ -134,6 +146,85 @@ def bucket_missing_status(
             conditions, type_, ConditionStatus.FALSE, Reason.BUCKET_MISSING, message, generation
         )
     return _stopped_status(previous, generation, Phase.PENDING, conditions, message)
+
+
+def aws_failed_status(
+    previous: ModelEndpointStatus | None,
+    generation: int,
+    reason: Reason,
+    message: str,
+    *,
+    spec_valid: bool,
+) -> ModelEndpointStatus:
+    """Status of a pass stopped by a terminal AWS error before any plan (while observing).
+
+    The spec is not at fault: ``SpecValid`` is True when the spec validated (it did, when
+    the pass got as far as observing), else left as it was. ``reason`` is ``AccessDenied``
+    or ``AwsError`` (:func:`mme_operator.reconcile.apply.terminal_reason`).
+    """
+    conditions = list((previous.conditions if previous else None) or [])
+    if spec_valid:
+        conditions = spec_is_valid(conditions, generation)
+    conditions = set_condition(
+        conditions, ConditionType.READY, ConditionStatus.FALSE, reason, message, generation
+    )
+    return _stopped_status(previous, generation, Phase.FAILED, conditions, message)
+
+
+RETRIED_EVERY_DRIFT_INTERVAL: frozenset[str] = frozenset(
+    {Reason.ACCESS_DENIED, Reason.AWS_ERROR, Reason.ENDPOINT_FAILED}
+)
+"""Reasons of a Failed ``Ready`` that the drift timer tries again; see :func:`retried_by_itself`."""
+
+
+def retried_by_itself(status: ModelEndpointStatus | None) -> bool:
+    """Whether a Failed resource is reconciled again without any change to it: the rule.
+
+    Per reason of ``Ready``, for a resource whose phase is ``Failed``:
+
+    - ``AccessDenied``, ``AwsError``: the cause is outside the resource (the operator's IAM
+      role, a quota, a KMS key policy, the execution role's trust); whoever fixes it there
+      changes nothing a watch sees. Tried again by the drift timer, once per drift interval,
+      whether observing or a step of the apply failed.
+    - ``EndpointFailed``: SageMaker's state, which its message says may be put right there
+      (delete the failed endpoint to have it re-created); looked at every interval too.
+    - ``InvalidSpec``, ``IdentityChanged``, ``NotOwned``, ``UpdateFailed``: only the user's
+      change of the resource (spec or annotation) helps, and that change is itself a pass.
+      Not tried again.
+    - ``SourceError``, ``ArtifactConflict``: failed models, which the drift check already
+      looks at every interval (``check_drift``); not this rule's.
+    - ``BucketMissing``, ``Retrying`` and the waits never reach it: their passes come back
+      on their own delays (kopf retries the handler), with phase Pending / Syncing /
+      Creating / Updating.
+
+    The timer, not a kopf handler retry, so that a change still reconciles at once (kopf
+    does not run a handler that sleeps through its retry delay again before the delay is
+    over), and a retry that fails the same way writes nothing: no status, no annotation.
+    """
+    if status is None or status.phase != Phase.FAILED:
+        return False
+    ready = next((c for c in status.conditions or [] if c.type == ConditionType.READY), None)
+    return ready is not None and ready.reason in RETRIED_EVERY_DRIFT_INTERVAL
+
+
+def with_retry_note(status: ModelEndpointStatus, interval_seconds: float) -> ModelEndpointStatus:
+    """``status``, its Ready message and ``message`` saying when it is tried again, if it is.
+
+    The note is the same on every pass, so a retry that fails the same way changes nothing.
+    """
+    if not retried_by_itself(status):
+        return status
+    note = (
+        f"; tried again every {interval_seconds:g}s, or at once on any change to the "
+        "ModelEndpoint (an annotation will do)"
+    )
+    conditions = [
+        c.model_copy(update={"message": c.message + note}) if c.type == ConditionType.READY else c
+        for c in status.conditions or []
+    ]
+    return status.model_copy(
+        update={"conditions": conditions, "message": (status.message or "") + note}
+    )
 
 
 def _stopped_status(
@@ -342,14 +433,7 @@ def reconciled_status(
     sm = desired.sagemaker
     models = model_statuses(desired, observed, result, previous, unavailable, plan.superseded)
     conditions = list((previous.conditions if previous else None) or [])
-    conditions = set_condition(
-        conditions,
-        ConditionType.SPEC_VALID,
-        ConditionStatus.TRUE,
-        Reason.RECONCILED,
-        "spec is valid",
-        generation,
-    )
+    conditions = spec_is_valid(conditions, generation)
 
     # Artifacts.
     failed = [m for m in models if m.state == ModelState.FAILED]

@@ -111,6 +111,20 @@ _NOT_FOUND_MESSAGE = re.compile(
 _BUSY_MESSAGE = re.compile(r"\bin-progress\b|\bcurrently (being )?(updat|creat|delet)", re.I)
 _ALREADY_EXISTS_MESSAGE = re.compile(r"\bCannot create already existing\b|\balready exists?\b")
 _PERFORM_ACTION = re.compile(r"perform: ([\w-]+:[\w*-]+)")
+# S3 operations of the operator whose IAM action has another name (or that S3 answers with a
+# bare "Access Denied", naming no action): the action to grant.
+_S3_ACTIONS = {
+    "ListObjectsV2": "s3:ListBucket",
+    "HeadBucket": "s3:ListBucket",
+    "HeadObject": "s3:GetObject",
+    "GetObject": "s3:GetObject",
+    "PutObject": "s3:PutObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+    "AbortMultipartUpload": "s3:AbortMultipartUpload",
+    "DeleteObject": "s3:DeleteObject",
+}
 _INSTANCE_TYPE = re.compile(r"\b(ml\.[a-z0-9-]+\.[a-z0-9]+)\b")
 
 _RETRYABLE_TRANSPORT: tuple[type[BaseException], ...] = (
@@ -235,7 +249,9 @@ def _describe_client_error(exc: botocore.exceptions.ClientError) -> str:
     operation = exc.operation_name
     if code in ACCESS_DENIED_CODES:
         found = _PERFORM_ACTION.search(message)
-        action = found.group(1) if found else f"permission for {operation}"
+        action = (
+            found.group(1) if found else _S3_ACTIONS.get(operation, f"permission for {operation}")
+        )
         return f"the operator's IAM role lacks {action}: {message}"
     if code in CREDENTIALS_CODES:
         return f"the operator's AWS credentials were refused ({code}): {message}"
