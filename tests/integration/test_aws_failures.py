@@ -27,6 +27,13 @@ def reason(obj: dict[str, Any]) -> str | None:
     return condition(obj, "Ready").get("reason")
 
 
+async def access_denied(world: World, name: str) -> dict[str, Any]:
+    """``name`` once its Ready is False with reason AccessDenied."""
+    return await world.wait_for(
+        name, lambda obj: reason(obj) == "AccessDenied", "Ready=False AccessDenied"
+    )
+
+
 async def retries(world: World, operation: str, count: int) -> None:
     """Wait until ``operation`` was called ``count`` more times (faulted calls count)."""
     start = world.calls[operation]
@@ -46,9 +53,7 @@ async def test_a_denied_read_is_access_denied_and_heals_once_granted(
     doc = world.manifest("locked", [await world.onnx_model("bert")])
     await world.apply(doc)
 
-    refused = await world.wait_for(
-        "locked", lambda obj: reason(obj) == "AccessDenied", "Ready=False AccessDenied"
-    )
+    refused = await access_denied(world, "locked")
     ready = condition(refused, "Ready")
     assert ready["status"] == "False"
     assert ready["message"].startswith(
@@ -118,9 +123,7 @@ async def test_a_denied_scaling_read_names_application_autoscaling_and_heals(
     # A change to the spec makes the next pass observe scaling (and be refused).
     doc["spec"]["instanceCount"] = 2
     await world.apply(doc)
-    refused = await world.wait_for(
-        "scaled", lambda obj: reason(obj) == "AccessDenied", "Ready=False AccessDenied"
-    )
+    refused = await access_denied(world, "scaled")
     message = condition(refused, "Ready")["message"]
     assert "DescribeScalableTargets failed" in message
     assert "lacks application-autoscaling:DescribeScalableTargets" in message
@@ -136,3 +139,23 @@ async def test_a_denied_scaling_read_names_application_autoscaling_and_heals(
         "Ready on the new config without another change",
     )
     assert healed["metadata"]["generation"] == refused["metadata"]["generation"]
+
+
+async def test_a_denied_step_heals_once_granted(world: World) -> None:
+    world.env.aws.faults.error(
+        "AccessDeniedException", denied("sagemaker:CreateEndpoint"), operations="CreateEndpoint"
+    )
+    await world.apply(world.manifest("barred", [await world.onnx_model("bert")]))
+    refused = await access_denied(world, "barred")
+    message = condition(refused, "Ready")["message"]
+    assert "lacks sagemaker:CreateEndpoint" in message
+    assert "tried again every 1s" in message
+    assert condition(refused, "SpecValid")["status"] == "True"
+    assert refused["status"]["phase"] == "Failed"
+
+    world.env.aws.faults.reset()
+    healed = await world.ready("barred")
+    assert healed["metadata"]["generation"] == refused["metadata"]["generation"]
+    # The model and config of the refused pass are reused, not created twice.
+    assert world.calls["CreateModel"] == 1
+    assert world.calls["CreateEndpointConfig"] == 1
