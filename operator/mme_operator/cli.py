@@ -341,7 +341,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     readiness = f"0.0.0.0:{settings.readiness_port}" if settings.readiness_port else None
     options = OperatorOptions(
-        namespaces=namespaces, liveness=liveness, readiness=readiness, peering=args.peering
+        namespaces=namespaces,
+        liveness=liveness,
+        readiness=readiness,
+        peering=args.peering,
+        stop_aws_calls_on_exit=True,
     )
     asyncio.run(run_operator(settings, options))
     return EXIT_OK

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -18,7 +19,10 @@ from mme_operator.kube import KubeClient, KubeLoginError, SharedLogin
 from mme_operator.kube import login as kube_login
 from mme_operator.readiness import ApiReadiness
 from mme_operator.sagemaker.clients import AwsClients, make_clients
+from mme_operator.sagemaker.stopping import stop_aws_calls
 from mme_operator.settings import Settings
+
+log = logging.getLogger("mme_operator.runner")
 
 
 @dataclass
@@ -37,6 +41,10 @@ class OperatorOptions:
     make_clients: Callable[[str, Settings], AwsClients] = make_clients
     stop_flag: asyncio.Event | threading.Event | None = None
     ready_flag: asyncio.Event | threading.Event | None = None
+    stop_aws_calls_on_exit: bool = False
+    """When kopf has stopped, refuse every further AWS call and retry of this process (its
+    handler threads then end at their next call; see :mod:`mme_operator.sagemaker.stopping`).
+    For a process that runs one operator (``mme-operator run``)."""
 
 
 def build_registry(
@@ -83,6 +91,10 @@ async def run_operator(settings: Settings, options: OperatorOptions) -> None:
     if readiness is not None and options.readiness:
         host, _, port = options.readiness.rpartition(":")
         serving = asyncio.create_task(readiness.serve(host or "0.0.0.0", int(port)))
+    stop_flag, ready_flag, takeover = options.stop_flag, options.ready_flag, None
+    if options.stop_aws_calls_on_exit:
+        stop_flag, ready_flag = asyncio.Event(), asyncio.Event()
+        takeover = asyncio.create_task(_stop_aws_calls_on_signal(stop_flag, ready_flag))
     try:
         await kopf.operator(
             registry=registry,
@@ -91,14 +103,37 @@ async def run_operator(settings: Settings, options: OperatorOptions) -> None:
             clusterwide=not namespaces,
             namespaces=namespaces,
             liveness_endpoint=options.liveness,
-            stop_flag=options.stop_flag,
-            ready_flag=options.ready_flag,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
         )
     finally:
+        if takeover is not None:
+            takeover.cancel()
         if serving is not None:
             serving.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await serving
+
+
+async def _stop_aws_calls_on_signal(stop_flag: asyncio.Event, ready_flag: asyncio.Event) -> None:
+    """On SIGTERM / SIGINT: no further AWS call or retry, then kopf stops (via its stop flag).
+
+    kopf installs its own signal handlers before it reports ready, and stops by them; but it
+    then waits for every handler thread, and one backing off against an AWS that does not
+    answer would hold the process past the pod's grace period. Ours replace kopf's once it is
+    ready, and make those threads end at their next AWS call
+    (:mod:`mme_operator.sagemaker.stopping`).
+    """
+    await ready_flag.wait()
+    loop = asyncio.get_running_loop()
+
+    def stop(sig: signal.Signals) -> None:
+        log.info("Signal %s received: stopping; no further AWS call or retry", sig.name)
+        stop_aws_calls()
+        stop_flag.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop, sig)
 
 
 def operator_thread(

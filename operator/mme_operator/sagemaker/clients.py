@@ -11,6 +11,7 @@ from botocore.config import Config
 from mme_operator.sagemaker.botocore_models import session_lock, shared_session
 from mme_operator.sagemaker.errors import boto_config
 from mme_operator.sagemaker.gateway import SageMakerGateway
+from mme_operator.sagemaker.stopping import stop_with_operator
 from mme_operator.settings import Settings
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def _make_clients(region: str, settings: Settings, session: boto3.session.Sessio
     # is a condition that the next pass retries, and backing off through ten attempts of a
     # cold or failing model would hold the whole reconcile for minutes.
     runtime_config = config.merge(Config(retries={"mode": "standard", "max_attempts": 1}))
-    return AwsClients(
+    clients = AwsClients(
         s3=session.client("s3", region_name=region, endpoint_url=url, config=s3_config),
         sagemaker=session.client("sagemaker", region_name=region, endpoint_url=url, config=config),
         runtime=session.client(
@@ -86,3 +87,6 @@ def _make_clients(region: str, settings: Settings, session: boto3.session.Sessio
         ),
         throttle_attempts=settings.aws_max_attempts,
     )
+    for client in (clients.s3, clients.sagemaker, clients.runtime, clients.autoscaling):
+        stop_with_operator(client)  # a stopping operator makes no new call or retry
+    return clients
