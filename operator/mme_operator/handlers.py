@@ -25,6 +25,7 @@ import kopf
 
 from mme_operator import metrics
 from mme_operator.api import GROUP, PLURAL, VERSION, ModelEndpointStatus, Phase
+from mme_operator.api.validation import previous_status
 from mme_operator.configmaps import ConfigMapWriter
 from mme_operator.kube import KubeApiError, KubeLoginError
 from mme_operator.reconcile import Outcome, check_drift, failed_retry_due, finalize, reconcile
@@ -360,6 +361,11 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
                 return
             drift = check_drift(body, context.clients(_region(body)))
             if drift is None:
+                # A ConfigMap write that failed is made again here (no API call when the
+                # last one succeeded: the writer remembers what it wrote).
+                current = previous_status(body.get("status"))
+                if current is not None:
+                    write_models_configmap(body, current, logger)
                 return
             logger.info("Drift detected: %s; reconciling", drift)
             events = PassEvents(body)

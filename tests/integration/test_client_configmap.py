@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Any
 
-from tests.integration.conftest import NAMESPACE, World
+import pytest
+
+from tests.integration.conftest import NAMESPACE, World, eventually, kube_connection, unique
 
 
 async def configmap(world: World, name: str) -> dict[str, Any] | None:
@@ -75,3 +79,93 @@ async def test_an_unchanged_mapping_is_not_written_again(world: World) -> None:
     after = await configmap(world, "steady-models")
     assert after is not None
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
+@pytest.mark.settings(drift_check_interval_seconds=1)
+async def test_a_refused_configmap_write_is_made_again_by_the_drift_timer(
+    world: World, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = kube_connection(request)
+    if real is None:
+        pytest.skip("admission policies need the real API server")
+    plane = real[1]
+    # The API server itself refuses the ConfigMap (a ValidatingAdmissionPolicy), as a
+    # quota, a policy engine or an outage would; nothing in the operator is changed.
+    policy = unique("no-models-configmap")
+    plane.apply(
+        [
+            {
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "ValidatingAdmissionPolicy",
+                "metadata": {"name": policy},
+                "spec": {
+                    "failurePolicy": "Fail",
+                    "matchConstraints": {
+                        "resourceRules": [
+                            {
+                                "apiGroups": [""],
+                                "apiVersions": ["v1"],
+                                "operations": ["CREATE", "UPDATE"],
+                                "resources": ["configmaps"],
+                            }
+                        ]
+                    },
+                    "validations": [
+                        {
+                            "expression": "object.metadata.name != 'healed-models'",
+                            "message": "held back by the test",
+                        }
+                    ],
+                },
+            },
+            {
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "ValidatingAdmissionPolicyBinding",
+                "metadata": {"name": policy},
+                "spec": {"policyName": policy, "validationActions": ["Deny"]},
+            },
+        ]
+    )
+    try:
+
+        async def refused() -> bool:
+            return any(e["reason"] == "ConfigMapFailed" for e in await world.events("healed"))
+
+        # The policy takes effect once the API server has loaded it (about a second): an
+        # admin's create of the same name is refused from then on.
+        def policy_loaded() -> bool:
+            made = plane.kubectl(
+                "create", "configmap", "healed-models", "-n", NAMESPACE, check=False
+            )
+            if made.returncode == 0:
+                plane.kubectl("delete", "configmap", "healed-models", "-n", NAMESPACE)
+            return "held back by the test" in made.stderr
+
+        deadline = time.monotonic() + 30
+        while not policy_loaded():
+            assert time.monotonic() < deadline, "the admission policy never took effect"
+            await asyncio.sleep(0.3)
+        doc = world.manifest("healed", [await world.onnx_model("bert")])
+        await world.apply(doc)
+        ready = await world.ready("healed")
+        await eventually(refused, "the ConfigMap write refused", timeout=30)
+        assert await configmap(world, "healed-models") is None
+    finally:
+        plane.kubectl("delete", "validatingadmissionpolicybinding", policy, check=False)
+        plane.kubectl("delete", "validatingadmissionpolicy", policy, check=False)
+
+    async def written() -> bool:
+        return await configmap(world, "healed-models") is not None
+
+    # No change to the ModelEndpoint: the drift timer writes it once the API server allows.
+    await eventually(written, "the ConfigMap written again", timeout=30)
+    found = await configmap(world, "healed-models")
+    assert found is not None
+    [model] = ready["status"]["models"]
+    assert found["data"]["bert"] == model["targetModel"]
+    after = await world.env.get("healed", NAMESPACE)
+    assert after is not None
+    assert after["metadata"]["generation"] == ready["metadata"]["generation"]
+    # The refusal was meant ("... is forbidden: ValidatingAdmissionPolicy ..."); the
+    # fixture's check for RBAC refusals must not count it.
+    caplog.clear()
