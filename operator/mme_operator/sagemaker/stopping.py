@@ -30,15 +30,6 @@ def stop_aws_calls() -> None:
     _stopping.set()
 
 
-def resume_aws_calls() -> None:
-    """Undo :func:`stop_aws_calls` (an operator started again in the same process)."""
-    _stopping.clear()
-
-
-def stopping() -> bool:
-    return _stopping.is_set()
-
-
 def _refuse(model: Any = None, **_: Any) -> None:
     if _stopping.is_set() and getattr(model, "name", None) not in ALLOWED_WHILE_STOPPING:
         raise OperatorStopping("the operator is stopping; the pass resumes after the restart")
