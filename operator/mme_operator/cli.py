@@ -325,7 +325,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # Before any thread starts: the arenas made later obey the cap.
     limit_arenas(settings.malloc_arena_max)
     try:
-        check_kube_config()
+        checked = check_kube_config()
     except KubeConfigError as error:
         print(f"mme-operator run: {error}", file=sys.stderr)
         return EXIT_INVALID
@@ -346,6 +346,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         readiness=readiness,
         peering=args.peering,
         stop_aws_calls_on_exit=True,
+        first_login=checked,
     )
     asyncio.run(run_operator(settings, options))
     return EXIT_OK

@@ -33,6 +33,10 @@ class OperatorOptions:
     login: kopf.ConnectionInfo | None = None
     """Talk to this API server; None: the pod's service account, else the kubeconfig
     (:func:`mme_operator.kube.login`)."""
+    first_login: kopf.ConnectionInfo | None = None
+    """A login made just before (``run``'s check that one is possible): kopf's first login
+    takes it while it has not expired, so an exec plugin runs once at start; later logins
+    (expiry, 401) are made afresh."""
     liveness: str | None = None
     peering: str | None = None
     """kopf peering object name; None runs standalone (one replica, Recreate strategy)."""
@@ -65,10 +69,19 @@ def build_registry(
     if readiness is not None:
         readiness.shared = shared
 
+    first_pending = options.first_login is not None
+    if options.first_login is not None:
+        shared.set(options.first_login)
+
     @kopf.on.login(registry=registry, id="login")
     def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+        nonlocal first_pending
         try:
-            info = login_now(settings.networking.trust_env)
+            if first_pending:
+                first_pending = False
+                info = shared.current()  # the checked login while it is valid, else a new one
+            else:
+                info = login_now(settings.networking.trust_env)
         except KubeLoginError as exc:
             # One line in the log, no traceback; kopf tries again after the delay.
             raise kopf.TemporaryError(str(exc), delay=10) from None

@@ -127,3 +127,39 @@ def test_a_plugin_that_starts_failing_is_one_line_and_the_operator_recovers(
     assert "Traceback" not in log
     lines = [line for line in log.splitlines() if failure in line]
     assert lines and all(str(plugin.command) in line for line in lines)
+
+
+def test_run_starts_with_one_run_of_the_plugin(
+    control_plane: ControlPlane,
+    operator_login: kopf.ConnectionInfo,
+    local_aws: LocalAwsProcess,
+    tmp_path: Path,
+) -> None:
+    # `run` checks that it can log in, and kopf's first login takes that credential: an
+    # `aws eks get-token` (about a second) runs once, not twice.
+    account = "mme-operator", "mme-system"
+    plugin = write_plugin(tmp_path / "kube", control_plane.token(*account))
+    kubeconfig = write_kubeconfig(
+        tmp_path / "kube" / "config",
+        {"server": control_plane.server, "certificate-authority": str(control_plane.ca)},
+        {"exec": plugin.exec_stanza()},
+    )
+    operator = OperatorProcess(kubeconfig, local_aws.url, tmp_path)
+    operator.start()
+    try:
+        wait_until(
+            lambda: "Initial authentication has finished" in operator.log.read_text(),
+            "kopf logged in",
+            timeout=30,
+        )
+        world = World(
+            Cluster(control_plane, unique("once")),
+            local_aws,
+            operator,
+            unique("art"),
+            unique("src"),
+        )
+        wait_until(lambda: readyz(world)[0] == 200, "ready", timeout=30)
+        assert len(plugin.run_infos()) == 1
+    finally:
+        operator.stop()
