@@ -1,7 +1,7 @@
-# `make test` is the project's one test command (README, .ci/run): lint, types, all tests.
+# `make test` is the project's one test command (README, .ci/run): lint, types, docs, all tests.
 PY ?= python
 
-.PHONY: test lint typecheck pytest helm envtest crd demo bench faults
+.PHONY: test lint typecheck docs pytest helm envtest crd demo bench faults
 
 lint:
 	ruff check .
@@ -24,11 +24,19 @@ envtest:
 pytest: helm envtest
 	$(PY) -m pytest -q
 
-test: lint typecheck pytest
+# The documentation site (mkdocs.yml, docs/), built offline into site/ (git-ignored); --strict
+# turns every broken link, missing anchor or page left out of the nav into a failure (not
+# with --quiet, which hides the warnings and passes). NO_MKDOCS_2_WARNING: Material's banner.
+docs:
+	$(PY) scripts/gen-reference.py --check
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+test: lint typecheck docs pytest
 
 crd:
 	mme-operator crd > crds/modelendpoints.yaml
 	cp crds/modelendpoints.yaml helm/mme-operator/crds/modelendpoints.yaml
+	$(PY) scripts/gen-reference.py
 
 demo:
 	mme-operator demo

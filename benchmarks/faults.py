@@ -10,7 +10,7 @@ delete under one kind of trouble and ends with an inventory of Kubernetes, SageM
     python benchmarks/faults.py --heavy-throttle # also: 10 endpoints at 70% throttling
 
 ``--heavy-throttle`` measures how long 10 ModelEndpoints take to be Ready with 70% of all
-SageMaker calls throttled (the README quotes it).
+SageMaker calls throttled (docs/benchmarks.md quotes it).
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ async def test_a_refused_registration_names_the_missing_permission(world: World)
     assert condition(refused, "EndpointReady")["status"] == "True"
     assert condition(refused, "Ready")["reason"] == "AccessDenied"
 
-    # Granted now: the README's advice, any change to the ModelEndpoint applies it again.
+    # Granted now: docs/operations.md's advice, any change to the ModelEndpoint applies it again.
     world.env.aws.faults.reset()
     doc["metadata"]["annotations"] = {"example.com/permission-granted": "1"}
     await world.apply(doc)

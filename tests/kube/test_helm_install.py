@@ -1,4 +1,4 @@
-"""``helm install`` and ``helm uninstall`` against a real API server, in the README's order.
+"""``helm install`` and ``helm uninstall`` on a real API server, in the order of docs/install.md.
 
 A fresh control plane (no CRD yet) so that the CRD comes from the chart's ``crds/``. Nothing
 runs the operator's pod (no kubelet), which is fine: the objects are what is checked.
@@ -85,13 +85,13 @@ def test_install_then_uninstall_in_the_documented_order(
     doc["metadata"]["finalizers"] = [FINALIZER]
     plane.apply([doc])
 
-    # README order, step 1: delete the ModelEndpoints while the operator runs. Here no pod
+    # docs/install.md order, step 1: delete the ModelEndpoints while the operator runs. Here no pod
     # runs, so the finalizer stays: exactly the hang the order avoids.
     plane.kubectl("delete", "mep", "kept", "-n", NAMESPACE, "--wait=false")
     stuck = plane.get("mep", "kept", "-n", NAMESPACE)
     assert stuck["metadata"]["deletionTimestamp"]
     assert stuck["metadata"]["finalizers"] == [FINALIZER]
-    # The README's way out when the operator is already gone.
+    # docs/install.md's way out when the operator is already gone.
     plane.kubectl(
         "patch",
         "mep",

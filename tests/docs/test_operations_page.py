@@ -1,7 +1,7 @@
-"""The README's operations chapter names everything an operator of the operator meets.
+"""The Operations page (docs/operations.md) names everything an operator of the operator meets.
 
 Every setting, every condition type and reason the code sets, every metric and label:
-a new one without its line in the README fails here.
+a new one without its line on that page fails here.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from mme_operator.api.status import ConditionType, Reason
 from mme_operator.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
-OPERATIONS = README[README.index("## Operating it") : README.index("## IAM")]
+OPERATIONS = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
 SOURCE = "\n".join(
     path.read_text(encoding="utf-8") for path in (ROOT / "operator" / "mme_operator").rglob("*.py")
 )
