@@ -42,19 +42,34 @@ def sagemaker_requests(samples: Samples) -> dict[str, float]:
     return {op: n for op, n in counted.items() if n}
 
 
-def test_a_running_operator_reports_passes_endpoints_models_and_aws_calls(world: World) -> None:
-    name = "graphed"
-    ns = world.cluster.namespace
-    # CreateEndpoint refused once with a code botocore does not retry (the pass comes back
-    # later); CreateModel throttled once, which botocore's own retry hides from the pass.
+def resource_in_use(world: World, operation: str, count: int | None = None) -> None:
+    """SageMaker answers ``operation`` with ResourceInUse (400), which botocore does not retry
+    and the operator does, in a later pass."""
     world.aws.fault(
         action="error",
         code="ResourceInUse",
         message="Resource is in use.",
         status=400,
-        operations=["CreateEndpoint"],
-        count=1,
+        operations=[operation],
+        count=count,
     )
+
+
+def endpoint_series(samples: Samples, name: str) -> dict[str, float]:
+    """The phase series of the ModelEndpoint ``name``, by phase."""
+    return {
+        dict(labels)["phase"]: found
+        for (metric, labels), found in samples.items()
+        if metric == "mme_operator_endpoint_phase" and ("name", name) in labels
+    }
+
+
+def test_a_running_operator_reports_passes_endpoints_models_and_aws_calls(world: World) -> None:
+    name = "graphed"
+    ns = world.cluster.namespace
+    # CreateEndpoint refused once with a code botocore does not retry (the pass comes back
+    # later); CreateModel throttled once, which botocore's own retry hides from the pass.
+    resource_in_use(world, "CreateEndpoint", count=1)
     world.aws.fault(action="throttle", operations=["CreateModel"], count=1)
     models = [world.python_model("a"), world.python_model("b")]
     world.cluster.create(world.manifest(name, models))
@@ -101,12 +116,7 @@ def test_a_running_operator_reports_passes_endpoints_models_and_aws_calls(world:
     assert value(samples, "mme_operator_reconciles_in_flight", handler="reconcile") == 0
 
     endpoint = {"namespace": ns, "name": name}
-    phases = {
-        dict(labels)["phase"]: found
-        for (metric, labels), found in samples.items()
-        if metric == "mme_operator_endpoint_phase" and set(endpoint.items()) <= labels
-    }
-    assert phases == {
+    assert endpoint_series(samples, name) == {
         "Pending": 0,
         "Syncing": 0,
         "Creating": 0,
@@ -141,4 +151,34 @@ def test_a_running_operator_reports_passes_endpoints_models_and_aws_calls(world:
 
     samples = wait_until(series_gone, f"{name}'s series gone", timeout=10)
     assert value(samples, duration, handler="delete", outcome="success") >= 1
+    assert world.operator.tracebacks() == []
+
+
+def test_series_go_with_an_endpoint_whose_finalizer_was_removed_by_hand(world: World) -> None:
+    # A deletion that cannot finish (SageMaker keeps answering ResourceInUse), so a user
+    # removes the finalizer: the operator's delete handler never completes, and still the
+    # endpoint's series must not outlive it.
+    name = "force-deleted"
+    world.cluster.create(world.manifest(name, [world.python_model("a")]))
+    wait_until(lambda: converged(world.cluster.get(name)), f"{name} Ready", timeout=90)
+    resource_in_use(world, "DeleteEndpoint")
+    world.cluster.delete(name)
+    wait_until(
+        lambda: endpoint_series(world.operator.metrics(), name).get("Deleting") == 1,
+        f"{name} Deleting in the metrics",
+        timeout=30,
+    )
+    path = f"/apis/mme-operator.io/v1alpha1/namespaces/{world.cluster.namespace}"
+    world.cluster.call(
+        "PATCH",
+        f"{path}/modelendpoints/{name}",
+        {"metadata": {"finalizers": None}},
+        content_type="application/merge-patch+json",
+    )
+    world.wait_gone([name], timeout=30)
+    wait_until(
+        lambda: endpoint_series(world.operator.metrics(), name) == {},
+        f"{name}'s series gone",
+        timeout=10,
+    )
     assert world.operator.tracebacks() == []
