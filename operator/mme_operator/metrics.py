@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -129,6 +130,8 @@ def timed_pass(handler: str) -> Iterator[PassTimer]:
 # --- per-endpoint series -------------------------------------------------------------------
 
 ENDPOINT_LABELS = ("namespace", "name")
+# Deleted uids remembered, so that a pass ending after its object's deletion records nothing.
+_GONE_REMEMBERED = 10_000
 MODEL_STATES = tuple(state.value for state in ModelState)
 
 
@@ -148,7 +151,9 @@ class EndpointMetrics(Collector):
     """Each live ModelEndpoint's phase (one-hot) and model counts, read at scrape time.
 
     Keyed by uid; the series of an endpoint go when it is forgotten (deleted), so their
-    number follows the live objects. A scrape reads a copy made under the lock.
+    number follows the live objects. A pass that was still running when its object went
+    records nothing (uids are never reused: a forgotten one stays forgotten). A scrape
+    reads a copy made under the lock.
     """
 
     FAMILIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -173,6 +178,7 @@ class EndpointMetrics(Collector):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._samples: dict[str, EndpointSample] = {}
+        self._gone: OrderedDict[str, None] = OrderedDict()
 
     def record(self, uid: str, namespace: str, name: str, status: ModelEndpointStatus) -> None:
         """Take ``status`` (a pass's result) as the endpoint's current state."""
@@ -181,11 +187,14 @@ class EndpointMetrics(Collector):
         declared = status.model_count if status.model_count is not None else len(models)
         phase = status.phase.value if status.phase is not None else None
         with self._lock:
-            self._samples[uid] = EndpointSample(namespace, name, phase, declared, counts)
+            if uid not in self._gone:
+                self._samples[uid] = EndpointSample(namespace, name, phase, declared, counts)
 
     def set_phase(self, uid: str, namespace: str, name: str, phase: Phase) -> None:
         """Change only the phase (a deletion in progress); the model counts stay."""
         with self._lock:
+            if uid in self._gone:
+                return
             old = self._samples.get(uid)
             declared, models = (old.declared, old.models) if old else (0, {})
             self._samples[uid] = EndpointSample(namespace, name, phase.value, declared, models)
@@ -194,6 +203,9 @@ class EndpointMetrics(Collector):
         """Drop the endpoint's series (it was deleted)."""
         with self._lock:
             self._samples.pop(uid, None)
+            self._gone[uid] = None
+            while len(self._gone) > _GONE_REMEMBERED:
+                self._gone.popitem(last=False)
 
     def describe(self) -> Iterable[Metric]:
         return [GaugeMetricFamily(n, h, labels=labels) for n, h, labels in self.FAMILIES]

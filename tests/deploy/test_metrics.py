@@ -222,6 +222,9 @@ def test_metrics_endpoint_serves_per_endpoint_series_until_the_endpoint_is_gone(
 
     metrics.ENDPOINTS.forget("uid-a")
     metrics.ENDPOINTS.forget("uid-b")
+    # A pass that was still running when its object went records nothing.
+    metrics.ENDPOINTS.record("uid-a", "ml", "llms", status(Phase.READY, available))
+    metrics.ENDPOINTS.set_phase("uid-b", "ml", "vision", Phase.DELETING)
     text = scrape(port)
     assert 'name="llms"' not in text
     assert 'name="vision"' not in text
