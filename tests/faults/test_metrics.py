@@ -141,6 +141,21 @@ def test_a_running_operator_reports_passes_endpoints_models_and_aws_calls(world:
         time.sleep(0.2)
     assert world.aws.admin("GET", "/_local/calls") == before
 
+    # A restarted operator shows the endpoint again once it resumed it (no change made).
+    world.operator.stop()
+    world.operator.start()
+
+    def resumed() -> Samples | None:
+        try:
+            found = world.operator.metrics()
+        except OSError:  # not listening yet
+            return None
+        return found if endpoint_series(found, name).get("Ready") == 1 else None
+
+    samples = wait_until(resumed, f"{name} Ready in the restarted operator's metrics", 30)
+    assert value(samples, models_metric, **endpoint, state="Available") == 2
+    assert total(samples, calls, **create) == 0
+
     world.cluster.delete(name)
     world.wait_gone([name], timeout=60)
 
