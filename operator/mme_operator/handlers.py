@@ -15,11 +15,9 @@ import json
 import logging
 import re
 import threading
-import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import kopf
 
@@ -36,6 +34,8 @@ from mme_operator.sagemaker.stopping import OperatorStopping
 from mme_operator.settings import Settings
 
 log = logging.getLogger("mme_operator.handlers")
+
+T = TypeVar("T")
 
 DOMAIN = "mme-operator.io"
 FINALIZER = f"{DOMAIN}/finalizer"
@@ -106,26 +106,14 @@ class OperatorContext:
     """Writes each ModelEndpoint's ``<name>-models`` ConfigMap; None writes none."""
     _clients: dict[str, AwsClients] = field(default_factory=dict)
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
-    _phases: dict[str, str | None] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
     def clients(self, region: str) -> AwsClients:
         with self._guard:
             if region not in self._clients:
-                clients = self.make(region, self.settings)
-                for client in (clients.s3, clients.sagemaker, clients.runtime, clients.autoscaling):
-                    metrics.instrument_client(client)
-                self._clients[region] = clients
+                # make_clients counts every AWS call in the metrics (a botocore hook).
+                self._clients[region] = self.make(region, self.settings)
             return self._clients[region]
-
-    def record_phase(self, uid: str, phase: str | None) -> None:
-        """Track each endpoint's phase for the ``mme_endpoints{phase}`` gauge (None: gone)."""
-        with self._guard:
-            if phase is None:
-                self._phases.pop(uid, None)
-            else:
-                self._phases[uid] = phase
-            metrics.set_endpoint_phases(Counter(p for p in self._phases.values() if p))
 
     def lock(self, uid: str) -> threading.Lock:
         """One lock per object, so a drift check never overlaps a change handler."""
@@ -239,18 +227,22 @@ class PassEvents:
             _post_event(self.body, *summary)
 
 
-def _record(outcome: Outcome, started: float) -> None:
-    phase = outcome.status.phase
+def _pass_outcome(outcome: Outcome) -> str:
+    """The ``outcome`` label of a reconcile pass's duration."""
     ready = next((c for c in outcome.status.conditions or [] if c.type == "Ready"), None)
     if ready is not None and ready.reason == "InvalidSpec":
-        result = "invalid"
-    elif outcome.retry_after is not None:
-        result = "retry"
-    elif phase == Phase.FAILED:
-        result = "error"
-    else:
-        result = "success"
-    metrics.record_reconcile(result, time.monotonic() - started)
+        return "invalid"
+    if outcome.retry_after is not None:
+        return "retry"
+    if outcome.status.phase == Phase.FAILED:
+        return "error"
+    return "success"
+
+
+def _identity(body: kopf.Body) -> tuple[str, str, str]:
+    """(uid, namespace, name): the key and labels of an endpoint's metrics."""
+    meta = body.metadata
+    return str(meta.uid), str(meta.namespace), str(meta.name)
 
 
 def _cut_short_by_stop(handler: Callable[..., None]) -> Callable[..., None]:
@@ -306,20 +298,32 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
             logger.warning(message)
             kopf.event(body, type="Warning", reason="ConfigMapFailed", message=message)
 
+    def locked_pass(
+        handler: str,
+        body: kopf.Body,
+        events: PassEvents,
+        step: Callable[..., T],
+        outcome_of: Callable[[T], str],
+    ) -> T:
+        """One timed pass of ``step`` (reconcile or finalize) under the object's lock; the
+        pass's event is posted whatever happens."""
+        with metrics.timed_pass(handler) as timer:
+            try:
+                with context.lock(str(body.metadata.uid)):
+                    result = step(
+                        body, context.clients(_region(body)), context.settings, emit=events.emit
+                    )
+            finally:
+                events.post()
+            timer.outcome = outcome_of(result)
+        return result
+
     def run_reconcile(
         body: kopf.Body, patch: kopf.Patch, logger: Any, events: PassEvents | None = None
     ) -> None:
-        started = time.monotonic()
         events = events or PassEvents(body)
-        try:
-            with context.lock(str(body.metadata.uid)):
-                outcome = reconcile(
-                    body, context.clients(_region(body)), context.settings, emit=events.emit
-                )
-        finally:
-            events.post()
-        _record(outcome, started)
-        context.record_phase(str(body.metadata.uid), outcome.status.phase)
+        outcome = locked_pass("reconcile", body, events, reconcile, _pass_outcome)
+        metrics.ENDPOINTS.record(*_identity(body), outcome.status)
         patch.status.update(_status_patch(body.get("status"), outcome.status))
         write_models_configmap(body, outcome.status, logger)
         if outcome.plan is not None:
@@ -359,7 +363,9 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
                 logger.info("Trying again after %s", failed)
                 run_reconcile(body, patch, logger)
                 return
-            drift = check_drift(body, context.clients(_region(body)))
+            with metrics.timed_pass("drift_check") as timer:
+                drift = check_drift(body, context.clients(_region(body)))
+                timer.outcome = "success"
             if drift is None:
                 # A ConfigMap write that failed is made again here (no API call when the
                 # last one succeeded: the writer remembers what it wrote).
@@ -377,24 +383,28 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
     @kopf.on.delete(*resource, registry=registry)
     @_cut_short_by_stop
     def delete_handler(body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
-        events = PassEvents(body)
-        try:
-            with context.lock(str(body.metadata.uid)):
-                deletion = finalize(
-                    body, context.clients(_region(body)), context.settings, emit=events.emit
-                )
-        finally:
-            events.post()
+        deletion = locked_pass(
+            "delete", body, PassEvents(body), finalize, lambda d: "success" if d.done else "retry"
+        )
         logger.info("Deletion: %s", deletion.message)
         if deletion.done and context.configmaps is not None:
             # The garbage collector deletes the ConfigMap with its owner.
             context.configmaps.forget(
                 str(body.metadata.namespace), configmap_name(str(body.metadata.name))
             )
-        context.record_phase(str(body.metadata.uid), None if deletion.done else Phase.DELETING)
+        if deletion.done:
+            metrics.ENDPOINTS.forget(str(body.metadata.uid))
+        else:
+            metrics.ENDPOINTS.set_phase(*_identity(body), Phase.DELETING)
         if not deletion.done:
             patch.status["phase"] = Phase.DELETING.value
             patch.status["message"] = deletion.message
             raise kopf.TemporaryError(deletion.message, delay=deletion.retry_after or 10)
+
+    @kopf.on.event(*resource, registry=registry, when=lambda type, **_: type == "DELETED")
+    async def forget_deleted(body: kopf.Body, **_: Any) -> None:
+        # Also an object whose finalizer someone removed, or deleted before it had ours:
+        # its series go with it, so they are bounded by the live objects.
+        metrics.ENDPOINTS.forget(str(body.metadata.uid))
 
     return registry

@@ -42,18 +42,22 @@ def test_every_condition_and_reason_the_code_sets_is_explained() -> None:
 
 
 def test_every_metric_and_label_is_listed() -> None:
+    listed: list[tuple[str, tuple[str, ...]]] = []
     for collector in (
-        metrics.RECONCILES,
-        metrics.AWS_CALLS,
         metrics.RECONCILE_DURATION,
-        metrics.ENDPOINTS,
+        metrics.RECONCILES_IN_FLIGHT,
+        metrics.AWS_CALLS,
+        metrics.AWS_REQUESTS,
         metrics.BYTES_UPLOADED,
     ):
         [family] = collector.describe()
         suffix = "_total" if family.type == "counter" else ""
-        assert f"`{family.name}{suffix}`" in OPERATIONS, family.name
-        for label in collector._labelnames:
-            assert f"`{label}`" in OPERATIONS, (family.name, label)
+        listed.append((f"{family.name}{suffix}", tuple(collector._labelnames)))
+    listed.extend((name, labels) for name, _, labels in metrics.EndpointMetrics.FAMILIES)
+    for name, labels in listed:
+        assert f"`{name}`" in OPERATIONS, name
+        for label in labels:
+            assert f"`{label}`" in OPERATIONS, (name, label)
 
 
 def test_every_variable_the_chart_sets_is_a_setting() -> None:

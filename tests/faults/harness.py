@@ -30,6 +30,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster import ControlPlane
 
@@ -157,6 +158,7 @@ class OperatorProcess:
     crashes: list[str] = field(default_factory=list)
     readiness_port: int = 0
     health_port: int = 0
+    metrics_port: int = 0
 
     def env(self) -> dict[str, str]:
         env = {
@@ -165,7 +167,7 @@ class OperatorProcess:
             "KUBECONFIG": str(self.kubeconfig),
             "MME_AWS_ENDPOINT_URL": self.aws_url,
             "AWS_DEFAULT_REGION": "us-east-1",
-            "MME_METRICS_PORT": "0",
+            "MME_METRICS_PORT": str(self.metrics_port),
             "MME_HEALTH_PORT": str(self.health_port),
             "MME_READINESS_PORT": str(self.readiness_port),
             "MME_POLL_INTERVAL_SECONDS": "0.5",
@@ -188,6 +190,7 @@ class OperatorProcess:
         self.starts += 1
         self.health_port = self.health_port or free_port()
         self.readiness_port = self.readiness_port or free_port()
+        self.metrics_port = self.metrics_port or free_port()
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
                 _mme("run", "--all-namespaces", "--standalone"),
@@ -222,6 +225,17 @@ class OperatorProcess:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+    def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        """One scrape of the operator's ``/metrics``: value by (sample name, labels)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        return {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
 
     def tracebacks(self) -> list[str]:
         """Log files that hold a traceback (a handler that crashed is a crash)."""

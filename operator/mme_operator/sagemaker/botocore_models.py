@@ -25,6 +25,8 @@ from pathlib import Path
 import boto3
 import botocore.session
 
+from mme_operator.metrics import instrument_session
+
 DATA_PATH = Path(__file__).with_name("botocore_data")
 
 SAGEMAKER_OPERATIONS = (
@@ -50,14 +52,19 @@ _session: boto3.session.Session | None = None
 
 
 def shared_session() -> boto3.session.Session:
-    """The process's boto3 session, whose loader finds the trimmed SageMaker model first."""
+    """The process's boto3 session, whose loader finds the trimmed SageMaker model first.
+
+    Every call of a client made from it is counted in the operator's metrics
+    (:func:`mme_operator.metrics.instrument_session`).
+    """
     global _session
     with _lock:
         if _session is None:
             core = botocore.session.get_session()
             loader = core.get_component("data_loader")
             loader.search_paths.insert(0, str(DATA_PATH))
-            _session = boto3.session.Session(botocore_session=core)
+            # Before any client exists: each client copies the session's handlers.
+            _session = instrument_session(boto3.session.Session(botocore_session=core))
         return _session
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
+from mme_operator.metrics import instrument_session
 from mme_operator.sagemaker.botocore_models import session_lock, shared_session
 from mme_operator.sagemaker.errors import boto_config
 from mme_operator.sagemaker.gateway import SageMakerGateway
@@ -53,10 +54,11 @@ def make_clients(
 
     Credentials come from botocore's usual chain (IRSA, Pod Identity, environment).
     Without ``session``, the process's shared session (one decoded copy of each service
-    model for every region, SageMaker's trimmed: :mod:`.botocore_models`).
+    model for every region, SageMaker's trimmed: :mod:`.botocore_models`). Either way every
+    call the clients make is counted in the operator's metrics.
     """
     if session is not None:
-        return _make_clients(region, settings, session)
+        return _make_clients(region, settings, instrument_session(session))
     shared = shared_session()
     with session_lock():
         return _make_clients(region, settings, shared)
