@@ -365,11 +365,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     namespaces = args.namespace or ([settings.namespace] if settings.namespace else [])
     if args.all_namespaces:
         namespaces = []
-    start_metrics_server(settings.metrics_port)
-    liveness = args.liveness or (
-        f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    start_metrics_server(settings.metrics_port, settings.metrics_address)
+    health = settings.listen_url(settings.health_address, settings.health_port)
+    liveness = args.liveness or (f"http://{health}/healthz" if settings.health_port else None)
+    readiness = (
+        settings.listen_url(settings.readiness_address, settings.readiness_port)
+        if settings.readiness_port
+        else None
     )
-    readiness = f"0.0.0.0:{settings.readiness_port}" if settings.readiness_port else None
     options = OperatorOptions(
         namespaces=namespaces,
         liveness=liveness,
@@ -399,7 +402,8 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--liveness",
         metavar="URL",
-        help="serve kopf's liveness probe here (default http://0.0.0.0:$MME_HEALTH_PORT/healthz)",
+        help="serve kopf's liveness probe here (default "
+        "http://$MME_HEALTH_ADDRESS:$MME_HEALTH_PORT/healthz)",
     )
     peering = parser.add_mutually_exclusive_group()
     peering.add_argument(
