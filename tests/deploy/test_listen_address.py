@@ -18,15 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.harness import CREDENTIALS, free_port, wait_until
-
-UNREACHABLE = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:%d", insecure-skip-tls-verify: true}}]
-users: [{name: u, user: {token: abc}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-"""
+from tests.faults.test_run import UNREACHABLE
 
 
 def status(url: str) -> int:
