@@ -1,7 +1,7 @@
 # `make test` is the project's one test command (README, .ci/run): lint, types, docs, all tests.
 PY ?= python
 
-.PHONY: test lint typecheck docs pytest helm envtest crd demo bench faults
+.PHONY: test lint typecheck docs pytest helm envtest checkers crd schemas demo bench faults
 
 lint:
 	ruff check .
@@ -21,7 +21,14 @@ envtest:
 		bash scripts/envtest.sh build; \
 	else echo "no Go toolchain: the real-API-server tests will skip"; fi
 
-pytest: helm envtest
+# kubeconform and kube-score for the chart tests, built once from the Go module proxy
+# (cached); without Go the tests that run them skip, except in CI.
+checkers:
+	@if command -v go >/dev/null || bash scripts/install-checkers.sh path kubeconform >/dev/null 2>&1; then \
+		bash scripts/install-checkers.sh install; \
+	else echo "no Go toolchain: the kubeconform / kube-score chart checks will skip"; fi
+
+pytest: helm envtest checkers
 	$(PY) -m pytest -q
 
 # The documentation site (mkdocs.yml, docs/), built offline into site/ (git-ignored); --strict
@@ -33,10 +40,14 @@ docs:
 
 test: lint typecheck docs pytest
 
-crd:
+# The CRD and the strict JSON Schemas (schemas/, for kubeconform and editors), from the models.
+crd: schemas
 	mme-operator crd > crds/modelendpoints.yaml
 	cp crds/modelendpoints.yaml helm/mme-operator/crds/modelendpoints.yaml
 	$(PY) scripts/gen-reference.py
+
+schemas:
+	mme-operator schemas -o schemas
 
 demo:
 	mme-operator demo

@@ -169,6 +169,8 @@ class ControlPlane:
 # -- the chart -------------------------------------------------------------------------
 
 CHART = ROOT / "helm" / "mme-operator"
+# The chart installs only with an image named (none is published); no kubelet pulls it here.
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mme-operator"
 RBAC_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
 
 
@@ -185,7 +187,7 @@ def find_helm() -> str | None:
 def render_chart(helm: str, release: str, namespace: str, *set_args: str) -> list[dict[str, Any]]:
     """``helm template`` of the chart: its documents (CRDs not included)."""
     args = [helm, "template", release, str(CHART), "--namespace", namespace]
-    for value in set_args:
+    for value in (f"image.repository={IMAGE}", *set_args):
         args += ["--set", value]
     done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
     if done.returncode != 0:

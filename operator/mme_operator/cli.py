@@ -170,6 +170,36 @@ def _add_crd(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.set_defaults(handler=_cmd_crd)
 
 
+# --- schemas -----------------------------------------------------------------------------
+
+
+def _cmd_schemas(args: argparse.Namespace) -> int:
+    from mme_operator.api.json_schema import write_schemas
+
+    try:
+        written = write_schemas(Path(args.output))
+    except OSError as error:
+        print(f"mme-operator schemas: {args.output}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_FAILED
+    for path in written:
+        print(path)
+    return EXIT_OK
+
+
+def _add_schemas(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "schemas",
+        help="write strict JSON Schemas of the custom resources (for kubeconform and editors)",
+        description="Write one JSON Schema per kind and version (modelendpoint_v1alpha1.json) "
+        "into DIR: the whole object, unknown fields refused, generated from the API models. "
+        "kubeconform: -schema-location 'DIR/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json'.",
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="DIR", default="schemas", help="directory (default: schemas)"
+    )
+    parser.set_defaults(handler=_cmd_schemas)
+
+
 # --- validate ----------------------------------------------------------------------------
 
 
@@ -335,11 +365,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     namespaces = args.namespace or ([settings.namespace] if settings.namespace else [])
     if args.all_namespaces:
         namespaces = []
-    start_metrics_server(settings.metrics_port)
-    liveness = args.liveness or (
-        f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    start_metrics_server(settings.metrics_port, settings.metrics_address)
+    health = settings.listen_url(settings.health_address, settings.health_port)
+    liveness = args.liveness or (f"http://{health}/healthz" if settings.health_port else None)
+    readiness = (
+        settings.listen_url(settings.readiness_address, settings.readiness_port)
+        if settings.readiness_port
+        else None
     )
-    readiness = f"0.0.0.0:{settings.readiness_port}" if settings.readiness_port else None
     options = OperatorOptions(
         namespaces=namespaces,
         liveness=liveness,
@@ -369,7 +402,8 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--liveness",
         metavar="URL",
-        help="serve kopf's liveness probe here (default http://0.0.0.0:$MME_HEALTH_PORT/healthz)",
+        help="serve kopf's liveness probe here (default "
+        "http://$MME_HEALTH_ADDRESS:$MME_HEALTH_PORT/healthz)",
     )
     peering = parser.add_mutually_exclusive_group()
     peering.add_argument(
@@ -521,6 +555,7 @@ def _add_local_aws(commands: argparse._SubParsersAction[argparse.ArgumentParser]
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_crd,
+    _add_schemas,
     _add_validate,
     _add_render,
     _add_run,

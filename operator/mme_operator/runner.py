@@ -103,7 +103,8 @@ async def run_operator(settings: Settings, options: OperatorOptions) -> None:
     serving = None
     if readiness is not None and options.readiness:
         host, _, port = options.readiness.rpartition(":")
-        serving = asyncio.create_task(readiness.serve(host or "0.0.0.0", int(port)))
+        # An IPv6 address comes in brackets ([::]:8082); aiohttp binds the bare address.
+        serving = asyncio.create_task(readiness.serve(host.strip("[]") or "0.0.0.0", int(port)))
     stop_flag, ready_flag, takeover = options.stop_flag, options.ready_flag, None
     if options.stop_aws_calls_on_exit:
         stop_flag, ready_flag = asyncio.Event(), asyncio.Event()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from typing import Literal
 
 import pydantic_settings
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Parallel HEAD requests of one artifact listing (the AWS connection pools are sized to it).
@@ -100,6 +101,11 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         default=8080, ge=0, description="Prometheus metrics port; 0 disables."
     )
+    metrics_address: str = Field(
+        default="0.0.0.0",
+        description="IP address the metrics server binds: 0.0.0.0 every IPv4 address, :: IPv6 "
+        "and IPv4, 127.0.0.1 only from inside the pod (kubectl port-forward).",
+    )
     health_port: int = Field(
         default=8081,
         ge=0,
@@ -112,6 +118,14 @@ class Settings(BaseSettings):
         ge=0,
         le=65535,
         description="Port of /readyz: 200 while the API server answers the operator; 0 disables.",
+    )
+    health_address: str = Field(
+        default="0.0.0.0",
+        description="IP address kopf's liveness endpoint binds (unless `run --liveness` says "
+        "otherwise); :: for IPv6 and IPv4.",
+    )
+    readiness_address: str = Field(
+        default="0.0.0.0", description="IP address /readyz binds; :: for IPv6 and IPv4."
     )
     log_format: str = Field(
         default="text", pattern="^(text|json)$", description="Log format: text or json."
@@ -136,6 +150,20 @@ class Settings(BaseSettings):
         gt=0,
         description="Multiplier on every catalogue price (0.8 for a 20% enterprise discount).",
     )
+
+    @field_validator("metrics_address", "health_address", "readiness_address")
+    @classmethod
+    def _an_ip_address(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value.strip("[]")))
+        except ValueError:
+            raise ValueError(
+                "must be an IP address to listen on, e.g. 0.0.0.0 (IPv4) or :: (IPv6 and IPv4)"
+            ) from None
+
+    def listen_url(self, address: str, port: int) -> str:
+        """``host:port`` for a listen address, an IPv6 one in brackets."""
+        return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
     @property
     def aws_max_pool_connections(self) -> int:

@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "mme-operator"
 K8S_VERSION = "1.30"
 RELEASE, NAMESPACE = "mme-operator", "mme-operator"
+# No image is published: every install names one (the chart refuses to go without).
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mme-operator"
 # Kinds that kubernetes-validate has no schema for (custom resources).
 CUSTOM_KINDS = {"ServiceMonitor"}
 
@@ -49,11 +51,16 @@ def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def render(helm: str, *set_args: str, include_crds: bool = False) -> list[dict[str, Any]]:
+def render(
+    helm: str, *set_args: str, include_crds: bool = False, api_versions: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """``helm template`` with ``--set`` SET_ARGS, as for a cluster serving API_VERSIONS too."""
     args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
     if include_crds:
         args.append("--include-crds")
-    for item in set_args:
+    for api_version in api_versions:
+        args += ["--api-versions", api_version]
+    for item in (f"image.repository={IMAGE}", *set_args):
         args += ["--set", item]
     result = run_helm(helm, *args)
     assert result.returncode == 0, result.stderr
@@ -114,7 +121,7 @@ NAMESPACE_READ = {("", "namespaces", v) for v in ("get", "list", "watch")}
 )
 def test_chart_lints(helm: str, set_args: list[str]) -> None:
     args = ["lint", "--strict", str(CHART)]
-    for item in set_args:
+    for item in (f"image.repository={IMAGE}", *set_args):
         args += ["--set", item]
     result = run_helm(helm, *args)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -133,6 +140,7 @@ def test_chart_lints(helm: str, set_args: list[str]) -> None:
             "serviceAccount.roleArn=arn:aws:iam::123456789012:role/mme-operator",
             "aws.region=eu-west-1",
             "workDir.medium=Memory",
+            "resources.limits.memory=24Gi",
             "imagePullSecrets[0].name=regcred",
             "nodeSelector.pool=system",
             "config.fileRoots=/models",
@@ -262,10 +270,18 @@ def test_role_arn_becomes_the_irsa_annotation(helm: str) -> None:
     assert "annotations" not in the(render(helm), "ServiceAccount")["metadata"]
 
 
+SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
+
+
 def test_service_monitor_scrapes_the_metrics_service(helm: str) -> None:
-    assert not by_kind(render(helm), "ServiceMonitor")
+    assert not by_kind(render(helm, api_versions=(SERVICE_MONITOR_API,)), "ServiceMonitor")
+    # Asked for, on a cluster without the Prometheus Operator: skipped, not a failed install.
+    assert not by_kind(render(helm, "metrics.serviceMonitor.enabled=true"), "ServiceMonitor")
     docs = render(
-        helm, "metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=kps"
+        helm,
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.serviceMonitor.labels.release=kps",
+        api_versions=(SERVICE_MONITOR_API,),
     )
     monitor, service = the(docs, "ServiceMonitor"), the(docs, "Service")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
@@ -339,7 +355,11 @@ def test_the_largest_accepted_source_fits_the_default_work_volume(helm: str) -> 
     ("set_arg", "complaint"),
     [
         ("replicaCount=2", "replicaCount is not allowed"),
-        ("image.tag=1", "image.tag: Invalid type"),
+        ("image.tag=a:b", "image.tag: Does not match pattern"),
+        ("image.repository=Registry/Op", "image.repository: Does not match pattern"),
+        ("health.listenAddress=all", "health.listenAddress: Does not match pattern"),
+        ("workDir.sizeLimit=1.5Gi", "workDir.sizeLimit"),
+        ("networkPolicy.httpsCidrs[0]=anywhere", "networkPolicy.httpsCidrs.0: Does not match"),
         ("resources=big", "resources: Invalid type"),
         ("watchNamespace=1", "watchNamespace: Invalid type"),
         ("serviceAccount.roleArn=my-role", "serviceAccount.roleArn: Does not match pattern"),
@@ -366,3 +386,188 @@ def test_chart_crd_is_a_copy_of_the_generated_crd() -> None:
     assert generated.is_file(), "crds/modelendpoints.yaml missing: run `make crd`"
     assert copy.is_file(), f"copy {generated} to {copy}"
     assert copy.read_text() == generated.read_text(), f"{copy} is stale: copy {generated} again"
+
+
+def template_error(helm: str, *set_args: str) -> str:
+    """What ``helm template`` says when it refuses SET_ARGS (no image added)."""
+    args = ["template", RELEASE, str(CHART)]
+    for item in set_args:
+        args += ["--set", item]
+    result = run_helm(helm, *args)
+    assert result.returncode != 0, result.stdout
+    return result.stderr
+
+
+def test_no_install_without_a_chosen_image(helm: str) -> None:
+    error = template_error(helm)
+    assert "image.repository is required: no mme-operator image is published" in error
+    assert "Dockerfile" in error and "docker push REGISTRY/mme-operator:0.1.0" in error
+    assert "image.digest=sha256:" in error
+    digest = "sha256:" + "ab" * 32
+    pinned = render(helm, f"image.digest={digest}")
+    assert operator_container(pinned)["image"] == f"{IMAGE}@{digest}"
+    assert operator_container(render(helm))["image"] == f"{IMAGE}:0.1.0"
+
+
+def test_numbers_given_with_set_become_strings(helm: str) -> None:
+    # `--set` turns 1 into a number; no --set-string needed for tags, labels, annotations.
+    docs = render(
+        helm,
+        "image.tag=1",
+        "podLabels.tier=1",
+        "podAnnotations.sidecar\\.istio\\.io/inject=false",
+        "nodeSelector.generation=5",
+        "serviceAccount.annotations.cost-center=42",
+    )
+    assert operator_container(docs)["image"] == f"{IMAGE}:1"
+    pod = the(docs, "Deployment")["spec"]["template"]
+    assert pod["metadata"]["labels"]["tier"] == "1"
+    assert pod["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
+    assert pod["spec"]["nodeSelector"] == {"generation": "5"}
+    assert the(docs, "ServiceAccount")["metadata"]["annotations"] == {"cost-center": "42"}
+    kubernetes_validate.validate(the(docs, "Deployment"), K8S_VERSION, strict=True)
+
+
+def test_listen_addresses_become_settings(helm: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = env_of(operator_container(render(helm)))
+    assert {k: defaults[k] for k in ("MME_METRICS_ADDRESS", "MME_HEALTH_ADDRESS")} == {
+        "MME_METRICS_ADDRESS": "0.0.0.0",
+        "MME_HEALTH_ADDRESS": "0.0.0.0",
+    }
+    # The chart's default is the operator's own.
+    assert Settings.model_fields["metrics_address"].default == "0.0.0.0"
+    env = env_of(
+        operator_container(render(helm, "metrics.listenAddress=::", "health.listenAddress=::"))
+    )
+    for name in list(os.environ):
+        if name.startswith("MME_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        if name.startswith("MME_"):
+            monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert (settings.metrics_address, settings.health_address, settings.readiness_address) == (
+        "::",
+        "::",
+        "::",
+    )
+    assert settings.listen_url(settings.health_address, settings.health_port) == "[::]:8081"
+
+
+def test_a_loopback_probe_address_is_refused(helm: str) -> None:
+    error = template_error(helm, f"image.repository={IMAGE}", "health.listenAddress=127.0.0.1")
+    assert (
+        "health.listenAddress 127.0.0.1 is a loopback address: kubelet probes the pod's IP" in error
+    )
+
+
+def storage_of(docs: list[dict[str, Any]]) -> tuple[str, str, str]:
+    """(emptyDir sizeLimit, ephemeral-storage request, ephemeral-storage limit)."""
+    pod = the(docs, "Deployment")["spec"]["template"]["spec"]
+    (work,) = [v for v in pod["volumes"] if v["name"] == "scratch"]
+    resources = operator_container(docs)["resources"]
+    return (
+        work["emptyDir"]["sizeLimit"],
+        resources["requests"]["ephemeral-storage"],
+        resources["limits"]["ephemeral-storage"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("set_args", "expected"),
+    [
+        ([], ("20Gi", "21Gi", "21Gi")),  # 2.5 x 8 GiB, plus 1Gi of logs
+        (["config.maxSourceBytes=107374182400"], ("250Gi", "251Gi", "251Gi")),
+        (["config.maxSourceBytes=1000000000"], ("3Gi", "4Gi", "4Gi")),  # 2.5 GB -> whole GiB
+        (["workDir.sizeLimit=64Gi"], ("64Gi", "65Gi", "65Gi")),
+        (
+            ["resources.requests.ephemeral-storage=2Gi", "resources.limits.ephemeral-storage=30Gi"],
+            ("20Gi", "2Gi", "30Gi"),
+        ),
+        (["workDir.medium=Memory", "resources.limits.memory=24Gi"], ("20Gi", "1Gi", "1Gi")),
+    ],
+    ids=["default", "100GiB-sources", "1GB-sources", "explicit", "overridden", "tmpfs"],
+)
+def test_work_dir_and_ephemeral_storage_follow_the_largest_source(
+    helm: str, set_args: list[str], expected: tuple[str, str, str]
+) -> None:
+    assert storage_of(render(helm, *set_args)) == expected
+
+
+def test_the_chart_default_largest_source_is_the_operators(helm: str) -> None:
+    # Unset, the chart sizes the work dir for the operator's own default; set, for the value.
+    default = Settings.model_fields["max_source_bytes"].default
+    assert storage_of(render(helm)) == storage_of(render(helm, f"config.maxSourceBytes={default}"))
+    assert storage_of(render(helm)) != storage_of(
+        render(helm, f"config.maxSourceBytes={default * 2}")
+    )
+
+
+@pytest.mark.parametrize(
+    ("set_args", "complaint"),
+    [
+        (
+            ["workDir.sizeLimit=10Gi"],
+            "workDir.sizeLimit 10Gi is below 2.5 x config.maxSourceBytes (20Gi)",
+        ),
+        (
+            ["config.maxSourceBytes=10737418240", "workDir.sizeLimit=20Gi"],
+            "workDir.sizeLimit 20Gi is below 2.5 x config.maxSourceBytes (25Gi)",
+        ),
+        (
+            ["workDir.medium=Memory"],
+            "workDir.medium=Memory: the work dir (20Gi) is tmpfs and counts against "
+            "resources.limits.memory (2Gi)",
+        ),
+    ],
+)
+def test_a_work_dir_too_small_for_the_largest_source_is_refused(
+    helm: str, set_args: list[str], complaint: str
+) -> None:
+    assert complaint in template_error(helm, f"image.repository={IMAGE}", *set_args)
+
+
+def test_network_policy_is_optional_and_lets_through_only_what_the_operator_needs(
+    helm: str,
+) -> None:
+    assert not by_kind(render(helm), "NetworkPolicy")
+    docs = render(
+        helm,
+        "networkPolicy.enabled=true",
+        "networkPolicy.apiServer.cidrs[0]=10.0.0.10/32",
+        "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.name=monitoring",
+    )
+    policy = the(docs, "NetworkPolicy")
+    kubernetes_validate.validate(policy, K8S_VERSION, strict=True)
+    spec = policy["spec"]
+    assert (
+        spec["podSelector"]["matchLabels"]
+        == the(docs, "Deployment")["spec"]["selector"]["matchLabels"]
+    )
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+
+    def ports(rule: dict[str, Any]) -> set[tuple[str, int]]:
+        return {(p["protocol"], p["port"]) for p in rule["ports"]}
+
+    probes, scrape = spec["ingress"]
+    assert ports(probes) == {("TCP", 8081), ("TCP", 8082)} and "from" not in probes
+    assert ports(scrape) == {("TCP", 8080)}
+    assert scrape["from"] == [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]
+
+    dns, https, api_server = spec["egress"]
+    assert ports(dns) == {("UDP", 53), ("TCP", 53)}
+    assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    assert ports(https) == {("TCP", 443)}
+    assert [peer["ipBlock"]["cidr"] for peer in https["to"]] == ["0.0.0.0/0", "::/0"]
+    assert ports(api_server) == {("TCP", 443), ("TCP", 6443)}
+    assert api_server["to"] == [{"ipBlock": {"cidr": "10.0.0.10/32"}}]
+    # Without API server addresses (EKS, GKE, AKS answer on 443): no rule for them.
+    assert (
+        len(the(render(helm, "networkPolicy.enabled=true"), "NetworkPolicy")["spec"]["egress"]) == 2
+    )
+
+
+def test_full_values_lint(helm: str) -> None:
+    full = CHART / "ci" / "full-values.yaml"
+    result = run_helm(helm, "lint", "--strict", str(CHART), "-f", str(full))
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -6,13 +6,14 @@ runs the operator's pod (no kubelet), which is fine: the objects are what is che
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cluster import CHART, ControlPlane
+from tests.cluster import CHART, IMAGE, SCRIPT, ControlPlane
 from tests.unit.api.documents import MINIMAL
 
 pytestmark = pytest.mark.envtest
@@ -48,7 +49,16 @@ def test_the_chart_refuses_servers_older_than_its_crd_needs(helm_binary: str) ->
     # x-kubernetes-validations with fieldPath and transition rules need Kubernetes 1.28.
     for version, ok in (("1.27.9", False), ("1.28.0", True)):
         done = subprocess.run(
-            [helm_binary, "template", RELEASE, str(CHART), "--kube-version", version],
+            [
+                helm_binary,
+                "template",
+                RELEASE,
+                str(CHART),
+                "--kube-version",
+                version,
+                "--set",
+                f"image.repository={IMAGE}",
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -65,8 +75,28 @@ def test_install_then_uninstall_in_the_documented_order(
     plane = fresh_plane
     assert plane.kubectl("get", "crd", CRD, check=False).returncode != 0
 
-    installed = run_helm(
+    # Without an image the chart refuses, saying how to build one: no release, no Deployment
+    # (helm has applied crds/ already; a later install keeps that CRD).
+    refused = run_helm(
         helm_binary, plane, "install", RELEASE, str(CHART), "-n", NAMESPACE, "--create-namespace"
+    )
+    assert refused.returncode != 0 and "image.repository is required" in refused.stderr
+    assert "Dockerfile" in refused.stderr
+    listed = run_helm(helm_binary, plane, "list", "-n", NAMESPACE, "-q")
+    assert listed.returncode == 0 and listed.stdout.strip() == ""
+    assert plane.kubectl("get", "deployment", RELEASE, "-n", NAMESPACE, check=False).returncode
+
+    installed = run_helm(
+        helm_binary,
+        plane,
+        "install",
+        RELEASE,
+        str(CHART),
+        "-n",
+        NAMESPACE,
+        "--create-namespace",
+        "--set",
+        f"image.repository={IMAGE}",
     )
     assert installed.returncode == 0, installed.stderr
 
@@ -114,3 +144,63 @@ def test_install_then_uninstall_in_the_documented_order(
     # Step 3 (only to remove the product for good): delete the CRD yourself.
     plane.kubectl("delete", "crd", CRD)
     plane.wait_gone("crd", CRD)
+
+
+def servicemonitor_crd() -> Path:
+    """The Prometheus Operator's ServiceMonitor CRD (scripts/install-checkers.sh); else skip/fail."""
+    done = subprocess.run(
+        ["bash", str(SCRIPT.parent / "install-checkers.sh"), "path", "servicemonitor-crd"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        message = "no ServiceMonitor CRD: run `make checkers`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return Path(done.stdout.strip())
+
+
+def test_service_monitor_waits_for_the_prometheus_operator(
+    fresh_plane: ControlPlane, helm_binary: str
+) -> None:
+    plane, release, namespace = fresh_plane, "monitored", "mme-monitored"
+    values = [
+        "--set",
+        f"image.repository={IMAGE}",
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+    ]
+    # No monitoring.coreos.com yet: the install succeeds without the ServiceMonitor, and says so.
+    installed = run_helm(
+        helm_binary,
+        plane,
+        "install",
+        release,
+        str(CHART),
+        "-n",
+        namespace,
+        "--create-namespace",
+        "--skip-crds",
+        *values,
+    )
+    assert installed.returncode == 0, installed.stderr
+    assert "so no ServiceMonitor was created" in " ".join(installed.stdout.split())
+    plane.get("service", f"{release}-mme-operator-metrics", "-n", namespace)
+
+    # The Prometheus Operator's real CRD arrives; the next upgrade creates the ServiceMonitor,
+    # and that CRD's schema accepts it.
+    plane.kubectl("apply", "--server-side", "-f", str(servicemonitor_crd()))
+    plane.kubectl(
+        "wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com"
+    )
+    upgraded = run_helm(
+        helm_binary, plane, "upgrade", release, str(CHART), "-n", namespace, "--skip-crds", *values
+    )
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "ServiceMonitor was created" not in upgraded.stdout
+    monitor = plane.get("servicemonitor", f"{release}-mme-operator", "-n", namespace)
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    uninstalled = run_helm(helm_binary, plane, "uninstall", release, "-n", namespace, "--wait")
+    assert uninstalled.returncode == 0, uninstalled.stderr
