@@ -294,6 +294,40 @@ def plan_archives(
     return actions
 
 
+def no_servable_models(
+    desired: DesiredState, observed: ObservedState, unavailable: Sequence[str]
+) -> Blocked | None:
+    """Why nothing is created or updated on SageMaker: no model could be served; else None.
+
+    A model is servable when its archive can be uploaded now (its source was read and its
+    key is not taken by another owner's object) or one of this resource's archives of it is
+    already in S3 (a source that became unreadable since: the endpoint still serves that
+    archive, so a transient outage changes nothing). Without one, an endpoint would bill for
+    GPU instances that have nothing to serve. An existing endpoint is left as it is, never
+    deleted: whatever it still serves keeps being served.
+    """
+    conflicts = archive_conflicts(desired, observed)
+    if any(a.model_name not in conflicts for a in desired.archives) or any(
+        stored.owned_by(desired.owner_uid) and stored.model_name in unavailable
+        for stored in observed.archives.values()
+    ):
+        return None
+    problems = [f"source of model {name!r} could not be read" for name in unavailable]
+    problems += [f"archive key of model {name!r} is taken" for name in sorted(conflicts)]
+    endpoint = observed.endpoint
+    kept = (
+        f"endpoint {endpoint.name} ({endpoint.status}) is left as it is, neither updated nor "
+        "deleted"
+        if endpoint is not None
+        else "no SageMaker model, endpoint config or endpoint is created (nothing to bill for)"
+    )
+    return Blocked(
+        Reason.NO_SERVABLE_MODELS,
+        f"no model can be served ({'; '.join(problems)}; status.models says why): {kept} "
+        "until a model's source can be read; sources are looked at again at each drift check",
+    )
+
+
 def plan_reconcile(
     desired: DesiredState,
     observed: ObservedState,
@@ -340,6 +374,10 @@ def _plan_reconcile(
                 ),
             )
         actions.append(AdoptEndpoint(name, endpoint.arn))
+
+    nothing_to_serve = no_servable_models(desired, observed, unavailable)
+    if nothing_to_serve is not None:
+        return Plan(tuple(actions), blocked=nothing_to_serve)
 
     if not observed.model_exists:
         actions.append(CreateModel(sm.model.name))
