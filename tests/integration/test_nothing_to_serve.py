@@ -3,6 +3,8 @@ created on SageMaker (no Model, EndpointConfig or Endpoint), and the resource sa
 
 from __future__ import annotations
 
+import io
+import tarfile
 from typing import Any
 
 import pytest
@@ -103,3 +105,41 @@ async def test_an_endpoint_whose_sources_and_archives_go_is_left_serving(world: 
         assert world.calls[call] == 0, call
     described = await world.describe("endpoint", endpoint)
     assert described is not None and described["EndpointStatus"] == "InService"
+
+
+def traversal_archive() -> bytes:
+    """A model archive no one should unpack: a member climbs out of the model directory."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name in ("1/model.py", "../../escape.py"):
+            info = tarfile.TarInfo(name)
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+    return buffer.getvalue()
+
+
+async def test_sources_that_read_but_cannot_be_packaged_create_nothing(world: World) -> None:
+    # The sources exist (the plan finds them), but every upload is refused while packaging.
+    source = await world.put_source("unsafe/model.tar.gz", traversal_archive())
+    models = [
+        {"name": name, "source": source, "backend": "python", "maxBatchSize": 4}
+        for name in ("evil", "worse")
+    ]
+    await world.apply(world.manifest("unpackable", models))
+
+    obj = await world.wait_for(
+        "unpackable",
+        lambda obj: is_current(obj) and condition(obj, "Ready").get("reason") == "NoServableModels",
+        "Ready=False NoServableModels",
+    )
+
+    message = condition(obj, "Ready")["message"]
+    assert "model 'evil'" in message and "model 'worse'" in message
+    assert "create SageMaker model" in message and "nothing to bill for" in message
+    assert obj["status"]["phase"] == "Failed"
+    assert await sagemaker_resources(world) == {
+        "models": [],
+        "endpointConfigs": [],
+        "endpoints": [],
+    }
+    assert await world.keys("mme/unpackable/") == []

@@ -188,6 +188,9 @@ class Plan:
     """The retry-update annotation value this plan acts on (recorded so it retries once)."""
     superseded: tuple[SupersededArchive, ...] = ()
     """Previous archives kept through the grace period (and published in status)."""
+    upload_first: bool = False
+    """No archive that could be served is in S3 yet: SageMaker is created or updated only
+    once an upload of this plan succeeded (:data:`BILLED_ACTIONS`)."""
 
     def describe(self) -> list[str]:
         """The plan as lines a person reads."""
@@ -294,6 +297,25 @@ def plan_archives(
     return actions
 
 
+BILLED_ACTIONS = (CreateModel, CreateEndpointConfig, CreateEndpoint, UpdateEndpoint)
+"""Steps that make (or keep changing) what SageMaker bills for."""
+
+
+def servable_in_s3(
+    desired: DesiredState, observed: ObservedState, unavailable: Sequence[str]
+) -> bool:
+    """Whether some model's archive is already in S3, ours, for the endpoint to serve."""
+    if any(
+        (stored := observed.archives.get(a.key)) is not None and stored.owned_by(desired.owner_uid)
+        for a in desired.archives
+    ):
+        return True
+    return any(
+        stored.owned_by(desired.owner_uid) and stored.model_name in unavailable
+        for stored in observed.archives.values()
+    )
+
+
 def no_servable_models(
     desired: DesiredState, observed: ObservedState, unavailable: Sequence[str]
 ) -> Blocked | None:
@@ -307,9 +329,8 @@ def no_servable_models(
     deleted: whatever it still serves keeps being served.
     """
     conflicts = archive_conflicts(desired, observed)
-    if any(a.model_name not in conflicts for a in desired.archives) or any(
-        stored.owned_by(desired.owner_uid) and stored.model_name in unavailable
-        for stored in observed.archives.values()
+    if any(a.model_name not in conflicts for a in desired.archives) or servable_in_s3(
+        desired, observed, unavailable
     ):
         return None
     problems = [f"source of model {name!r} could not be read" for name in unavailable]
@@ -345,7 +366,11 @@ def plan_reconcile(
     """
     keep = superseded_archives(desired, observed, status, now)
     plan = _plan_reconcile(desired, observed, status, unavailable, keep)
-    return dataclasses.replace(plan, superseded=tuple(keep.values()))
+    return dataclasses.replace(
+        plan,
+        superseded=tuple(keep.values()),
+        upload_first=not servable_in_s3(desired, observed, unavailable),
+    )
 
 
 def _plan_reconcile(
