@@ -38,14 +38,22 @@ exit codes (over several files, the highest wins):
 
 FILE_HELP = (
     "a manifest file, a directory (every *.yaml, *.yml, *.json under it, recursively) or - "
-    "for stdin; repeatable"
+    "for stdin; repeatable, and several may follow one -f (-f examples/*.yaml)"
 )
 
 
 def _add_file_option(parser: argparse.ArgumentParser) -> None:
-    """``-f`` as ``kubectl apply -f`` has it: repeatable, files, directories or ``-``."""
+    """``-f`` as ``kubectl apply -f`` has it: repeatable, files, directories or ``-``; also
+    several paths after one ``-f``, as a shell glob (``-f examples/*.yaml``) gives them."""
     parser.add_argument(
-        "-f", "--file", action="append", required=True, dest="files", metavar="PATH", help=FILE_HELP
+        "-f",
+        "--file",
+        action="extend",
+        nargs="+",
+        required=True,
+        dest="files",
+        metavar="PATH",
+        help=FILE_HELP,
     )
 
 

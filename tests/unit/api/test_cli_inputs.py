@@ -188,6 +188,20 @@ def test_file_options_accept_several_paths() -> None:
     assert args.files == ["a.yaml", "dir", "-"]
 
 
+def test_a_shell_glob_after_one_f_reads_every_file(tmp_path: Path) -> None:
+    # `-f examples/*.yaml` reaches the command as -f a.yaml b.yaml.
+    good = write(tmp_path, GOOD, name="a.yaml")
+    bad = write(tmp_path, BAD, name="b.yaml")
+    result = run_cli("render", "-f", good, bad, "-o", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"{bad}: default/tiny: spec.region:")
+    minimal = write(tmp_path, MINIMAL, name="c.yaml")
+    assert run_cli("validate", "-f", good, minimal).stdout.splitlines() == [
+        "ok: ml/small-llms",
+        "ok: default/tiny",
+    ]
+
+
 def test_the_install_hint_points_at_this_checkout() -> None:
     assert install_command("local,triton") == f"pip install -e '{REPO}[local,triton]'"
     extras = (REPO / "pyproject.toml").read_text()
