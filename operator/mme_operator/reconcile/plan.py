@@ -369,7 +369,8 @@ def plan_reconcile(
     return dataclasses.replace(
         plan,
         superseded=tuple(keep.values()),
-        upload_first=not servable_in_s3(desired, observed, unavailable),
+        # A previous archive kept through its grace period still serves its clients.
+        upload_first=not keep and not servable_in_s3(desired, observed, unavailable),
     )
 
 
