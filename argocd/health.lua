@@ -11,6 +11,7 @@ local terminal = {
   AccessDenied = true,
   NotOwned = true,
   SourceError = true,
+  NoServableModels = true,
 }
 
 local function find_condition(status, ctype)

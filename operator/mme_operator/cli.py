@@ -2,10 +2,9 @@
 
 Each subcommand is one ``_cmd_<name>(args) -> int`` function plus one ``_add_<name>``
 function that declares its subparser; add both and list the adder in ``_COMMANDS``.
-Exit codes: 0 success, 1 the command could not do its work (AWS unreachable, no
-credentials, a missing bucket, a port in use), 2 the input or an ``MME_*`` setting is wrong,
-3 the command needs an extra that is not installed. Each failure is one line per problem on
-stderr, never a traceback.
+``validate``, ``render``, ``plan`` and ``size`` read manifests as ``kubectl apply -f`` does
+(:mod:`mme_operator.manifests`). The exit codes are :data:`EXIT_CODES` (also in ``--help``).
+Each failure is one line per problem on stderr, naming its file, never a traceback.
 """
 
 from __future__ import annotations
@@ -14,16 +13,11 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from mme_operator import __version__
-from mme_operator.api import API_VERSION, GROUP, KIND, ModelEndpoint, validate_resource
-from mme_operator.safe_yaml import YamlLimitError, load_documents
-from mme_operator.sagemaker.images import image_problems
+from mme_operator.api import ModelEndpoint
+from mme_operator.manifests import Found, InputError, Manifests, load_manifests, one_line
 from mme_operator.settings import Settings, SettingsError
 
 EXIT_OK = 0
@@ -31,124 +25,81 @@ EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_NOT_INSTALLED = 3
 
+EXIT_CODES = """\
+exit codes (over several files, the highest wins):
+  0  success: every ModelEndpoint is valid, rendered, planned with nothing blocked, sized
+  1  the work could not be done: AWS unreachable, no credentials, a missing bucket, a port
+     in use, an output that cannot be written; size: no instance type fits
+  2  invalid input: a file missing or unreadable, broken YAML, a wrong ModelEndpoint or
+     MME_* setting, a wrong option; plan: the operator would stop at a block (e.g.
+     NoServableModels, NotOwned); size: a model's size is unknown (see --assume-unknown)
+  3  the command needs an extra that is not installed; the message gives the pip command
+"""
 
-class InputError(Exception):
-    """The input cannot be used at all (missing file, broken YAML): one line says why."""
-
-
-@dataclass
-class LoadedFile:
-    """The ModelEndpoints of one file, and every problem found in it (one line each)."""
-
-    resources: list[ModelEndpoint] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _display_name(file: str) -> str:
-    return "<stdin>" if file == "-" else file
+FILE_HELP = (
+    "a manifest file, a directory (every *.yaml, *.yml, *.json under it, recursively) or - "
+    "for stdin; repeatable, and several may follow one -f (-f examples/*.yaml)"
+)
 
 
-def _read_documents(file: str) -> list[Any]:
-    """The YAML documents of FILE (``-`` is stdin); :class:`InputError` when unreadable."""
-    name = _display_name(file)
-    try:
-        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{name}: is a directory, expected a YAML file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"{name}: cannot read: {_one_line(str(error))}") from None
-    try:
-        return load_documents(text)
-    except YamlLimitError as error:
-        raise InputError(f"{name}: YAML refused: {_one_line(str(error))}") from None
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what = error.problem or error.context or "syntax error"
-        raise InputError(f"{name}: invalid YAML{where}: {_one_line(what)}") from None
-    except yaml.YAMLError as error:
-        raise InputError(f"{name}: invalid YAML: {_one_line(str(error))}") from None
-
-
-def _is_model_endpoint(doc: dict[str, Any]) -> bool:
-    api_version = doc.get("apiVersion")
-    return doc.get("kind") == KIND or (
-        isinstance(api_version, str) and api_version.startswith(f"{GROUP}/")
+def _add_file_option(parser: argparse.ArgumentParser) -> None:
+    """``-f`` as ``kubectl apply -f`` has it: repeatable, files, directories or ``-``; also
+    several paths after one ``-f``, as a shell glob (``-f examples/*.yaml``) gives them."""
+    parser.add_argument(
+        "-f",
+        "--file",
+        action="extend",
+        nargs="+",
+        required=True,
+        dest="files",
+        metavar="PATH",
+        help=FILE_HELP,
     )
 
 
-def _label(doc: dict[str, Any], where: str) -> str:
-    """``<namespace>/<name>`` as ``kubectl`` would place it, else where it is in the file."""
-    metadata = doc.get("metadata")
-    if isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
-        namespace = metadata.get("namespace")
-        return f"{namespace if isinstance(namespace, str) else 'default'}/{metadata['name']}"
-    return where
-
-
-LIST_KINDS = ("List", f"{KIND}List")
-"""What ``kubectl get -o yaml`` prints around several objects: read their ``items``."""
-
-
-def _objects(documents: list[Any], loaded: LoadedFile) -> list[tuple[str, Any]]:
-    """(label, object) of every document, with ``kind: List`` documents opened up."""
-    found: list[tuple[str, Any]] = []
-    for index, doc in enumerate(documents, start=1):
-        if isinstance(doc, dict) and doc.get("kind") in LIST_KINDS:
-            items = doc.get("items")
-            if not isinstance(items, list):
-                loaded.problems.append(f"document {index}: items: expected a list of objects")
-                continue
-            found += [(f"document {index} item {i}", item) for i, item in enumerate(items)]
-        elif doc is not None:  # None: an empty document, e.g. after a trailing `---`
-            found.append((f"document {index}", doc))
-    return found
-
-
-def load_model_endpoints(file: str) -> LoadedFile:
-    """Parse and validate every ModelEndpoint in FILE; other kinds are noted on stderr.
-
-    Raises :class:`InputError` when the file cannot be read or parsed at all.
-    """
-    loaded = LoadedFile()
-    found = 0
-    for where, doc in _objects(_read_documents(file), loaded):
-        if not isinstance(doc, dict):
-            loaded.problems.append(
-                f"{where}: expected a Kubernetes object (a mapping), got {type(doc).__name__}"
-            )
-            continue
-        if not _is_model_endpoint(doc):
-            kind = doc.get("kind") if isinstance(doc.get("kind"), str) else "no kind"
-            print(
-                f"note: {_display_name(file)}: {where} ({kind}) skipped: not a {KIND}",
-                file=sys.stderr,
-            )
-            continue
-        found += 1
-        label = _label(doc, where)
-        resource, problems = validate_resource(doc)
-        if resource is not None:
-            problems = image_problems(resource.spec)
-            resource = None if problems else resource
-        loaded.problems.extend(f"{label}: {_one_line(str(problem))}" for problem in problems)
-        if resource is not None:
-            loaded.resources.append(resource)
-    if not found and not loaded.problems:
-        raise InputError(f"{_display_name(file)}: no {KIND} ({API_VERSION}) found")
-    return loaded
+def _subcommand(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    *,
+    help: str,
+    description: str,
+) -> argparse.ArgumentParser:
+    """A subparser that prints :data:`EXIT_CODES` under its help."""
+    return commands.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def _report(lines: list[str]) -> int:
     for line in lines:
         print(line, file=sys.stderr)
     return EXIT_INVALID if lines else EXIT_OK
+
+
+def _on_manifests(
+    args: argparse.Namespace, run: Callable[[list[Found], argparse.Namespace], int]
+) -> int:
+    """Run a command on the valid ModelEndpoints of ``-f``; the invalid ones are reported.
+
+    The exit code is the worst (highest) of the problems' (2) and the command's.
+    """
+    manifests = load_manifests(args.files)
+    code = _report(manifests.problems)
+    if not manifests.found:
+        return code
+    return max(code, run(manifests.found, args))
+
+
+def _all_valid(args: argparse.Namespace) -> Manifests | int:
+    """The manifests of ``-f`` when every input is valid, else the exit code of the report."""
+    manifests = load_manifests(args.files)
+    if manifests.problems:
+        return _report(manifests.problems)
+    return manifests
 
 
 # --- crd ---------------------------------------------------------------------------------
@@ -204,44 +155,50 @@ def _add_schemas(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    loaded = load_model_endpoints(args.file)
-    if loaded.problems:
-        return _report(loaded.problems)
-    for resource in loaded.resources:
-        print(f"ok: {resource.metadata.namespace}/{resource.metadata.name}")
+    manifests = _all_valid(args)
+    if isinstance(manifests, int):
+        return manifests
+    for found in manifests.found:
+        print(f"ok: {found.resource.metadata.namespace}/{found.resource.metadata.name}")
     return EXIT_OK
 
 
 def _add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
+    parser = _subcommand(
+        commands,
         "validate",
         help="check ModelEndpoint manifests; one line per problem",
-        description="Validate every ModelEndpoint in FILE (multi-document YAML; other kinds are "
-        "skipped). Exit 0 when all are valid, 2 with one line per problem on stderr otherwise.",
+        description="Validate every ModelEndpoint in the -f inputs (multi-document YAML or "
+        "JSON; other kinds are skipped). Prints ok: <namespace>/<name> for each when all are "
+        "valid; otherwise one line per problem on stderr, each naming its file.",
     )
-    parser.add_argument("-f", "--file", required=True, help="YAML file, or - for stdin")
+    _add_file_option(parser)
     parser.set_defaults(handler=_cmd_validate)
 
 
 # --- render ------------------------------------------------------------------------------
 
 
+RENDER_HEADER = "# ==> {path} <== {label}"
+"""Precedes each config of ``render -o -``: ``path`` is where ``-o DIR`` would write it."""
+
+
 def _cmd_render(args: argparse.Namespace) -> int:
-    loaded = load_model_endpoints(args.file)
-    if loaded.problems:
-        return _report(loaded.problems)
+    manifests = _all_valid(args)
+    if isinstance(manifests, int):
+        return manifests
     try:
         from mme_operator.triton import TritonConfigError, render_model_config
     except ImportError as error:
-        raise InputError(f"rendering is unavailable: {_one_line(str(error))}") from None
+        raise InputError(f"rendering is unavailable: {one_line(str(error))}") from None
 
     # Every model lands in DIR/<model>/: the same name twice would overwrite silently.
     owner: dict[str, str] = {}
     problems: list[str] = []
-    rendered: list[tuple[Path, str]] = []
-    for resource in loaded.resources:
-        label = f"{resource.metadata.namespace}/{resource.metadata.name}"
-        for i, model in enumerate(resource.spec.models):
+    rendered: list[tuple[str, str, str]] = []
+    for found in manifests.found:
+        label = found.label
+        for i, model in enumerate(found.resource.spec.models):
             if model.name in owner:
                 problems.append(
                     f"{label}: spec.models[{i}].name: model {model.name!r} is also defined by "
@@ -252,50 +209,55 @@ def _cmd_render(args: argparse.Namespace) -> int:
             try:
                 text = render_model_config(model)
             except TritonConfigError as error:
-                problems.append(f"{label}: spec.models[{i}]: {_one_line(str(error))}")
+                problems.append(f"{label}: spec.models[{i}]: {one_line(str(error))}")
                 continue
-            rendered.append((Path(args.output) / model.name / "config.pbtxt", text))
+            rendered.append((f"{model.name}/config.pbtxt", label, text))
     if problems:
         return _report(problems)
-    for path, text in rendered:
+    if args.output == "-":
+        for path, label, text in rendered:
+            sys.stdout.write(RENDER_HEADER.format(path=path, label=label) + "\n" + text)
+        return EXIT_OK
+    for relative, _, text in rendered:
+        written = Path(args.output) / relative
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            written.parent.mkdir(parents=True, exist_ok=True)
+            written.write_text(text, encoding="utf-8")
         except OSError as error:
-            raise InputError(f"{path}: cannot write: {_one_line(str(error))}") from None
-        print(f"wrote {path}")
+            print(f"error: {written}: cannot write: {one_line(str(error))}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"wrote {written}")
     return EXIT_OK
 
 
 def _add_render(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
+    parser = _subcommand(
+        commands,
         "render",
         help="write each model's Triton config.pbtxt",
-        description="Validate FILE, then write DIR/<model>/config.pbtxt for every model of every "
-        "ModelEndpoint in it. Nothing is written when any problem is found.",
+        description="Validate the -f inputs, then write DIR/<model>/config.pbtxt for every "
+        "model of every ModelEndpoint in them. Nothing is written when any problem is found. "
+        "With -o -, the configs go to stdout, each after a line "
+        "'# ==> <model>/config.pbtxt <== <file>: <namespace>/<name>' (a pbtxt comment).",
     )
-    parser.add_argument("-f", "--file", required=True, help="YAML file, or - for stdin")
-    parser.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    _add_file_option(parser)
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="DIR", help="output directory, or - for stdout"
+    )
     parser.set_defaults(handler=_cmd_render)
 
 
 # --- profile -----------------------------------------------------------------------------
 
 
-def _on_resources(
-    args: argparse.Namespace, run: Callable[[list[ModelEndpoint], argparse.Namespace], int]
-) -> int:
-    """Run a command on the ModelEndpoints of ``args.file``; report problems instead when any."""
-    loaded = load_model_endpoints(args.file)
-    if loaded.problems:
-        return _report(loaded.problems)
-    return run(loaded.resources, args)
-
-
 def _cmd_profile(args: argparse.Namespace) -> int:
     from mme_operator.profile.command import profile_command
 
-    return _on_resources(args, profile_command)
+    args.files = [args.file]  # one manifest: profile runs one model
+    manifests = _all_valid(args)
+    if isinstance(manifests, int):
+        return manifests
+    return profile_command([found.resource for found in manifests.found], args)
 
 
 def _add_profile(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -319,21 +281,24 @@ def _add_profile(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def _cmd_size(args: argparse.Namespace) -> int:
     from mme_operator.sizing.command import size_command
 
-    return _on_resources(args, size_command)
+    return _on_manifests(args, size_command)
 
 
 def _add_size(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from mme_operator.sizing.command import add_arguments
 
-    parser = commands.add_parser(
+    parser = _subcommand(
+        commands,
         "size",
         help="GPU memory fit and cost of every candidate instance type, cheapest first",
-        description="For each ModelEndpoint in FILE: the GPU memory its models need (weights "
-        "size read without downloading x instances x a per-platform factor + overhead, or "
-        "gpuMemoryMiB, or a profile's measurement) against every MME instance type, with cost "
-        "per hour and per month, cheapest first, and the recommendation. Exit 1 when some "
-        "endpoint has no fitting type.",
+        description="For each ModelEndpoint in the -f inputs: the GPU memory its models need "
+        "(weights size read without downloading x instances x a per-platform factor + "
+        "overhead, or gpuMemoryMiB, or a profile's measurement) against every MME instance "
+        "type, with cost per hour and per month, cheapest first, and the recommendation. No "
+        "recommendation is made from a model whose size could not be read: it is named, and "
+        "the exit code is 2, unless --assume-unknown counts it as overhead only.",
     )
+    _add_file_option(parser)
     add_arguments(parser)
     parser.set_defaults(handler=_cmd_size)
 
@@ -422,31 +387,38 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    return _on_manifests(args, _plan_all)
+
+
+def _plan_all(found: list[Found], args: argparse.Namespace) -> int:
+    """Print the dry run of each ModelEndpoint; the exit code is the worst of them."""
     import botocore.exceptions
 
     from mme_operator.settings import get_settings
 
-    loaded = load_model_endpoints(args.file)
-    if loaded.problems:
-        return _report(loaded.problems)
     settings = get_settings()
-    failed = False
-    for resource in loaded.resources:
-        owner = f"{resource.metadata.namespace}/{resource.metadata.name}"
+    code = EXIT_OK
+    for one in found:
+        resource = one.resource
         try:
-            lines = _plan_lines(resource, settings)
+            lines, blocks = _plan_lines(resource, settings)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
-            print(f"error: {owner}: {_aws_failure(error, resource)}", file=sys.stderr)
-            failed = True
+            print(f"error: {one.label}: {_aws_failure(error, resource)}", file=sys.stderr)
+            code = max(code, EXIT_FAILED)
             continue
-        print(f"{owner} (endpoint {resource.endpoint_name}, {resource.spec.region}):")
+        print(f"{one.label} (endpoint {resource.endpoint_name}, {resource.spec.region}):")
         for line in lines:
             print(f"  {line}")
-    return EXIT_FAILED if failed else EXIT_OK
+        for block in blocks:
+            print(f"{one.label}: {block}", file=sys.stderr)
+        if blocks:
+            code = max(code, EXIT_INVALID)
+    return code
 
 
-def _plan_lines(resource: ModelEndpoint, settings: Settings) -> list[str]:
-    """The dry run of one resource, as lines; AWS errors are raised."""
+def _plan_lines(resource: ModelEndpoint, settings: Settings) -> tuple[list[str], list[str]]:
+    """The dry run of one resource as lines, and why the operator would stop (none: it
+    would carry on); AWS errors are raised."""
     from mme_operator.reconcile import dry_run
     from mme_operator.sagemaker import make_clients
     from mme_operator.sagemaker.resources import OWNER_TAG, OWNER_UID_TAG
@@ -463,8 +435,10 @@ def _plan_lines(resource: ModelEndpoint, settings: Settings) -> list[str]:
         meta.uid = meta.uid or "not-yet-created"
     plan = dry_run(resource.to_k8s() | {"metadata": meta.model_dump()}, clients, settings)
     if isinstance(plan, list):
-        return [f"invalid: {line}" for line in plan]
-    return list(plan.describe())
+        return [f"invalid: {line}" for line in plan], [f"invalid: {line}" for line in plan]
+    blocked = plan.blocked
+    blocks = [f"blocked ({blocked.reason}): {blocked.message}"] if blocked is not None else []
+    return list(plan.describe()), blocks
 
 
 def _aws_failure(error: Exception, resource: ModelEndpoint) -> str:
@@ -485,17 +459,20 @@ def _aws_failure(error: Exception, resource: ModelEndpoint) -> str:
         )
     if isinstance(error, botocore.exceptions.ClientError):
         return describe_error(error)
-    return f"cannot reach AWS: {_one_line(str(error))}"
+    return f"cannot reach AWS: {one_line(str(error))}"
 
 
 def _add_plan(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
+    parser = _subcommand(
+        commands,
         "plan",
         help="dry run: print the actions the operator would take (changes nothing)",
-        description="Observe S3 and SageMaker for each ModelEndpoint in FILE and print the "
-        "ordered actions that would bring them to the spec. Read-only.",
+        description="Observe S3 and SageMaker for each ModelEndpoint in the -f inputs and "
+        "print the ordered actions that would bring them to the spec. Read-only. Where the "
+        "operator would stop (blocked, e.g. NoServableModels when no model's source can be "
+        "read), one line on stderr says why and the exit code is 2.",
     )
-    parser.add_argument("-f", "--file", required=True, help="YAML file with ModelEndpoints, or -")
+    _add_file_option(parser)
     parser.set_defaults(handler=_cmd_plan)
 
 
@@ -575,6 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mme-operator",
         description="Declarative SageMaker Multi-Model Endpoints on GPU, served by NVIDIA Triton.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", title="commands", required=True)

@@ -16,6 +16,7 @@ import time
 from typing import Any, TextIO
 
 from mme_operator.demo_models import demo_manifest, demo_models_dir
+from mme_operator.extras import install_command
 from mme_operator.local.environment import LocalEnvironment
 from mme_operator.local.triton import TritonServer, python_backend_problem
 
@@ -100,7 +101,7 @@ async def _demo(out: TextIO, timeout: float) -> int:
         else:
             source = (
                 "answered by the echo fallback: a description of the loaded model, no "
-                "inference (for real Triton: pip install 'mme-operator[triton]')"
+                f"inference (for real Triton: {install_command('triton')})"
             )
         print(f"\nInvokeEndpoint TargetModel={model['targetModel']} ({source}):", file=out)
         print(f"  {json.dumps(answer)[:600]}", file=out)

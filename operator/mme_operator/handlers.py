@@ -22,7 +22,15 @@ from typing import Any, TypeVar
 import kopf
 
 from mme_operator import metrics
-from mme_operator.api import GROUP, PLURAL, VERSION, ModelEndpointStatus, Phase
+from mme_operator.api import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    Condition,
+    ModelEndpointStatus,
+    Phase,
+    Reason,
+)
 from mme_operator.api.validation import previous_status
 from mme_operator.configmaps import ConfigMapWriter
 from mme_operator.kube import KubeApiError, KubeLoginError
@@ -227,6 +235,32 @@ class PassEvents:
             _post_event(self.body, *summary)
 
 
+WARNING_REASONS = frozenset({Reason.NO_SERVABLE_MODELS})
+"""Ready reasons told as a Warning event when a pass first reaches them."""
+
+
+def _warn_on_arrival(body: kopf.Body, outcome: Outcome) -> None:
+    """A Warning event when Ready first takes a reason of :data:`WARNING_REASONS`.
+
+    Once, not on every pass that finds it again (the drift timer looks every interval).
+    """
+    ready = _ready(outcome.status)
+    before = _ready(previous_status(body.get("status")))
+    if ready is None or ready.reason not in WARNING_REASONS:
+        return
+    if before is not None and before.reason == ready.reason:
+        return
+    kopf.event(
+        body, type="Warning", reason=ready.reason, message=ready.message[:_EVENT_MESSAGE_LIMIT]
+    )
+
+
+def _ready(status: ModelEndpointStatus | None) -> Condition | None:
+    return (
+        next((c for c in (status.conditions or []) if c.type == "Ready"), None) if status else None
+    )
+
+
 def _pass_outcome(outcome: Outcome) -> str:
     """The ``outcome`` label of a reconcile pass's duration."""
     ready = next((c for c in outcome.status.conditions or [] if c.type == "Ready"), None)
@@ -323,6 +357,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
     ) -> None:
         events = events or PassEvents(body)
         outcome = locked_pass("reconcile", body, events, reconcile, _pass_outcome)
+        _warn_on_arrival(body, outcome)
         metrics.ENDPOINTS.record(*_identity(body), outcome.status)
         patch.status.update(_status_patch(body.get("status"), outcome.status))
         write_models_configmap(body, outcome.status, logger)

@@ -71,6 +71,7 @@ def test_terminal_reasons_are_real_reasons() -> None:
         "AccessDenied",
         "NotOwned",
         "SourceError",
+        "NoServableModels",
     }
     assert terminal <= {reason.value for reason in Reason}
     for reason in terminal:
@@ -88,6 +89,7 @@ def test_ready_false_is_degraded_only_for_terminal_reasons(reason: str) -> None:
         "AccessDenied",
         "NotOwned",
         "SourceError",
+        "NoServableModels",
     }
     expected = "Degraded" if reason in terminal else "Progressing"
     assert health_of(obj)["status"] == expected

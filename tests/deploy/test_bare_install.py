@@ -111,7 +111,9 @@ def test_bare_install_says_what_the_demo_needs(bare_venv: Path, tmp_path: Path) 
         assert result.returncode == 3, result.stdout + result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, result.stderr
-        assert "pip install 'mme-operator[local,triton]'" in lines[0]
+        # No index has mme-operator: the hint installs the extras from what pip installed.
+        (wheel,) = (bare_venv.parent / "wheels").glob("mme_operator-*.whl")
+        assert f"pip install '{wheel}[local,triton]'" in lines[0]
 
 
 def test_bare_install_runs_without_the_kubernetes_client(bare_venv: Path, tmp_path: Path) -> None:

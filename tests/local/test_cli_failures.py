@@ -188,3 +188,39 @@ def test_local_aws_announces_the_port_it_listens_on() -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
+
+
+def test_plan_with_no_servable_model_says_why_and_exits_2(
+    tmp_path: Path, local_aws: LocalAWS
+) -> None:
+    s3 = local_aws.client("s3")
+    s3.create_bucket(Bucket="plan-artifacts")
+    s3.create_bucket(Bucket="plan-sources")
+    doc = changed(MINIMAL, "spec.region", "us-east-1")
+    doc = changed(doc, "spec.artifacts.bucket", "plan-artifacts")
+    doc = changed(doc, "spec.models.0.source", "s3://plan-sources/nothing-here/model.pt")
+    file = manifest(tmp_path, doc)
+
+    result = mme_operator("plan", "-f", file, env=environment(**local_credentials(local_aws)))
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"{file}: default/tiny: blocked (NoServableModels): no model can be")
+    assert "nothing to bill for" in line
+    assert "blocked (NoServableModels)" in result.stdout
+    assert "create endpoint" not in result.stdout
+    assert "note: model 'resnet' skipped" in result.stdout
+
+    # Worst over all files: a missing bucket (1) beside it still exits 2.
+    other = tmp_path / "other"
+    other.mkdir()
+    gone = changed(changed(MINIMAL, "metadata.name", "gone"), "spec.region", "us-east-1")
+    no_bucket = manifest(other, changed(gone, "spec.artifacts.bucket", "no-such-bucket-here"))
+    alone = mme_operator("plan", "-f", no_bucket, env=environment(**local_credentials(local_aws)))
+    both = mme_operator(
+        "plan", "-f", no_bucket, "-f", file, env=environment(**local_credentials(local_aws))
+    )
+    assert alone.returncode == 1, alone.stderr
+    assert both.returncode == 2, both.stderr
+    assert f"error: {no_bucket}: default/gone: the artifacts bucket" in both.stderr

@@ -2,6 +2,7 @@
 last status, now). No server needed."""
 
 import copy
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from mme_operator.api import ModelEndpointStatus, ModelStatus, parse_resource
@@ -140,3 +141,13 @@ def test_without_a_clock_nothing_is_kept() -> None:
     old, new = desired("v1"), desired("v2")
     plan = plan_reconcile(new, observed(old, new), served(old))
     assert deleted(plan) == [old.archives[0].key]
+
+
+def test_only_a_plan_with_nothing_servable_in_s3_waits_for_an_upload_before_sagemaker() -> None:
+    # Plan.upload_first: the executor creates or updates SageMaker only after an upload worked.
+    old, new = desired("v1"), desired("v2")
+    nothing = dataclasses.replace(observed(new), archives={})
+    assert plan_reconcile(new, nothing, now=NOW).upload_first
+    assert not plan_reconcile(new, observed(new), now=NOW).upload_first  # already in S3
+    # The previous archive, kept through its grace period, still serves: no need to wait.
+    assert not plan_reconcile(new, observed(old), served(old), now=NOW).upload_first

@@ -347,3 +347,75 @@ def test_plan_reads_as_numbered_lines():
     lines = plan.describe()
     assert lines[0].startswith("1. upload model 'bert' to ml/small/bert-")
     assert lines[-1].startswith("then wait: endpoint ml-small is being created")
+
+
+CREATES_OR_CHANGES_SAGEMAKER = (
+    p.CreateModel
+    | p.CreateEndpointConfig
+    | p.CreateEndpoint
+    | p.UpdateEndpoint
+    | p.DeleteEndpoint
+    | p.DeleteModel
+    | p.DeleteEndpointConfig
+    | p.AdoptEndpoint
+    | p.ApplyScaling
+)
+
+
+def test_no_servable_model_creates_nothing_on_sagemaker_and_says_why():
+    d = desired_for(fingerprints={})  # every source unreadable: no archive can be made
+    nothing = observed(
+        d,
+        endpoint=None,
+        endpoint_owner_uid=None,
+        model_exists=False,
+        endpoint_config_exists=False,
+        archives={},
+    )
+    plan = plan_reconcile(d, nothing, unavailable=("bert", "echo"))
+    assert plan.actions == ()
+    assert plan.blocked is not None and plan.blocked.reason == Reason.NO_SERVABLE_MODELS
+    assert "model 'bert'" in plan.blocked.message and "model 'echo'" in plan.blocked.message
+    assert "no SageMaker model, endpoint config or endpoint is created" in plan.blocked.message
+    assert any("blocked (NoServableModels)" in line for line in plan.describe())
+    # One servable model is enough to create the endpoint.
+    one = desired_for(fingerprints={"bert": "etag-1"})
+    plan = plan_reconcile(one, nothing, unavailable=("echo",))
+    assert plan.blocked is None
+    assert "CreateEndpoint" in kinds(plan)
+
+
+def test_no_servable_model_leaves_an_existing_endpoint_as_it_is():
+    before = desired_for()
+    d = desired_for(changed(instanceType="ml.g5.2xlarge"), fingerprints={})
+    # The endpoint runs another config (an update would follow) and none of our archives is left.
+    running = observed(
+        d, endpoint=endpoint(d, config=before.sagemaker.endpoint_config.name), archives={}
+    )
+    plan = plan_reconcile(d, running, unavailable=("bert", "echo"))
+    assert not any(isinstance(a, CREATES_OR_CHANGES_SAGEMAKER) for a in plan.actions)
+    assert plan.wait is None
+    assert plan.blocked is not None and plan.blocked.reason == Reason.NO_SERVABLE_MODELS
+    assert f"endpoint {d.endpoint_name} (InService) is left as it is" in plan.blocked.message
+    # Sources unreadable since the last pass, their archives still in S3: the endpoint
+    # serves them, so nothing changes and nothing is deleted.
+    served = observed(d, archives=stored(before))
+    plan = plan_reconcile(d, served, unavailable=("bert", "echo"))
+    assert plan.blocked is None
+    assert not any(isinstance(a, p.DeleteArchive) for a in plan.actions)
+
+
+def test_models_whose_keys_another_owner_holds_are_not_servable():
+    d = desired_for()
+    foreign = observed(
+        d,
+        endpoint=None,
+        endpoint_owner_uid=None,
+        model_exists=False,
+        endpoint_config_exists=False,
+        archives=stored(d, owner="someone-else"),
+    )
+    plan = plan_reconcile(d, foreign)
+    assert plan.blocked is not None and plan.blocked.reason == Reason.NO_SERVABLE_MODELS
+    assert "archive key of model 'bert' is taken" in plan.blocked.message
+    assert not any(isinstance(a, CREATES_OR_CHANGES_SAGEMAKER) for a in plan.actions)

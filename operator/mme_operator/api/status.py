@@ -49,6 +49,7 @@ class Reason(StrEnum):
     SYNCED = "Synced"
     BUCKET_MISSING = "BucketMissing"
     ARTIFACT_CONFLICT = "ArtifactConflict"
+    NO_SERVABLE_MODELS = "NoServableModels"
     CREATING = "EndpointCreating"
     UPDATING = "EndpointUpdating"
     IN_SERVICE = "InService"

@@ -15,6 +15,8 @@ import importlib
 import importlib.util
 from typing import TYPE_CHECKING, Any
 
+from mme_operator.extras import install_command
+
 if TYPE_CHECKING:
     from mme_operator.local.faults import CallCounter, FaultController
     from mme_operator.local.server import (
@@ -65,7 +67,7 @@ def missing_local_extra(command: str) -> str | None:
         return None
     return (
         f"`mme-operator {command}` needs the local stand-ins ({', '.join(missing)} missing): "
-        "pip install 'mme-operator[local,triton]'"
+        f"{install_command('local,triton')}"
     )
 
 

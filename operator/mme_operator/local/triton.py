@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mme_operator.extras import install_command
+
 
 class TritonError(RuntimeError):
     """Triton refused a request; ``status`` is its HTTP status, ``message`` its error text."""
@@ -109,7 +111,7 @@ def python_backend_problem() -> str | None:
         return None
     return (
         f"the local tritonserver's Python models need numpy, which {sys.executable} cannot "
-        f"import: pip install numpy (or 'mme-operator[triton]') into {sys.prefix}"
+        f"import: pip install numpy (or {install_command('triton')}) into {sys.prefix}"
     )
 
 
@@ -150,7 +152,7 @@ class TritonServer:
     def start(self) -> TritonServer:
         """Start the server and wait until ``/v2/health/ready`` answers 200."""
         if self.installation is None:
-            raise RuntimeError("tritonserver not found: pip install 'mme-operator[triton]'")
+            raise RuntimeError(f"tritonserver not found: {install_command('triton')}")
         inst = self.installation
         self._own_dir = Path(tempfile.mkdtemp(prefix="local-triton-"))
         if self._given_repository is None:

@@ -7,6 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+from mme_operator.extras import install_command
 from mme_operator.profile.sweep import Profile
 
 CSV_COLUMNS = (
@@ -39,7 +40,7 @@ def write_reports(profile: Profile, out: Path) -> tuple[list[Path], str | None]:
     if importlib.util.find_spec("matplotlib") is None:
         return written, (
             "throughput-latency.png skipped: matplotlib is not installed "
-            "(pip install 'mme-operator[plot]')"
+            f"({install_command('plot')})"
         )
     written.append(_plot(profile, out / "throughput-latency.png"))
     return written, None

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mme_operator.extras import install_command
 from mme_operator.profile.grid import ProfileError
 
 BLAS_THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -112,7 +113,7 @@ def _bundled(startup_timeout: float) -> Iterator[Target]:
         raise ProfileError(
             "no Triton to profile against: pass --url of a running tritonserver "
             "(started with --model-control-mode=explicit), --tritonserver PATH, or "
-            "pip install 'mme-operator[triton]' for the bundled CPU one"
+            f"{install_command('triton')} for the bundled CPU one"
         )
     problem = python_backend_problem()
     if problem is not None:

@@ -135,6 +135,9 @@ class Executor:
         """Execute ``plan.actions`` in order; stop at the first AWS error."""
         result = ApplyResult()
         for action in plan.actions:
+            if plan.upload_first and not result.uploaded and isinstance(action, p.BILLED_ACTIONS):
+                result.error = nothing_uploaded(action, result)
+                return result
             try:
                 self._do(action, result)
             except (NotOwnedError, ArchiveNotOwnedError) as exc:
@@ -250,6 +253,20 @@ class Executor:
             return
         result.warmed.add(target)
         self.emit("WarmedUp", f"warmed up model {model_name!r} ({target})")
+
+
+def nothing_uploaded(action: p.Action, result: ApplyResult) -> ApplyError:
+    """Why ``action`` is not run: every upload of the pass failed and nothing else is in S3,
+    so an endpoint would bill for GPU instances with no model to serve."""
+    failed = "; ".join(f"model {name!r}: {why}" for name, why in result.model_errors.items())
+    return ApplyError(
+        False,
+        Reason.NO_SERVABLE_MODELS,
+        f"no model can be served ({failed}): {action.describe()} is not done (nothing to "
+        "bill for) until a model can be packaged; sources are looked at again at each drift "
+        "check",
+        action,
+    )
 
 
 def terminal_reason(exc: BaseException) -> Reason:

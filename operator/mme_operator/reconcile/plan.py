@@ -188,6 +188,9 @@ class Plan:
     """The retry-update annotation value this plan acts on (recorded so it retries once)."""
     superseded: tuple[SupersededArchive, ...] = ()
     """Previous archives kept through the grace period (and published in status)."""
+    upload_first: bool = False
+    """No archive that could be served is in S3 yet: SageMaker is created or updated only
+    once an upload of this plan succeeded (:data:`BILLED_ACTIONS`)."""
 
     def describe(self) -> list[str]:
         """The plan as lines a person reads."""
@@ -294,6 +297,58 @@ def plan_archives(
     return actions
 
 
+BILLED_ACTIONS = (CreateModel, CreateEndpointConfig, CreateEndpoint, UpdateEndpoint)
+"""Steps that make (or keep changing) what SageMaker bills for."""
+
+
+def servable_in_s3(
+    desired: DesiredState, observed: ObservedState, unavailable: Sequence[str]
+) -> bool:
+    """Whether some model's archive is already in S3, ours, for the endpoint to serve."""
+    if any(
+        (stored := observed.archives.get(a.key)) is not None and stored.owned_by(desired.owner_uid)
+        for a in desired.archives
+    ):
+        return True
+    return any(
+        stored.owned_by(desired.owner_uid) and stored.model_name in unavailable
+        for stored in observed.archives.values()
+    )
+
+
+def no_servable_models(
+    desired: DesiredState, observed: ObservedState, unavailable: Sequence[str]
+) -> Blocked | None:
+    """Why nothing is created or updated on SageMaker: no model could be served; else None.
+
+    A model is servable when its archive can be uploaded now (its source was read and its
+    key is not taken by another owner's object) or one of this resource's archives of it is
+    already in S3 (a source that became unreadable since: the endpoint still serves that
+    archive, so a transient outage changes nothing). Without one, an endpoint would bill for
+    GPU instances that have nothing to serve. An existing endpoint is left as it is, never
+    deleted: whatever it still serves keeps being served.
+    """
+    conflicts = archive_conflicts(desired, observed)
+    if any(a.model_name not in conflicts for a in desired.archives) or servable_in_s3(
+        desired, observed, unavailable
+    ):
+        return None
+    problems = [f"source of model {name!r} could not be read" for name in unavailable]
+    problems += [f"archive key of model {name!r} is taken" for name in sorted(conflicts)]
+    endpoint = observed.endpoint
+    kept = (
+        f"endpoint {endpoint.name} ({endpoint.status}) is left as it is, neither updated nor "
+        "deleted"
+        if endpoint is not None
+        else "no SageMaker model, endpoint config or endpoint is created (nothing to bill for)"
+    )
+    return Blocked(
+        Reason.NO_SERVABLE_MODELS,
+        f"no model can be served ({'; '.join(problems)}; status.models says why): {kept} "
+        "until a model's source can be read; sources are looked at again at each drift check",
+    )
+
+
 def plan_reconcile(
     desired: DesiredState,
     observed: ObservedState,
@@ -311,7 +366,12 @@ def plan_reconcile(
     """
     keep = superseded_archives(desired, observed, status, now)
     plan = _plan_reconcile(desired, observed, status, unavailable, keep)
-    return dataclasses.replace(plan, superseded=tuple(keep.values()))
+    return dataclasses.replace(
+        plan,
+        superseded=tuple(keep.values()),
+        # A previous archive kept through its grace period still serves its clients.
+        upload_first=not keep and not servable_in_s3(desired, observed, unavailable),
+    )
 
 
 def _plan_reconcile(
@@ -340,6 +400,10 @@ def _plan_reconcile(
                 ),
             )
         actions.append(AdoptEndpoint(name, endpoint.arn))
+
+    nothing_to_serve = no_servable_models(desired, observed, unavailable)
+    if nothing_to_serve is not None:
+        return Plan(tuple(actions), blocked=nothing_to_serve)
 
     if not observed.model_exists:
         actions.append(CreateModel(sm.model.name))

@@ -307,11 +307,14 @@ def _warm_condition(
     models: list[ModelStatus],
     result: ApplyResult,
     generation: int,
+    in_service: bool,
 ) -> list[Condition]:
     """ModelsWarm: whether every ``warmup: true`` model answered its warm-up invocation.
 
     Absent when no model asks for warm-up. A failure keeps the endpoint Ready (it serves;
     the first request to that model is only slower) and is retried at the next drift check.
+    The message agrees with ``EndpointReady`` (``in_service``: the endpoint runs the desired
+    config): a model not warmed up on an InService endpoint is warmed up by the next pass.
     """
     wanted = [m for m in models if m.name in desired.warmup_models]
     if not wanted:
@@ -319,7 +322,12 @@ def _warm_condition(
     failed = {
         m.name: result.warmup_errors[m.name] for m in wanted if m.name in result.warmup_errors
     }
-    cold = [m.name for m in wanted if not m.warmed_up and m.name not in failed]
+    unservable = {m.name for m in wanted if m.state == ModelState.FAILED}
+    cold = [
+        m.name
+        for m in wanted
+        if not m.warmed_up and m.name not in failed and m.name not in unservable
+    ]
     if failed:
         state = (
             ConditionStatus.FALSE,
@@ -327,12 +335,24 @@ def _warm_condition(
             "; ".join(f"warm-up of model {n!r} failed: {why}" for n, why in failed.items())
             + "; tried again at the next drift check",
         )
-    elif cold:
-        state = (
-            ConditionStatus.UNKNOWN,
-            Reason.WARMING_UP,
-            f"models {', '.join(cold)} not warmed up yet (the endpoint must be InService)",
-        )
+    elif cold or unservable:
+        name = desired.sagemaker.endpoint.name
+        parts = []
+        if cold and in_service:
+            parts.append(
+                f"models {', '.join(cold)} not warmed up yet; endpoint {name} is InService, "
+                "so the next pass warms them up"
+            )
+        elif cold:
+            parts.append(
+                f"models {', '.join(cold)} are warmed up once endpoint {name} is InService"
+            )
+        if unservable:
+            parts.append(
+                f"models {', '.join(sorted(unservable))} cannot be warmed up: they failed "
+                "(status.models says why)"
+            )
+        state = (ConditionStatus.UNKNOWN, Reason.WARMING_UP, "; ".join(parts))
     else:
         state = (
             ConditionStatus.TRUE,
@@ -491,7 +511,7 @@ def reconciled_status(
             f"endpoint {sm.endpoint.name} is {endpoint_status}",
         )
     conditions = set_condition(conditions, ConditionType.ENDPOINT_READY, *ep_cond, generation)
-    conditions = _warm_condition(conditions, desired, models, result, generation)
+    conditions = _warm_condition(conditions, desired, models, result, generation, in_service)
     scaling = autoscaling_condition(desired, observed, plan, result, endpoint_status)
     conditions = set_condition(conditions, ConditionType.AUTOSCALING_READY, *scaling, generation)
 

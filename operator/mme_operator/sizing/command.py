@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from mme_operator.api import ModelEndpoint, ModelSpec
+from mme_operator.manifests import Found
 from mme_operator.settings import Settings, get_settings
 from mme_operator.sizing.catalogue import CatalogueError, InstanceCatalogue, get_catalogue
 from mme_operator.sizing.fit import (
     DEFAULT_HEADROOM_PERCENT,
+    UNKNOWN_BASIS,
     Candidate,
     ModelNeed,
     candidates,
@@ -75,8 +77,8 @@ def read_profiles(paths: Sequence[str]) -> dict[str, ProfileFacts]:
 
 def weights_sizes(
     resource: ModelEndpoint, settings: Settings
-) -> tuple[dict[str, int | None], list[str]]:
-    """Each model's weights size in bytes (None when unreadable) and a note per unreadable one."""
+) -> tuple[dict[str, int | None], dict[str, str]]:
+    """Each model's weights size in bytes (None when unreadable), and why per unreadable one."""
     import boto3
     import botocore.exceptions
 
@@ -87,7 +89,7 @@ def weights_sizes(
         "s3", region_name=resource.spec.region, endpoint_url=settings.aws_endpoint_url
     )
     sizes: dict[str, int | None] = {}
-    notes = []
+    notes: dict[str, str] = {}
     for model in resource.spec.models:
         if model.gpu_memory_mib is not None:
             sizes[model.name] = None  # the spec's figure is used; no need to look
@@ -106,10 +108,7 @@ def weights_sizes(
             botocore.exceptions.ClientError,
         ) as exc:
             sizes[model.name] = None
-            notes.append(
-                f"model {model.name}: size of {model.source} unknown ({exc}); counted as "
-                "overhead only: set gpuMemoryMiB"
-            )
+            notes[model.name] = f"size of {model.source} unknown ({exc})"
     return sizes, notes
 
 
@@ -154,8 +153,14 @@ def size_resource(
     region: str,
     weights: Mapping[str, int | None],
     profiles: Mapping[str, ProfileFacts],
+    *,
+    assume_unknown: bool = False,
 ) -> dict[str, Any]:
-    """The ``size`` result of one ModelEndpoint, as the JSON output has it."""
+    """The ``size`` result of one ModelEndpoint, as the JSON output has it.
+
+    A model whose size is unknown (no weights size, gpuMemoryMiB nor measurement) would be
+    counted as overhead only: no type is recommended from that, unless ``assume_unknown``.
+    """
     from mme_operator.sizing.fit import model_need
 
     spec = resource.spec
@@ -174,11 +179,21 @@ def size_resource(
     )
     best = recommend(found)
     required = sum(n.required_mib for n in needs)
+    unknown = [n.name for n in needs if n.basis == UNKNOWN_BASIS]
+    why = _why(best, found, required, headroom, catalogue)
+    if unknown and not assume_unknown:
+        best = None
+        why = (
+            f"not recommended: the size of models {', '.join(unknown)} is unknown, so what "
+            "they need is not known: make their sources readable, set their gpuMemoryMiB, or "
+            "pass --assume-unknown to count them as overhead only"
+        )
     return {
         "name": f"{resource.metadata.namespace}/{resource.metadata.name}",
         "region": region,
         "recommended": best.instance.name if best else None,
-        "why": _why(best, found, required, headroom, catalogue),
+        "why": why,
+        "unknownSizes": unknown,
         "gpuMemoryRequiredMiB": required,
         "headroomPercent": headroom,
         "instanceCount": instance_count,
@@ -264,7 +279,6 @@ def table(result: dict[str, Any]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``mme-operator size``."""
-    parser.add_argument("-f", "--file", required=True, help="YAML file, or - for stdin")
     parser.add_argument("--region", help="price region (default: each spec's region)")
     parser.add_argument("--output", choices=("table", "json"), default="table")
     parser.add_argument(
@@ -274,10 +288,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="REPORT",
         help="a profile report.json (repeatable): measured GPU memory and throughput",
     )
+    parser.add_argument(
+        "--assume-unknown",
+        action="store_true",
+        help="count a model whose size cannot be read as its per-instance overhead only and "
+        "recommend anyway (default: name it, recommend nothing for its endpoint, exit 2)",
+    )
 
 
-def size_command(resources: list[ModelEndpoint], args: argparse.Namespace) -> int:
-    """Print the sizing of every ModelEndpoint; 0 when each has a recommendation, 1 otherwise."""
+def size_command(found: Sequence[Found], args: argparse.Namespace) -> int:
+    """Print the sizing of every ModelEndpoint; the exit code is the worst of them.
+
+    0: each has a recommendation; 1: some fits no type; 2: some model's size is unknown
+    (without ``--assume-unknown``), or a profile report or the catalogue is unusable.
+    """
     try:
         catalogue = get_catalogue()
         profiles = read_profiles(args.profile)
@@ -286,14 +310,27 @@ def size_command(resources: list[ModelEndpoint], args: argparse.Namespace) -> in
         return 2
     settings = get_settings()
     results = []
-    for resource in resources:
-        weights, notes = weights_sizes(resource, settings)
-        for note in notes:
-            print(f"note: {note}", file=sys.stderr)
+    code = 0
+    for one in found:
+        resource = one.resource
+        weights, unreadable = weights_sizes(resource, settings)
         region = args.region or resource.spec.region
-        results.append(size_resource(resource, catalogue, region, weights, profiles))
+        result = size_resource(
+            resource, catalogue, region, weights, profiles, assume_unknown=args.assume_unknown
+        )
+        for model, why in unreadable.items():
+            if model not in result["unknownSizes"]:
+                continue  # a profile's measurement stands in for it
+            if args.assume_unknown:
+                print(f"note: {one.label}: model {model}: {why}; counted as overhead only",
+                      file=sys.stderr)  # fmt: skip
+            else:
+                print(f"{one.label}: model {model}: {why}: set gpuMemoryMiB", file=sys.stderr)
+        code = max(code, 2 if result["unknownSizes"] and not args.assume_unknown else 0)
+        code = max(code, 0 if result["recommended"] else 1)
+        results.append({"file": one.file, **result})
     if args.output == "json":
         print(json.dumps(results, indent=2))
     else:
         print("\n\n".join(table(r) for r in results))
-    return 0 if all(r["recommended"] for r in results) else 1
+    return code

@@ -66,6 +66,10 @@ def gpu_instances(model: ModelSpec) -> int:
     return sum(g.count for g in groups if g.kind != InstanceKind.KIND_CPU)
 
 
+UNKNOWN_BASIS = "unknown"
+"""The basis of a need whose weights size is unknown: per-instance overhead only."""
+
+
 def model_need(
     model: ModelSpec, weights_bytes: int | None, measured_mib: float | None = None
 ) -> ModelNeed:
@@ -78,7 +82,7 @@ def model_need(
     if measured_mib is not None:
         return ModelNeed(model.name, instances, math.ceil(measured_mib), "measured")
     if weights_bytes is None:
-        return ModelNeed(model.name, instances, instances * INSTANCE_OVERHEAD_MIB, "unknown")
+        return ModelNeed(model.name, instances, instances * INSTANCE_OVERHEAD_MIB, UNKNOWN_BASIS)
     factor = PLATFORM_FACTORS.get(model.platform or model.backend or "", DEFAULT_FACTOR)
     per_instance = weights_bytes / MIB * factor + INSTANCE_OVERHEAD_MIB
     return ModelNeed(model.name, instances, math.ceil(per_instance * instances), "estimate")

@@ -21,9 +21,13 @@ from tests.unit.api.test_cli import write
 
 
 def validate(tmp_path: Path, doc: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> list[str]:
-    """The lines `mme-operator validate` prints for DOC; asserts it exits 2."""
-    assert main(["validate", "-f", write(tmp_path, doc)]) == 2
-    return capsys.readouterr().err.splitlines()
+    """The lines `mme-operator validate` prints for DOC, less the file name that starts each;
+    asserts it exits 2."""
+    file = write(tmp_path, doc)
+    assert main(["validate", "-f", file]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert all(line.startswith(f"{file}: ") for line in lines), lines
+    return [line.removeprefix(f"{file}: ") for line in lines]
 
 
 def problems(doc: dict[str, Any]) -> list[str]:

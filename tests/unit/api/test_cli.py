@@ -67,14 +67,14 @@ def test_validate_reports_each_problem_on_one_line(
     out, err = capsys.readouterr()
     assert out == ""
     assert err.splitlines() == [
-        "ml/small-llms: spec.region: 'Mars' does not match ^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$"
+        f"{file}: ml/small-llms: spec.region: 'Mars' does not match ^[a-z]{{2}}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$"
     ]
     bad = changed(GOOD, "spec.models.0.dynamicBatching.preferredBatchSize", [8, 64, 128])
     file = write(tmp_path, bad)
     assert main(["validate", "-f", file]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        "ml/small-llms: spec.models[0].dynamicBatching.preferredBatchSize: 64 exceeds maxBatchSize 32",
-        "ml/small-llms: spec.models[0].dynamicBatching.preferredBatchSize: 128 exceeds maxBatchSize 32",
+        f"{file}: ml/small-llms: spec.models[0].dynamicBatching.preferredBatchSize: 64 exceeds maxBatchSize 32",
+        f"{file}: ml/small-llms: spec.models[0].dynamicBatching.preferredBatchSize: 128 exceeds maxBatchSize 32",
     ]
 
 
@@ -127,7 +127,9 @@ def test_render_refuses_invalid_input_and_writes_nothing(tmp_path: Path) -> None
     out = tmp_path / "out"
     result = run_cli("render", "-f", write(tmp_path, bad), "-o", str(out))
     assert result.returncode == 2
-    assert result.stderr.startswith("ml/small-llms: spec.models[1]: set exactly one of platform")
+    assert result.stderr.startswith(
+        f"{tmp_path / 'in.yaml'}: ml/small-llms: spec.models[1]: set exactly one of platform"
+    )
     assert not out.exists()
 
 
@@ -157,11 +159,12 @@ def test_render_refuses_the_same_model_name_twice(tmp_path: Path) -> None:
         changed(GOOD, "metadata.name", "other"), "spec.models", GOOD["spec"]["models"][1:]
     )
     out = tmp_path / "out"
-    result = run_cli("render", "-f", write(tmp_path, GOOD, other), "-o", str(out))
+    file = write(tmp_path, GOOD, other)
+    result = run_cli("render", "-f", file, "-o", str(out))
     assert result.returncode == 2
     assert result.stderr == (
-        "ml/other: spec.models[0].name: model 'echo' is also defined by ml/small-llms; "
-        "render writes one directory per model name\n"
+        f"{file}: ml/other: spec.models[0].name: model 'echo' is also defined by "
+        f"{file}: ml/small-llms; render writes one directory per model name\n"
     )
     assert not out.exists()
 
