@@ -320,7 +320,7 @@ class DynamicBatchingSpec(ApiModel):
         default=None,
         # The level's form is checked by `validate` and the operator: a regex over map keys
         # of unknown length would exceed the API server's CEL cost budget.
-        description="Queue policy per priority level, by level (\"1\" .. priorityLevels); levels "
+        description='Queue policy per priority level, by level ("1" .. priorityLevels); levels '
         "not listed use defaultQueuePolicy.",
     )
 
@@ -444,9 +444,7 @@ class ModelWarmupSpec(ApiModel):
     inputs: dict[str, WarmupInputSpec] = Field(
         max_length=64, description="The request's inputs, by input name."
     )
-    count: int | None = Field(
-        default=None, ge=1, le=1000, description="How many times to send it."
-    )
+    count: int | None = Field(default=None, ge=1, le=1000, description="How many times to send it.")
 
 
 class LatestVersionsSpec(ApiModel):

@@ -20,7 +20,7 @@ FRAGMENT_FIELD = "configPbtxt"
 DECOUPLED_MESSAGE = (
     "decoupled models cannot be served: a multi-model endpoint's invoke path refuses models "
     "with a decoupled transaction policy (\"HTTP end point doesn't support models with "
-    "decoupled transaction policy\"); serve it from a single-model endpoint"
+    'decoupled transaction policy"); serve it from a single-model endpoint'
 )
 
 # Top-level ModelConfig fields that have a typed spec field: the fragment may not set them,
@@ -113,7 +113,10 @@ def _sequence_problems(model: ModelSpec, at: str) -> list[tuple[str, str]]:
     oldest = sequence.oldest
     if oldest is not None and model.max_batch_size > 0:
         problems.extend(
-            (f"{at}.oldest.preferredBatchSize", f"{size} exceeds maxBatchSize {model.max_batch_size}")
+            (
+                f"{at}.oldest.preferredBatchSize",
+                f"{size} exceeds maxBatchSize {model.max_batch_size}",
+            )
             for size in oldest.preferred_batch_size or []
             if size > model.max_batch_size
         )
@@ -132,17 +135,32 @@ def _sequence_problems(model: ModelSpec, at: str) -> list[tuple[str, str]]:
             if control.kind == "CONTROL_SEQUENCE_CORRID":
                 if values or control.data_type is None:
                     problems.append(
-                        (where, "CONTROL_SEQUENCE_CORRID takes dataType (TYPE_UINT64 or "
-                         "TYPE_STRING) and no false/true values")
+                        (
+                            where,
+                            "CONTROL_SEQUENCE_CORRID takes dataType (TYPE_UINT64 or "
+                            "TYPE_STRING) and no false/true values",
+                        )
                     )
-                elif control.data_type.value not in ("TYPE_UINT64", "TYPE_INT64", "TYPE_UINT32",
-                                                     "TYPE_INT32", "TYPE_STRING"):
-                    problems.append((where, f"{control.data_type}: a correlation id is an integer "
-                                     "or TYPE_STRING"))
+                elif control.data_type.value not in (
+                    "TYPE_UINT64",
+                    "TYPE_INT64",
+                    "TYPE_UINT32",
+                    "TYPE_INT32",
+                    "TYPE_STRING",
+                ):
+                    problems.append(
+                        (
+                            where,
+                            f"{control.data_type}: a correlation id is an integer or TYPE_STRING",
+                        )
+                    )
             elif len(values) != 1 or control.data_type is not None:
                 problems.append(
-                    (where, f"{control.kind} takes exactly one of int32FalseTrue, fp32FalseTrue "
-                     "or boolFalseTrue (and no dataType)")
+                    (
+                        where,
+                        f"{control.kind} takes exactly one of int32FalseTrue, fp32FalseTrue "
+                        "or boolFalseTrue (and no dataType)",
+                    )
                 )
     return problems
 
@@ -190,7 +208,10 @@ def _warmup_problems(model: ModelSpec, at: str) -> list[tuple[str, str]]:
                 )
         if model.max_batch_size == 0 and sample.batch_size > 1:
             problems.append(
-                (f"{at}.modelWarmup[{i}].batchSize", "a model with maxBatchSize 0 takes batchSize 0 or 1")
+                (
+                    f"{at}.modelWarmup[{i}].batchSize",
+                    "a model with maxBatchSize 0 takes batchSize 0 or 1",
+                )
             )
     policy = model.version_policy
     if policy is not None:

@@ -41,7 +41,6 @@ else:
     model_config_pb2 = _load_model_config_pb2()
 
 
-
 def _all_field_names(message: _descriptor.Descriptor, seen: set[str], names: set[str]) -> None:
     if message.full_name in seen:
         return

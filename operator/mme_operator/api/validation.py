@@ -171,7 +171,9 @@ def spec_problems(spec: ModelEndpointSpec, root: str = "spec") -> list[Problem]:
                     "python); leave both out when the source's config.pbtxt names them",
                 )
             )
-        problems.extend(Problem(path, message) for path, message in triton_config_problems(model, at))
+        problems.extend(
+            Problem(path, message) for path, message in triton_config_problems(model, at)
+        )
         batching = model.dynamic_batching
         if batching is not None:
             if model.max_batch_size == 0:

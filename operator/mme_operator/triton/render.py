@@ -7,7 +7,6 @@ from functools import lru_cache
 from importlib import resources
 
 import jinja2
-
 from google.protobuf import text_format
 
 from mme_operator.api import ModelSpec
