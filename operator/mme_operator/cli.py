@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from mme_operator import __version__
-from mme_operator.api import API_VERSION, GROUP, KIND, ModelEndpoint, validate_resource
+from mme_operator.api import API_VERSION, GROUP, KIND, ModelEndpoint, ModelSpec, validate_resource
 from mme_operator.safe_yaml import YamlLimitError, load_documents
 from mme_operator.sagemaker.images import image_problems
 from mme_operator.settings import Settings, SettingsError
@@ -209,6 +209,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     owner: dict[str, str] = {}
     problems: list[str] = []
     rendered: list[tuple[Path, str]] = []
+    notices: list[str] = []
     for resource in loaded.resources:
         label = f"{resource.metadata.namespace}/{resource.metadata.name}"
         for i, model in enumerate(resource.spec.models):
@@ -224,9 +225,18 @@ def _cmd_render(args: argparse.Namespace) -> int:
             except TritonConfigError as error:
                 problems.append(f"{label}: spec.models[{i}]: {_one_line(str(error))}")
                 continue
+            at = f"{label}: spec.models[{i}]"
+            read = _render_from_source(model, text, at)
+            if isinstance(read, str):
+                problems.append(read)
+                continue
+            text, notes = read
             rendered.append((Path(args.output) / model.name / "config.pbtxt", text))
+            notices.extend(f"{at}: {note}" for note in notes)
     if problems:
         return _report(problems)
+    for notice in notices:
+        print(notice, file=sys.stderr)
     for path, text in rendered:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -235,6 +245,60 @@ def _cmd_render(args: argparse.Namespace) -> int:
             raise InputError(f"{path}: cannot write: {_one_line(str(error))}") from None
         print(f"wrote {path}")
     return EXIT_OK
+
+
+def _render_from_source(model: ModelSpec, text: str, at: str) -> tuple[str, list[str]] | str:
+    """The config.pbtxt the archive of ``model`` will carry, read from its source.
+
+    (text, notes) or one problem line. A source that cannot be read here (no credentials,
+    not mounted) leaves the spec's config, with a note: the operator merges the source's
+    own config.pbtxt, if any, under it. s3:// sources are read with the standard credential
+    chain less instance metadata (render must not reach for an instance role).
+    """
+    # Imported here: `validate` and `--help` need none of boto3, protobuf or the sources.
+    import os
+    import tempfile
+
+    import boto3
+    import botocore.exceptions
+
+    from mme_operator.artifacts import ArtifactError, open_source
+    from mme_operator.artifacts.errors import InvalidSourceError, UnsafeArchiveError
+    from mme_operator.artifacts.repository import plan_source_archive
+    from mme_operator.settings import get_settings
+    from mme_operator.triton import default_model_filename, parse_model_config
+
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    try:
+        settings = get_settings()
+        s3 = boto3.client("s3", endpoint_url=settings.aws_endpoint_url)
+        source = open_source(model.source, s3_client=s3, file_roots=["/"])
+        with tempfile.TemporaryDirectory(prefix="mme-render-") as scratch:
+            plan = plan_source_archive(
+                model.name, text, source, default_model_filename(model), Path(scratch)
+            )
+    except (InvalidSourceError, UnsafeArchiveError) as error:
+        return f"{at}: {_one_line(str(error))}"
+    except (
+        ArtifactError,
+        botocore.exceptions.BotoCoreError,
+        botocore.exceptions.ClientError,
+    ) as error:
+        note = (
+            f"source not read ({_one_line(str(error))}): this is the spec's config; a "
+            "config.pbtxt in the source is merged under it"
+        )
+        return text, [note]
+    notes = [
+        f"set from the spec over the source's config.pbtxt: {change}" for change in plan.changes
+    ]
+    final = parse_model_config(plan.config_pbtxt)
+    if not final.platform and not final.backend:
+        notes.append(
+            "neither the spec nor the source's config.pbtxt names a platform or backend: "
+            "Triton infers it from the version directory's file names (1/model.onnx, ...)"
+        )
+    return plan.config_pbtxt, notes
 
 
 def _add_render(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

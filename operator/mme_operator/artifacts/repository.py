@@ -34,10 +34,11 @@ import contextlib
 import dataclasses
 import io
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import BinaryIO
 
 from mme_operator.artifacts.errors import InvalidSourceError, UnsafeArchiveError
-from mme_operator.artifacts.sources import EntryType, SourceContent, SourceEntry
+from mme_operator.artifacts.sources import EntryType, ModelSource, SourceContent, SourceEntry
 from mme_operator.triton import TritonConfigError, parse_model_config
 from mme_operator.triton.ensemble import check_ensemble, is_ensemble
 from mme_operator.triton.merge import check_servable, merge_model_config
@@ -332,3 +333,15 @@ def _repository(
     if problems:
         raise InvalidSourceError("; ".join(problems))
     return ArchivePlan(text, _placed(layout, uri), empty, changes, tuple(sorted(steps)))
+
+
+def plan_source_archive(
+    name: str, spec_config: str, source: ModelSource, weights_filename: str, workdir: Path
+) -> ArchivePlan:
+    """:func:`plan_archive` of ``source`` as it is now (what ``render`` prints).
+
+    Reads the source's config.pbtxt files only (an S3 prefix downloads just those; a
+    ``.tar.gz`` is downloaded and scanned once); nothing is packaged.
+    """
+    with source.open_content(workdir) as content:
+        return plan_archive(name, content, spec_config, weights_filename, source.uri)
