@@ -116,7 +116,7 @@ def merge_model_config(
         merged.ClearField(field)
         merged.MergeFrom(_only(spec, field))
     check_servable(merged, source_label)
-    text = f"# {source_label} with the fields the ModelEndpoint spec sets (mme-operator).\n" + str(
-        text_format.MessageToString(merged)
-    )
+    # No source address in the text: the archive holds the source's content, not its place.
+    header = "# The source's config.pbtxt with the fields the ModelEndpoint spec sets.\n"
+    text = header + str(text_format.MessageToString(merged))
     return MergedConfig(text=text, config=merged, changes=tuple(changes))
