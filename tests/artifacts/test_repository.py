@@ -115,7 +115,7 @@ def test_spec_fields_override_the_source_config_field_by_field_and_are_reported(
     assert config.dynamic_batching.max_queue_delay_microseconds == 500
     assert [t.name for t in config.input] == ["INPUT0", "INPUT1"]  # the source's, untouched
     assert archive.config_changes == (
-        "name: \"add_sub\" -> \"adder\" (from the spec)",
+        'name: "add_sub" -> "adder" (from the spec)',
         "max_batch_size: added 8 (from the spec)",
         "instance_group: { kind: KIND_CPU } -> { count: 2 kind: KIND_CPU } (from the spec)",
         "dynamic_batching: added { max_queue_delay_microseconds: 500 } (from the spec)",
@@ -280,7 +280,7 @@ def test_an_execution_environment_missing_from_the_model_directory_is_refused(
         source=(MODELS / "add_sub").as_uri(),
         parameters={"EXECUTION_ENV_PATH": "$$TRITON_MODEL_DIRECTORY/env.tar.gz"},
     )
-    with pytest.raises(InvalidSourceError, match="names env.tar.gz, which is not in the model"):
+    with pytest.raises(InvalidSourceError, match=r"names env\.tar\.gz, which is not in the model"):
         package(model, tmp_path)
 
 

@@ -28,11 +28,15 @@ def test_every_typed_triton_field_is_accepted_and_kept(control_plane: ControlPla
     doc = _document([TYPED, SEQUENCE, source_only])
     control_plane.apply([doc])
     stored = yaml.safe_load(
-        control_plane.kubectl("get", "mep", doc["metadata"]["name"], "-n", "default", "-o", "yaml").stdout
+        control_plane.kubectl(
+            "get", "mep", doc["metadata"]["name"], "-n", "default", "-o", "yaml"
+        ).stdout
     )
     models = stored["spec"]["models"]
     # Nothing pruned: a structural schema would silently drop a field it does not declare.
-    assert models[0]["instanceGroups"][0]["rateLimiter"] == TYPED["instanceGroups"][0]["rateLimiter"]
+    assert (
+        models[0]["instanceGroups"][0]["rateLimiter"] == TYPED["instanceGroups"][0]["rateLimiter"]
+    )
     assert models[0]["configPbtxt"] == TYPED["configPbtxt"]
     assert models[0]["optimization"] == TYPED["optimization"]
     assert models[1]["sequenceBatching"] == SEQUENCE["sequenceBatching"]

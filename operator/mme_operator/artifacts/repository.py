@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -324,7 +325,7 @@ def _repository(
             if rel == f"{step}/{CONFIG_NAME}":
                 data = texts[step].encode("utf-8")
                 entry = dataclasses.replace(
-                    entry, size=len(data), open=lambda data=data: _bytes_open(data)
+                    entry, size=len(data), open=functools.partial(_bytes_open, data)
                 )
             layout.append((rel, entry))
         problems += _env_problems(

@@ -18,7 +18,7 @@ ENSEMBLE_PLATFORM = "ensemble"
 
 def is_ensemble(config: model_config_pb2.ModelConfig) -> bool:
     """Whether ``config`` declares an ensemble (``platform: "ensemble"``)."""
-    return config.platform == ENSEMBLE_PLATFORM
+    return bool(config.platform == ENSEMBLE_PLATFORM)
 
 
 def ensemble_problems(

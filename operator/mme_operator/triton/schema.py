@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 
 from mme_operator.api import ModelSpec
 from mme_operator.api.spec import ApiModel
-from mme_operator.api.triton_schema import model_config_pb2
+from mme_operator.api.triton_schema import model_config_pb2 as model_config_pb2
 
 
 class TritonConfigError(Exception):
@@ -48,10 +48,11 @@ TYPED_EXTRA_FIELDS = (
 
 def proto_dict(value: ApiModel | list[Any] | dict[str, Any]) -> Any:
     """A spec value as the dict ``json_format.ParseDict`` takes: proto field names, no unset fields."""
-    if isinstance(value, ApiModel):
-        data = value.model_dump(by_alias=False, exclude_none=True, mode="json")
-    else:
-        data = value
+    data: Any = (
+        value.model_dump(by_alias=False, exclude_none=True, mode="json")
+        if isinstance(value, ApiModel)
+        else value
+    )
     return _proto_names(data)
 
 
@@ -108,7 +109,7 @@ def config_fragment(model: ModelSpec) -> model_config_pb2.ModelConfig:
 
 def decoupled(config: model_config_pb2.ModelConfig) -> bool:
     """Whether ``config`` declares a decoupled transaction policy."""
-    return config.model_transaction_policy.decoupled
+    return bool(config.model_transaction_policy.decoupled)
 
 
 def expected_model_config(model: ModelSpec) -> model_config_pb2.ModelConfig:
