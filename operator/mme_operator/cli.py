@@ -232,7 +232,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
                 continue
             text, notes = read
             rendered.append((Path(args.output) / model.name / "config.pbtxt", text))
-            notices.extend(f"{at}: {note}" for note in notes)
+            notices.extend(f"note: {at}: {note}" for note in notes)
     if problems:
         return _report(problems)
     for notice in notices:

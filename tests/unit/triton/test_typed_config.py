@@ -310,8 +310,8 @@ def test_render_prints_the_config_the_archive_carries_for_a_source_directory(
     assert [t.name for t in config.input] == ["INPUT0", "INPUT1"]  # the source's, kept
     assert (config.name, config.backend, config.max_batch_size) == ("adder", "python", 4)
     assert result.stderr.splitlines() == [
-        "ml/small-llms: spec.models[0]: set from the spec over the source's config.pbtxt: "
+        "note: ml/small-llms: spec.models[0]: set from the spec over the source's config.pbtxt: "
         'name: "add_sub" -> "adder" (from the spec)',
-        "ml/small-llms: spec.models[0]: set from the spec over the source's config.pbtxt: "
+        "note: ml/small-llms: spec.models[0]: set from the spec over the source's config.pbtxt: "
         "max_batch_size: added 4 (from the spec)",
     ]
