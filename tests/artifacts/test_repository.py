@@ -292,3 +292,21 @@ def test_an_execution_environment_outside_the_archive_is_refused(tmp_path: Path)
     )
     with pytest.raises(InvalidSourceError, match=r"write \$\$TRITON_MODEL_DIRECTORY/<file>"):
         package(model, tmp_path)
+
+
+def test_the_python_env_example_packages_its_environment_in_the_archive(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "python-env" / "tokenizer"
+    src = copy_tree(example, tmp_path)
+    env = conda_pack_stand_in(src / "env.tar.gz")  # what build-env.sh makes with conda-pack
+    archive = package(spec(name="tokenizer", source=src.as_uri()), tmp_path)
+    members = archive_members(archive.path)
+    assert members["tokenizer/env.tar.gz"] == env
+    assert "tokenizer/1/model.py" in members
+    config = parse_model_config(archived_config(archive, "tokenizer"))
+    assert config.parameters["EXECUTION_ENV_PATH"].string_value == (
+        "$$TRITON_MODEL_DIRECTORY/env.tar.gz"
+    )
+    # Without the tarball the example is refused before any upload.
+    (src / "env.tar.gz").unlink()
+    with pytest.raises(InvalidSourceError, match="not in the model directory"):
+        package(spec(name="tokenizer", source=src.as_uri()), tmp_path / "again")
