@@ -154,6 +154,16 @@ def test_a_source_config_read_from_a_tar_gz_after_the_files_it_describes(tmp_pat
     assert archive_members(archive.path)["add_sub/1/model.py"] == model_py
 
 
+def test_a_single_directory_of_version_directories_without_config_is_configured_by_the_spec(
+    tmp_path: Path,
+) -> None:
+    src = make_tar(tmp_path / "resnet.tar.gz", [("resnet/2/model.onnx", b"w2")])
+    model = spec(name="resnet", source=src.as_uri(), platform="onnxruntime_onnx")
+    archive = package(model, tmp_path)
+    assert archived_config(archive, "resnet") == render_model_config(model)
+    assert archive_members(archive.path)["resnet/2/model.onnx"] == b"w2"
+
+
 # --- ensembles ------------------------------------------------------------------------------
 
 

@@ -242,9 +242,13 @@ def _single_model(
 ) -> ArchivePlan:
     by_rel = dict(rels)
     label = f"{uri}: {prefix}{CONFIG_NAME}"
-    text, config, changes = _merged(
-        name, spec_config, _read_config(by_rel[CONFIG_NAME], uri), label
-    )
+    if CONFIG_NAME in by_rel:
+        source_text = _read_config(by_rel[CONFIG_NAME], uri)
+        text, config, changes = _merged(name, spec_config, source_text, label)
+    else:  # a model directory of version directories only: configured by the spec
+        config = _spec_config(spec_config)
+        _checked(config, f"the spec of model {name!r}")
+        text, changes, label = spec_config, (), f"model {name!r} (spec.parameters)"
     if is_ensemble(config):
         _check_steps(name, config, {}, label)
     layout, empty = _served_files(name, rels, uri, ensemble=is_ensemble(config))
