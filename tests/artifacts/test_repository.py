@@ -15,6 +15,7 @@ import pytest
 from mme_operator.api import ModelSpec
 from mme_operator.artifacts import InvalidSourceError, open_source, package_model
 from mme_operator.artifacts.packaging import PackagedArchive
+from mme_operator.settings import Settings
 from mme_operator.triton import default_model_filename, parse_model_config, render_model_config
 from mme_operator.triton.schema import model_config_pb2
 
@@ -320,3 +321,22 @@ def test_the_python_env_example_packages_its_environment_in_the_archive(tmp_path
     (src / "env.tar.gz").unlink()
     with pytest.raises(InvalidSourceError, match="not in the model directory"):
         package(spec(name="tokenizer", source=src.as_uri()), tmp_path / "again")
+
+
+def test_an_ensemble_under_an_s3_prefix_is_packaged_with_its_steps(
+    s3: Any, bucket: str, settings: Settings, tmp_path: Path
+) -> None:
+    root = MODELS / "add_sub_ensemble"
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            key = f"repos/pipeline/{path.relative_to(root).as_posix()}"
+            s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+    model = spec(name="pipeline", source=f"s3://{bucket}/repos/pipeline/")
+    source = open_source(model.source, s3_client_factory=lambda _: s3, settings=settings)
+    archive = package_model(
+        "pipeline", render_model_config(model), source, "model", tmp_path / "p.tar.gz"
+    )
+    members = archive_members(archive.path)
+    assert members["scale/config.pbtxt"] == (root / "scale" / "config.pbtxt").read_bytes()
+    assert members["add_sub/1/model.py"] == (root / "add_sub" / "1" / "model.py").read_bytes()
+    assert parse_model_config(archived_config(archive, "pipeline")).platform == "ensemble"
