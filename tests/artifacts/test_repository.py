@@ -7,11 +7,14 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from mme_operator.api import ModelSpec
 from mme_operator.artifacts import InvalidSourceError, open_source, package_model
 from mme_operator.artifacts.packaging import PackagedArchive
@@ -20,6 +23,7 @@ from mme_operator.triton import default_model_filename, parse_model_config, rend
 from mme_operator.triton.schema import model_config_pb2
 
 from tests.artifacts.conftest import make_tar
+from tests.unit.api.documents import GOOD, changed
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 GOLDEN = Path(__file__).parent / "golden"
@@ -340,3 +344,36 @@ def test_an_ensemble_under_an_s3_prefix_is_packaged_with_its_steps(
     assert members["scale/config.pbtxt"] == (root / "scale" / "config.pbtxt").read_bytes()
     assert members["add_sub/1/model.py"] == (root / "add_sub" / "1" / "model.py").read_bytes()
     assert parse_model_config(archived_config(archive, "pipeline")).platform == "ensemble"
+
+
+def test_render_reads_an_s3_source_with_credentials(
+    s3: Any, bucket: str, moto_endpoint: str, tmp_path: Path
+) -> None:
+    for name in ("config.pbtxt", "1/model.py"):
+        body = (MODELS / "add_sub" / name).read_bytes()
+        s3.put_object(Bucket=bucket, Key=f"render/add_sub/{name}", Body=body)
+    doc = changed(
+        GOOD, "spec.models", [{"name": "add-sub", "source": f"s3://{bucket}/render/add_sub/"}]
+    )
+    manifest = tmp_path / "in.yaml"
+    manifest.write_text(yaml.safe_dump(doc))
+    env = {
+        **os.environ,
+        "MME_AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "mme_operator.cli", "render", "-f", str(manifest), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    config = parse_model_config((out / "add-sub" / "config.pbtxt").read_text())
+    assert [t.name for t in config.input] == ["INPUT0", "INPUT1"]  # read from S3, kept
+    assert "source not read" not in result.stderr
