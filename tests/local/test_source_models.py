@@ -76,3 +76,64 @@ def test_an_ensemble_of_python_steps_packaged_as_one_archive_loads_and_answers(
         server.load(repository / "pipeline")
         answer = server.infer("pipeline", {"inputs": INPUTS})
     assert outputs(answer) == {"SCALED_SUM": [110, 220, 330, 440]}
+
+
+def test_typed_triton_fields_over_a_source_config_load_and_answer(tmp_path: Path) -> None:
+    # Sequence batching with control inputs, Triton's own warm-up (run while loading), a
+    # version policy and a response cache setting, merged over add_sub's own config.
+    model = ModelSpec.model_validate(
+        {
+            "name": "stateful",
+            "source": (MODELS / "add_sub").as_uri(),
+            "sequenceBatching": {
+                "maxSequenceIdleMicroseconds": 5000000,
+                "controlInput": [
+                    {
+                        "name": "START",
+                        "control": [{"kind": "CONTROL_SEQUENCE_START", "fp32FalseTrue": [0, 1]}],
+                    },
+                    {
+                        "name": "CORRID",
+                        "control": [{"kind": "CONTROL_SEQUENCE_CORRID", "dataType": "TYPE_UINT64"}],
+                    },
+                ],
+                "direct": {},
+            },
+            "modelWarmup": [
+                {
+                    "name": "zeros",
+                    "batchSize": 1,
+                    "inputs": {
+                        name: {"dataType": "TYPE_FP32", "dims": [4], "zeroData": True}
+                        for name in ("INPUT0", "INPUT1")
+                    },
+                }
+            ],
+            "versionPolicy": {"latest": {"numVersions": 1}},
+            "responseCache": {"enable": False},
+        }
+    )
+    archive = package_model(
+        model.name,
+        render_model_config(model),
+        open_source(model.source, file_roots=["/"]),
+        default_model_filename(model),
+        tmp_path / "stateful.tar.gz",
+    )
+    repository = tmp_path / "repository"
+    with tarfile.open(archive.path, "r:gz") as tar:
+        tar.extractall(repository, filter="data")
+    with TritonServer(model_repository=repository) as server:
+        server.load(repository / "stateful")
+        config = server.model_config("stateful")
+        answer = server.infer(
+            "stateful",
+            {
+                "parameters": {"sequence_id": 7, "sequence_start": True, "sequence_end": True},
+                "inputs": INPUTS,
+            },
+        )
+    controls = [c["name"] for c in config["sequence_batching"]["control_input"]]
+    assert controls == ["START", "CORRID"]
+    assert [w["name"] for w in config["model_warmup"]] == ["zeros"]
+    assert outputs(answer)["OUTPUT0"] == [11, 22, 33, 44]
