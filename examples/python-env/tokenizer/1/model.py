@@ -9,8 +9,6 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             texts = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy()
-            lengths = np.array(
-                [[len(t[0].decode("utf-8").split())] for t in texts], dtype=np.int32
-            )
+            lengths = np.array([[len(t[0].decode("utf-8").split())] for t in texts], dtype=np.int32)
             responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("LENGTH", lengths)]))
         return responses
