@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mme_operator import __version__
-from mme_operator.api import ModelEndpoint
+from mme_operator.api import ModelEndpoint, ModelSpec
 from mme_operator.manifests import Found, InputError, Manifests, load_manifests, one_line
 from mme_operator.settings import Settings, SettingsError
 
@@ -196,6 +196,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     owner: dict[str, str] = {}
     problems: list[str] = []
     rendered: list[tuple[str, str, str]] = []
+    notices: list[str] = []
     for found in manifests.found:
         label = found.label
         for i, model in enumerate(found.resource.spec.models):
@@ -211,9 +212,18 @@ def _cmd_render(args: argparse.Namespace) -> int:
             except TritonConfigError as error:
                 problems.append(f"{label}: spec.models[{i}]: {one_line(str(error))}")
                 continue
+            at = f"{label}: spec.models[{i}]"
+            read = _render_from_source(model, text, at)
+            if isinstance(read, str):
+                problems.append(read)
+                continue
+            text, notes = read
             rendered.append((f"{model.name}/config.pbtxt", label, text))
+            notices.extend(f"note: {at}: {note}" for note in notes)
     if problems:
         return _report(problems)
+    for notice in notices:
+        print(notice, file=sys.stderr)
     if args.output == "-":
         for path, label, text in rendered:
             sys.stdout.write(RENDER_HEADER.format(path=path, label=label) + "\n" + text)
@@ -228,6 +238,60 @@ def _cmd_render(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         print(f"wrote {written}")
     return EXIT_OK
+
+
+def _render_from_source(model: ModelSpec, text: str, at: str) -> tuple[str, list[str]] | str:
+    """The config.pbtxt the archive of ``model`` will carry, read from its source.
+
+    (text, notes) or one problem line. A source that cannot be read here (no credentials,
+    not mounted) leaves the spec's config, with a note: the operator merges the source's
+    own config.pbtxt, if any, under it. s3:// sources are read with the standard credential
+    chain less instance metadata (render must not reach for an instance role).
+    """
+    # Imported here: `validate` and `--help` need none of boto3, protobuf or the sources.
+    import os
+    import tempfile
+
+    import boto3
+    import botocore.exceptions
+
+    from mme_operator.artifacts import ArtifactError, open_source
+    from mme_operator.artifacts.errors import InvalidSourceError, UnsafeArchiveError
+    from mme_operator.artifacts.repository import plan_source_archive
+    from mme_operator.settings import get_settings
+    from mme_operator.triton import default_model_filename, parse_model_config
+
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    try:
+        settings = get_settings()
+        s3 = boto3.client("s3", endpoint_url=settings.aws_endpoint_url)
+        source = open_source(model.source, s3_client=s3, file_roots=["/"])
+        with tempfile.TemporaryDirectory(prefix="mme-render-") as scratch:
+            plan = plan_source_archive(
+                model.name, text, source, default_model_filename(model), Path(scratch)
+            )
+    except (InvalidSourceError, UnsafeArchiveError) as error:
+        return f"{at}: {one_line(str(error))}"
+    except (
+        ArtifactError,
+        botocore.exceptions.BotoCoreError,
+        botocore.exceptions.ClientError,
+    ) as error:
+        note = (
+            f"source not read ({one_line(str(error))}): this is the spec's config; a "
+            "config.pbtxt in the source is merged under it"
+        )
+        return text, [note]
+    notes = [
+        f"set from the spec over the source's config.pbtxt: {change}" for change in plan.changes
+    ]
+    final = parse_model_config(plan.config_pbtxt)
+    if not final.platform and not final.backend:
+        notes.append(
+            "neither the spec nor the source's config.pbtxt names a platform or backend: "
+            "Triton infers it from the version directory's file names (1/model.onnx, ...)"
+        )
+    return plan.config_pbtxt, notes
 
 
 def _add_render(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

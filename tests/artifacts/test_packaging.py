@@ -18,6 +18,7 @@ from mme_operator.artifacts import (
     open_source,
     package_model,
 )
+from mme_operator.triton import parse_model_config
 
 from tests.artifacts.conftest import make_tar, tar_device, tar_link, write_tree
 
@@ -71,10 +72,19 @@ def test_single_file_goes_to_version_1_under_the_weights_name(tmp_path: Path) ->
     assert header[4:8] == b"\0\0\0\0"  # gzip MTIME 0
 
 
-def test_directory_with_version_dirs_is_copied_and_its_config_replaced(tmp_path: Path) -> None:
+SOURCE_CONFIG = b'name: "old"\nbackend: "python"\nmax_batch_size: 4\n'
+
+
+def test_directory_with_version_dirs_is_copied_and_its_config_merged(tmp_path: Path) -> None:
+    # Was: the source's config.pbtxt replaced by the spec's (issue 18: now the base).
     src = write_tree(
         tmp_path / "src",
-        {"config.pbtxt": b"old", "1/model.py": b"code", "2/model.py": b"v2", "labels.txt": b"x"},
+        {
+            "config.pbtxt": SOURCE_CONFIG,
+            "1/model.py": b"code",
+            "2/model.py": b"v2",
+            "labels.txt": b"x",
+        },
     )
     archive = package_model(
         "echo", CONFIG, file_source(src, tmp_path), "model.py", tmp_path / "a.tar.gz"
@@ -89,7 +99,13 @@ def test_directory_with_version_dirs_is_copied_and_its_config_replaced(tmp_path:
         "echo/2/model.py",
         "echo/labels.txt",
     ]
-    assert read_member(archive.path, "echo/config.pbtxt") == CONFIG.encode()
+    config = parse_model_config(read_member(archive.path, "echo/config.pbtxt").decode())
+    assert (config.name, config.platform, config.backend, config.max_batch_size) == (
+        "echo",
+        "onnxruntime_onnx",
+        "python",
+        4,
+    )
 
 
 def test_directory_without_version_dirs_goes_under_version_1(tmp_path: Path) -> None:
@@ -105,7 +121,7 @@ def test_existing_archive_rooted_at_its_model_dir_is_re_rooted(tmp_path: Path) -
     src = make_tar(
         tmp_path / "old.tar.gz",
         [
-            ("resnet/config.pbtxt", b"old"),
+            ("resnet/config.pbtxt", SOURCE_CONFIG),
             ("resnet/1/model.onnx", b"w"),
             ("resnet/3/model.onnx", b"w3"),
         ],

@@ -18,6 +18,7 @@ from mme_operator.artifacts import (
     package_model,
 )
 from mme_operator.settings import Settings
+from mme_operator.triton import parse_model_config
 
 from tests.artifacts.conftest import HttpServer, Route
 
@@ -63,15 +64,15 @@ def test_s3_prefix_with_version_dirs_is_packaged_as_a_model_tree(
     s3: Any, bucket: str, settings: Settings, tmp_path: Path
 ) -> None:
     s3.put_object(Bucket=bucket, Key="echo/1/model.py", Body=b"code")
-    s3.put_object(Bucket=bucket, Key="echo/config.pbtxt", Body=b"old")
+    s3.put_object(Bucket=bucket, Key="echo/config.pbtxt", Body=b'backend: "python"\n')
     s3.put_object(Bucket=bucket, Key="echo/", Body=b"")  # console "folder" marker
     source = s3_source(f"s3://{bucket}/echo", s3, settings)
     assert "objects=2" in source.fingerprint()
     archive = package_model("echo", CONFIG, source, "model.py", tmp_path / "a.tar.gz")
-    assert archive_files(archive.path) == {
-        "echo/config.pbtxt": CONFIG.encode(),
-        "echo/1/model.py": b"code",
-    }
+    files = archive_files(archive.path)
+    # The source's config is the base, the spec's fields on top (was: replaced; issue 18).
+    assert parse_model_config(files.pop("echo/config.pbtxt").decode()).backend == "python"
+    assert files == {"echo/1/model.py": b"code"}
     assert list(tmp_path.iterdir()) == [tmp_path / "a.tar.gz"]  # downloads cleaned up
 
 
@@ -80,17 +81,20 @@ def test_s3_tar_gz_source_is_read_member_by_member(
 ) -> None:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in [("resnet/config.pbtxt", b"old"), ("resnet/1/model.onnx", b"w")]:
+        for name, data in [
+            ("resnet/config.pbtxt", b'platform: "onnxruntime_onnx"\n'),
+            ("resnet/1/model.onnx", b"w"),
+        ]:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     s3.put_object(Bucket=bucket, Key="old/resnet.tar.gz", Body=buf.getvalue())
     source = s3_source(f"s3://{bucket}/old/resnet.tar.gz", s3, settings)
     archive = package_model("resnet", CONFIG, source, "model.onnx", tmp_path / "a.tar.gz")
-    assert archive_files(archive.path) == {
-        "resnet/config.pbtxt": CONFIG.encode(),
-        "resnet/1/model.onnx": b"w",
-    }
+    files = archive_files(archive.path)
+    config = parse_model_config(files.pop("resnet/config.pbtxt").decode())
+    assert (config.name, config.platform) == ("resnet", "onnxruntime_onnx")
+    assert files == {"resnet/1/model.onnx": b"w"}
 
 
 def test_s3_source_too_large_is_refused_before_download(

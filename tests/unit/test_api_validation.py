@@ -85,7 +85,7 @@ def test_good_resource_parses_with_defaults():
         (
             "spec.models.1.platform",
             "onnxruntime_onnx",
-            "spec.models[1]: set exactly one of platform",
+            "spec.models[1]: set at most one of platform",
         ),
         (
             "spec.models.1.source",

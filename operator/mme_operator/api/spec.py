@@ -68,6 +68,7 @@ ENVIRONMENT_STRING_MAX = 1024
 PARAMETERS_MAX_ENTRIES = 64
 PARAMETER_KEY_MAX = 256
 PARAMETER_VALUE_MAX = 4096
+CONFIG_PBTXT_MAX = 64 * 1024
 MAX_SPEC_BYTES = 512 * 1024
 """Largest spec (as JSON) accepted: a third of the API server's limit, leaving room for status."""
 
@@ -90,8 +91,8 @@ class ApiModel(BaseModel):
 class Platform(StrEnum):
     """Triton ``platform`` values (framework-specific model formats).
 
-    ``ensemble`` is not offered: an ensemble needs ``ensemble_scheduling``, which the spec
-    does not express yet.
+    ``ensemble`` is not offered here: an ensemble is served from a source that holds the
+    ensemble's model directory (its config.pbtxt with ``ensemble_scheduling``) and its steps.
     """
 
     ONNXRUNTIME_ONNX = "onnxruntime_onnx"
@@ -152,6 +153,14 @@ class InstanceKind(StrEnum):
     KIND_AUTO = "KIND_AUTO"
 
 
+class TensorReshapeSpec(ApiModel):
+    """Triton's ``reshape``: the tensor's shape as the model sees it."""
+
+    shape: list[Annotated[Int64, Field(ge=-1)]] = Field(
+        max_length=16, description="Shape without the batch dimension; [] for a scalar."
+    )
+
+
 class TensorSpec(ApiModel):
     """One model input or output tensor."""
 
@@ -163,12 +172,53 @@ class TensorSpec(ApiModel):
         max_length=16,
         description="Shape without the batch dimension; -1 marks a variable-size dimension.",
     )
+    reshape: TensorReshapeSpec | None = Field(
+        default=None,
+        description="Triton's reshape: the shape the model sees instead of dims (dims is what "
+        "clients send).",
+    )
+    optional: bool | None = Field(
+        default=None,
+        description="Inputs only: requests may leave this input out (Triton's optional).",
+    )
+    allow_ragged_batch: bool | None = Field(
+        default=None,
+        description="Inputs only: requests in one batch may differ in this input's shape "
+        "(Triton's allow_ragged_batch).",
+    )
 
 
 SINGLE_GPU_MESSAGE = (
     "GPU multi-model endpoints run on single-GPU instances only: gpus may only name GPU 0 "
     "(or leave gpus unset)"
 )
+
+
+class RateLimiterResourceSpec(ApiModel):
+    """One resource a model instance takes while it runs."""
+
+    name: str = Field(min_length=1, max_length=256, description="Resource name.")
+    global_: bool | None = Field(
+        default=None,
+        alias="global",
+        description="Shared by every device (true) rather than per device.",
+    )
+    count: int = Field(ge=0, le=2**32 - 1, description="Units of the resource an instance takes.")
+
+
+class RateLimiterSpec(ApiModel):
+    """Triton's ``ModelRateLimiter``."""
+
+    resources: list[RateLimiterResourceSpec] | None = Field(
+        default=None, max_length=32, description="Resources an instance needs to run."
+    )
+    priority: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**32 - 1,
+        description="Weight of this instance among those ready to run (1 is the highest); "
+        "0 means the default.",
+    )
 
 
 class InstanceGroupSpec(ApiModel):
@@ -199,6 +249,11 @@ class InstanceGroupSpec(ApiModel):
         default=None,
         max_length=64,
         description="GPU indices to place copies on (KIND_GPU only); all GPUs when unset.",
+    )
+    rate_limiter: RateLimiterSpec | None = Field(
+        default=None,
+        description="Triton's rate limiter: resources an instance needs before it runs, and its "
+        "priority (Triton's instance_group.rate_limiter; takes effect with --rate-limit).",
     )
 
 
@@ -259,13 +314,234 @@ class DynamicBatchingSpec(ApiModel):
     default_queue_policy: QueuePolicySpec | None = Field(
         default=None, description="Queue policy for all requests."
     )
+    priority_queue_policy: (
+        Annotated[dict[str, QueuePolicySpec], Field(max_length=PRIORITY_LEVELS_MAX)] | None
+    ) = Field(
+        default=None,
+        # The level's form is checked by `validate` and the operator: a regex over map keys
+        # of unknown length would exceed the API server's CEL cost budget.
+        description='Queue policy per priority level, by level ("1" .. priorityLevels); levels '
+        "not listed use defaultQueuePolicy.",
+    )
+
+
+PRIORITY_LEVELS_MAX = 1000
+
+
+class SequenceControlSpec(ApiModel):
+    """One control signal Triton puts in a control input (Triton's ModelSequenceBatching.Control)."""
+
+    kind: Literal[
+        "CONTROL_SEQUENCE_START",
+        "CONTROL_SEQUENCE_READY",
+        "CONTROL_SEQUENCE_END",
+        "CONTROL_SEQUENCE_CORRID",
+    ] = Field(description="Which signal: sequence start, ready, end, or the correlation id.")
+    int32_false_true: list[int] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2,
+        description="[false, true] values as INT32 (START, READY, END).",
+    )
+    fp32_false_true: list[float] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2,
+        description="[false, true] values as FP32 (START, READY, END).",
+    )
+    bool_false_true: list[bool] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2,
+        description="[false, true] values as BOOL (START, READY, END).",
+    )
+    data_type: DataType | None = Field(
+        default=None,
+        description="Data type of the correlation id (CORRID only): TYPE_UINT64 or TYPE_STRING.",
+    )
+
+
+class SequenceControlInputSpec(ApiModel):
+    """A model input Triton fills with sequence control signals."""
+
+    name: str = Field(min_length=1, max_length=256, description="Input tensor name.")
+    control: list[SequenceControlSpec] = Field(
+        min_length=1, max_length=4, description="The signals this input carries."
+    )
+
+
+class SequenceDirectSpec(ApiModel):
+    """The direct strategy: each sequence keeps its own batch slot."""
+
+    max_queue_delay_microseconds: Int64 | None = Field(
+        default=None, ge=0, description="How long to wait for slots to fill."
+    )
+    minimum_slot_utilization: float | None = Field(
+        default=None, ge=0, le=1, description="Fraction of slots that must be ready to run."
+    )
+
+
+class SequenceOldestSpec(ApiModel):
+    """The oldest strategy: requests of the oldest sequences are batched dynamically."""
+
+    max_candidate_sequences: int = Field(
+        ge=1, le=65536, description="Sequences batched together at most."
+    )
+    preferred_batch_size: list[Annotated[int, Field(ge=1)]] | None = Field(
+        default=None, max_length=32, description="Batch sizes aimed for."
+    )
+    max_queue_delay_microseconds: Int64 | None = Field(
+        default=None, ge=0, description="How long a request may wait for a batch."
+    )
+    preserve_ordering: bool | None = Field(
+        default=None, description="Return responses in request order."
+    )
+
+
+class SequenceBatchingSpec(ApiModel):
+    """Triton's sequence batcher for stateful models: each sequence's requests go to one instance."""
+
+    max_sequence_idle_microseconds: Int64 | None = Field(
+        default=None, ge=0, description="A sequence idle this long is ended (default 1 s)."
+    )
+    control_input: list[SequenceControlInputSpec] | None = Field(
+        default=None, max_length=8, description="Inputs carrying the sequence control signals."
+    )
+    direct: SequenceDirectSpec | None = Field(
+        default=None, description="The direct strategy (the default when neither is set)."
+    )
+    oldest: SequenceOldestSpec | None = Field(default=None, description="The oldest strategy.")
+
+
+class ResponseCacheSpec(ApiModel):
+    """Triton's response cache (needs a cache set up on the server, e.g. --cache-config)."""
+
+    enable: bool = Field(description="Cache this model's responses.")
+
+
+class WarmupInputSpec(ApiModel):
+    """One input of a Triton warm-up request: exactly one of zeroData, randomData, inputDataFile."""
+
+    data_type: DataType = Field(description="Data type of the input.")
+    dims: list[Annotated[Int64, Field(ge=0)]] = Field(
+        max_length=16, description="Shape without the batch dimension."
+    )
+    zero_data: bool | None = Field(default=None, description="Send zeros.")
+    random_data: bool | None = Field(default=None, description="Send random data.")
+    input_data_file: str | None = Field(
+        default=None,
+        pattern=r"^[^/]+$",
+        max_length=255,
+        description="Send the bytes of this file of the model directory's warmup/ folder.",
+    )
+
+
+class ModelWarmupSpec(ApiModel):
+    """One warm-up request Triton sends when it loads the model (Triton's model_warmup)."""
+
+    name: str = Field(min_length=1, max_length=256, description="Name of the warm-up sample.")
+    batch_size: int = Field(default=1, ge=0, le=65536, description="Batch size of the request.")
+    inputs: dict[str, WarmupInputSpec] = Field(
+        max_length=64, description="The request's inputs, by input name."
+    )
+    count: int | None = Field(default=None, ge=1, le=1000, description="How many times to send it.")
+
+
+class LatestVersionsSpec(ApiModel):
+    """Serve the newest versions."""
+
+    num_versions: int = Field(ge=1, le=1000, description="How many of the newest versions.")
+
+
+class AllVersionsSpec(ApiModel):
+    """Serve every version."""
+
+
+class SpecificVersionsSpec(ApiModel):
+    """Serve the listed versions."""
+
+    versions: list[Annotated[Int64, Field(ge=1)]] = Field(
+        min_length=1, max_length=64, description="Version numbers."
+    )
+
+
+class VersionPolicySpec(ApiModel):
+    """Which version directories Triton serves: exactly one of latest, all, specific."""
+
+    latest: LatestVersionsSpec | None = Field(default=None, description="The newest versions.")
+    all: AllVersionsSpec | None = Field(default=None, description="Every version.")
+    specific: SpecificVersionsSpec | None = Field(default=None, description="Listed versions.")
+
+
+class AcceleratorSpec(ApiModel):
+    """An execution accelerator, e.g. tensorrt for ONNX Runtime, or openvino on CPU."""
+
+    name: str = Field(
+        min_length=1, max_length=64, description="Accelerator name, e.g. tensorrt or openvino."
+    )
+    parameters: (
+        Annotated[dict[str, Annotated[str, Field(max_length=1024)]], Field(max_length=32)] | None
+    ) = Field(default=None, description="Accelerator settings, e.g. precision_mode: FP16.")
+
+
+class ExecutionAcceleratorsSpec(ApiModel):
+    """Accelerators tried in order on GPU and on CPU."""
+
+    gpu_execution_accelerator: list[AcceleratorSpec] | None = Field(
+        default=None, max_length=8, description="On GPU instances."
+    )
+    cpu_execution_accelerator: list[AcceleratorSpec] | None = Field(
+        default=None, max_length=8, description="On CPU instances."
+    )
+
+
+class PinnedMemorySpec(ApiModel):
+    """Whether Triton stages tensors through pinned host memory."""
+
+    enable: bool = Field(description="Use pinned memory.")
+
+
+class CudaOptimizationSpec(ApiModel):
+    """CUDA settings of GPU models."""
+
+    graphs: bool | None = Field(default=None, description="Use CUDA graphs (TensorRT).")
+    busy_wait_events: bool | None = Field(
+        default=None, description="Busy-wait on CUDA events (lower latency, more CPU)."
+    )
+    output_copy_stream: bool | None = Field(
+        default=None, description="Copy outputs on their own CUDA stream."
+    )
+
+
+class OptimizationSpec(ApiModel):
+    """Triton's optimization policy: priority, execution accelerators, pinned memory, CUDA."""
+
+    priority: Literal["PRIORITY_DEFAULT", "PRIORITY_MAX", "PRIORITY_MIN"] | None = Field(
+        default=None, description="Priority of the model's instances."
+    )
+    execution_accelerators: ExecutionAcceleratorsSpec | None = Field(
+        default=None, description="Execution accelerators, e.g. TensorRT for ONNX models."
+    )
+    input_pinned_memory: PinnedMemorySpec | None = Field(
+        default=None, description="Pinned memory for inputs."
+    )
+    output_pinned_memory: PinnedMemorySpec | None = Field(
+        default=None, description="Pinned memory for outputs."
+    )
+    cuda: CudaOptimizationSpec | None = Field(default=None, description="CUDA settings.")
 
 
 _UNSERVABLE_LIST = "[" + ", ".join(f"'{name}'" for name in UNSERVABLE_BACKENDS) + "]"
 _MODEL_RULES: list[JsonValue] = [
     {
-        "rule": "has(self.platform) != has(self.backend)",
-        "message": "set exactly one of platform or backend",
+        "rule": "!(has(self.platform) && has(self.backend))",
+        "message": "set at most one of platform or backend (neither: the source's own "
+        "config.pbtxt says)",
+    },
+    {
+        "rule": "!(has(self.dynamicBatching) && has(self.sequenceBatching))",
+        "message": "set one scheduler: dynamicBatching or sequenceBatching",
+        "fieldPath": ".sequenceBatching",
     },
     {
         "rule": "!has(self.backend) || !(self.backend in " + _UNSERVABLE_LIST + ")",
@@ -305,13 +581,16 @@ class ModelSpec(ApiModel):
         "or file:// (a file or directory on a mounted volume).",
     )
     platform: Platform | None = Field(
-        default=None, description="Triton platform, e.g. onnxruntime_onnx. Set this or backend."
+        default=None,
+        description="Triton platform, e.g. onnxruntime_onnx. Set this or backend, or neither "
+        "when the source is a Triton model directory whose config.pbtxt names it.",
     )
     backend: str | None = Field(
         default=None,
         pattern=r"^[a-z0-9_]+$",
         max_length=64,
-        description="Triton backend, e.g. python or vllm. Set this or platform.",
+        description="Triton backend, e.g. python. Set this or platform, or neither when the "
+        "source's config.pbtxt names it.",
     )
     max_batch_size: int = Field(
         default=0, ge=0, le=65536, description="Largest batch Triton forms; 0 disables batching."
@@ -348,6 +627,42 @@ class ModelSpec(ApiModel):
                 }
             ]
         },
+    )
+    sequence_batching: SequenceBatchingSpec | None = Field(
+        default=None,
+        description="Triton's sequence batcher (stateful models); not with dynamicBatching.",
+    )
+    response_cache: ResponseCacheSpec | None = Field(
+        default=None, description="Triton's response cache for this model."
+    )
+    model_warmup: list[ModelWarmupSpec] | None = Field(
+        default=None,
+        max_length=16,
+        description="Requests Triton itself sends while loading the model (Triton's "
+        "model_warmup); see warmup for the operator's own first invocation.",
+    )
+    version_policy: VersionPolicySpec | None = Field(
+        default=None, description="Which version directories Triton serves."
+    )
+    optimization: OptimizationSpec | None = Field(
+        default=None,
+        description="Triton's optimization policy (priority, execution accelerators such as "
+        "TensorRT, pinned memory, CUDA graphs).",
+    )
+    default_model_filename: str | None = Field(
+        default=None,
+        pattern=r"^[^/]+$",
+        max_length=255,
+        description="File (or directory) Triton loads from each version directory instead of "
+        "the backend's default (model.onnx, model.py, ...).",
+    )
+    config_pbtxt: str | None = Field(
+        default=None,
+        max_length=CONFIG_PBTXT_MAX,
+        description="Triton config.pbtxt text for the fields this spec does not type (e.g. "
+        "batch_input, model_operations, metric_tags); checked with Triton's schema and merged "
+        "like the typed fields. Fields that have a typed field (name, platform, inputs, "
+        "dynamic batching, parameters, ...) must be set with it.",
     )
     warmup: bool = Field(
         default=False,

@@ -41,6 +41,10 @@ from mme_operator.api.spec import (
     ModelEndpointSpec,
 )
 from mme_operator.api.status import ModelEndpointStatus
+from mme_operator.api.triton_config import (
+    triton_config_problems,
+    triton_field_hint,
+)
 from mme_operator.sizing.catalogue import CatalogueError, get_catalogue
 
 TOP_LEVEL_FIELDS = ("apiVersion", "kind", "metadata", "spec", "status")
@@ -131,6 +135,8 @@ def _pydantic_problems(error: ValidationError, root: str) -> list[Problem]:
                 "decoupled models cannot be served: a multi-model endpoint's invoke path refuses "
                 "models with a decoupled transaction policy; remove it"
             )
+        elif kind == "extra_forbidden" and (hint := triton_field_hint(loc, root)) is not None:
+            message = hint
         elif kind == "extra_forbidden":
             message = "unknown field (check the spelling; fields are camelCase)"
         elif kind == "string_pattern_mismatch":
@@ -157,13 +163,17 @@ def spec_problems(spec: ModelEndpointSpec, root: str = "spec") -> list[Problem]:
                 )
             )
         seen.setdefault(model.name, i)
-        if (model.platform is None) == (model.backend is None):
+        if model.platform is not None and model.backend is not None:
             problems.append(
                 Problem(
                     at,
-                    "set exactly one of platform (e.g. onnxruntime_onnx) or backend (e.g. python)",
+                    "set at most one of platform (e.g. onnxruntime_onnx) or backend (e.g. "
+                    "python); leave both out when the source's config.pbtxt names them",
                 )
             )
+        problems.extend(
+            Problem(path, message) for path, message in triton_config_problems(model, at)
+        )
         batching = model.dynamic_batching
         if batching is not None:
             if model.max_batch_size == 0:

@@ -89,6 +89,13 @@ class ArchiveMember:
     size: int
     type: EntryType
     linkname: str = ""
+    data: bytes | None = None
+    """The bytes of a small ``config.pbtxt``, read during the scan: packaging reads model
+    configs before the files they describe, and a ``.tar.gz`` is read forward only."""
+
+
+CONFIG_MEMBER = "config.pbtxt"
+MAX_CONFIG_MEMBER_BYTES = 1024 * 1024
 
 
 def normalize_member_path(name: str, uri: str) -> str:
@@ -237,6 +244,7 @@ def scan_archive(path: Path, uri: str, limits: ArchiveLimits) -> list[ArchiveMem
     allowed = limits.allowed_expansion(path.stat().st_size)
     tree = _Tree(uri)
     total = 0
+    configs: dict[str, bytes] = {}
     # Until the next member is known, the stream may only hold the rest of this one's
     # declared data and the next headers: a pax header cannot smuggle in a gigabyte.
     counter = _CountingReader(_HEADER_ALLOWANCE + _STREAM_SLACK, uri)
@@ -275,6 +283,10 @@ def scan_archive(path: Path, uri: str, limits: ArchiveLimits) -> list[ArchiveMem
                     _too_expanded(uri, path.stat().st_size, total, limits)
                 tree.files[rel] = info.size
                 tree.order.append((index, rel))
+                if rel.rsplit("/", 1)[-1] == CONFIG_MEMBER and info.size <= MAX_CONFIG_MEMBER_BYTES:
+                    handle = tf.extractfile(info)
+                    if handle is not None:
+                        configs[rel] = handle.read()
             else:
                 raise UnsafeArchiveError(
                     f"archive {uri} holds {info.name!r} of unsupported type {info.type!r}"
@@ -285,7 +297,10 @@ def scan_archive(path: Path, uri: str, limits: ArchiveLimits) -> list[ArchiveMem
                 f"archive {uri} holds members inside {directory!r}, which is not a directory; "
                 "rebuild it without links standing in for directories"
             )
-    members = [ArchiveMember(i, rel, tree.files[rel], EntryType.FILE) for i, rel in tree.order]
+    members = [
+        ArchiveMember(i, rel, tree.files[rel], EntryType.FILE, data=configs.get(rel))
+        for i, rel in tree.order
+    ]
     for rel in tree.links:
         target = tree.final_file(rel, f"link {rel!r}")
         members.append(ArchiveMember(-1, rel, 0, EntryType.HARDLINK, target))

@@ -18,7 +18,9 @@ from mme_operator.api.spec import MODEL_NAME_PATTERN
 
 # Bump when the archive layout or the tar/gzip encoding changes in a way that changes
 # content: every model then gets a new name and is re-uploaded once.
-PACKAGING_FORMAT_VERSION = "1"
+# 2: a source's own config.pbtxt is merged under the spec's (it was replaced), and a source
+# of an ensemble and its steps is packaged as one archive.
+PACKAGING_FORMAT_VERSION = "2"
 SHORT_HASH_LENGTH = 12
 ARCHIVE_SUFFIX = ".tar.gz"
 

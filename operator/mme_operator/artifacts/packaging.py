@@ -1,15 +1,8 @@
 """Deterministic, streaming packaging of a model into a Triton model-repository ``.tar.gz``.
 
-Layout of the archive (what SageMaker MME extracts and hands to Triton)::
-
-    <name>/config.pbtxt          the rendered config (replaces any config.pbtxt of the source)
-    <name>/1/<weights_filename>  a single-file source
-    <name>/<version>/...         a tree source that already has numeric version directories
-    <name>/1/...                 any other tree source
-
-A tree whose only top-level directory is itself a Triton model directory
-(``bert/config.pbtxt``, ``bert/1/...``, as in most hand-made MME archives) is re-rooted:
-that directory's contents take the place of ``<name>/``.
+Which members go where, and the config the served model gets (a source's own
+``config.pbtxt`` merged under the spec's, ensembles with their steps), is decided by
+:mod:`mme_operator.artifacts.repository`; this module writes the bytes.
 
 The same inputs give byte-identical output: entries in a fixed order, every header field
 fixed (mtime 0, uid/gid 0, empty owner names, modes 0644/0755), explicit directory
@@ -37,11 +30,10 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from mme_operator.artifacts.errors import (
-    InvalidSourceError,
     SourceChangedError,
-    UnsafeArchiveError,
 )
 from mme_operator.artifacts.naming import _check_model_name, check_weights_filename
+from mme_operator.artifacts.repository import plan_archive
 from mme_operator.artifacts.sources import EntryType, ModelSource, SourceContent, SourceEntry
 
 try:
@@ -66,6 +58,8 @@ class PackagedArchive:
     path: Path
     sha256: str
     size: int
+    config_changes: tuple[str, ...] = ()
+    """What the spec overrode or added in the source's own config.pbtxt."""
 
 
 class _HashingWriter:
@@ -152,44 +146,6 @@ def _gzip_writer(fileobj: _HashingWriter, compressor: Compressor) -> gzip.GzipFi
     )
 
 
-def _is_versioned(rel: str) -> bool:
-    head, sep, _ = rel.partition("/")
-    return bool(sep) and head.isdigit()
-
-
-def plan_layout(
-    name: str, content: SourceContent, weights_filename: str, uri: str = "source"
-) -> list[tuple[str, SourceEntry]]:
-    """Where each source entry goes in the archive, in write order (pure)."""
-    if content.single_file:
-        (entry,) = content.entries
-        return [(f"{name}/1/{weights_filename}", entry)]
-    paths = [e.path for e in content.entries]
-    strip = ""
-    tops = {p.split("/", 1)[0] for p in paths}
-    if len(tops) == 1 and all("/" in p for p in paths):
-        top = next(iter(tops))
-        inner = [p.split("/", 1)[1] for p in paths]
-        if not top.isdigit() and ("config.pbtxt" in inner or any(map(_is_versioned, inner))):
-            strip = top + "/"
-    rels = [(p[len(strip) :], e) for p, e in zip(paths, content.entries, strict=True)]
-    rels = [(rel, e) for rel, e in rels if rel != "config.pbtxt"]
-    if not rels:
-        raise InvalidSourceError(f"{uri} holds no model files besides config.pbtxt")
-    base = f"{name}/" if any(_is_versioned(rel) for rel, _ in rels) else f"{name}/1/"
-    placed = {e.path: base + rel for rel, e in rels}
-    layout = []
-    for rel, entry in rels:
-        path = base + rel
-        if entry.type is EntryType.HARDLINK and entry.linkname not in placed:
-            raise UnsafeArchiveError(
-                f"{uri}: hard link {entry.path!r} -> {entry.linkname!r} points outside the "
-                "model directory; replace it with the file itself"
-            )
-        layout.append((path, entry))
-    return layout
-
-
 def _info(name: str, type_: bytes, mode: int, size: int = 0, linkname: str = "") -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type = type_
@@ -252,7 +208,8 @@ def package_content(
     complete = False
     try:
         with content as opened:
-            layout = plan_layout(name, opened, weights_filename, uri)
+            plan = plan_archive(name, opened, config_pbtxt, weights_filename, uri)
+            layout = plan.layout
             with open(partial, "wb") as raw:
                 writer = _HashingWriter(raw)
                 with (
@@ -263,13 +220,15 @@ def package_content(
                     ) as tar,
                 ):
                     tar.copybufsize = _COPY_BUFFER  # type: ignore[attr-defined]  # 16 KiB default is slow
-                    config = config_pbtxt.encode("utf-8")
+                    config = plan.config_pbtxt.encode("utf-8")
                     tar.addfile(_info(name, tarfile.DIRTYPE, DIR_MODE))
                     tar.addfile(
                         _info(f"{name}/config.pbtxt", tarfile.REGTYPE, FILE_MODE, len(config)),
                         io.BytesIO(config),
                     )
                     directories = {name}
+                    for empty in plan.directories:
+                        _add_parents(tar, empty + "/", directories)
                     placed = {e.path: p for p, e in layout}
                     for path, entry in layout:
                         _add_parents(tar, path, directories)
@@ -282,7 +241,12 @@ def package_content(
         raise
     finally:
         partial.unlink(missing_ok=True)
-    return PackagedArchive(path=dest, sha256=writer.digest.hexdigest(), size=writer.size)
+    return PackagedArchive(
+        path=dest,
+        sha256=writer.digest.hexdigest(),
+        size=writer.size,
+        config_changes=plan.changes,
+    )
 
 
 def _add_parents(tar: tarfile.TarFile, path: str, directories: set[str]) -> None:

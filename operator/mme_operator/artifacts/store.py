@@ -76,6 +76,8 @@ class StoredArchive:
     etag: str | None = None
     """As listed; after our own upload, PutObject's answer (None after a multipart upload,
     whose managed transfer does not return it: the next pass HEADs that key once)."""
+    config_changes: tuple[str, ...] = ()
+    """After our own upload: what the spec overrode or added in the source's config.pbtxt."""
 
     def owned_by(self, owner_uid: str) -> bool:
         """Whether the object carries ``owner_uid`` as its owner."""
@@ -395,6 +397,7 @@ class ArtifactStore:
             model_name=desired.model_name,
             fingerprint=fingerprint_digest(desired.fingerprint),
             etag=etag,
+            config_changes=packaged.config_changes,
         )
 
     def delete(self, key: str) -> bool:

@@ -49,6 +49,21 @@ EventSink = Callable[[str, str], None]
 SourceOpener = Callable[[str], ModelSource]
 
 
+EVENT_MESSAGE_MAX = 1000
+"""Kubernetes keeps an event's message short (the API server caps it at 1 KiB)."""
+
+
+def config_merged_message(model_name: str, stored: StoredArchive) -> str:
+    """The event saying which fields of a source's own config.pbtxt the spec overrode or added."""
+    message = (
+        f"model {model_name!r}: config.pbtxt is the source's with the spec's fields: "
+        + "; ".join(stored.config_changes)
+    )
+    return (
+        message if len(message) <= EVENT_MESSAGE_MAX else message[: EVENT_MESSAGE_MAX - 3] + "..."
+    )
+
+
 @dataclass(frozen=True)
 class ApplyError:
     """Why an apply run stopped early."""
@@ -180,6 +195,8 @@ class Executor:
                     "Uploaded",
                     f"uploaded model {archive.model_name!r} to s3://{self.desired.bucket}/{archive.key}",
                 )
+                if stored.config_changes:
+                    self.emit("ConfigMerged", config_merged_message(archive.model_name, stored))
             case p.DeleteArchive(key=key):
                 self.store.delete(key)
                 self.emit("Deleted", f"deleted stale archive s3://{self.desired.bucket}/{key}")

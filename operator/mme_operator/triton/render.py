@@ -7,9 +7,18 @@ from functools import lru_cache
 from importlib import resources
 
 import jinja2
+from google.protobuf import text_format
 
 from mme_operator.api import ModelSpec
-from mme_operator.triton.schema import TritonConfigError, check_model_config
+from mme_operator.api.spec import ApiModel
+from mme_operator.api.triton_schema import model_config_pb2
+from mme_operator.triton.schema import (
+    TritonConfigError,
+    check_model_config,
+    config_fragment,
+    spec_message,
+    typed_extras,
+)
 
 TEMPLATE_NAME = "config.pbtxt.j2"
 _TEMPLATE_PACKAGE = "mme_operator.triton"
@@ -58,6 +67,32 @@ def pbtxt_bool(value: bool) -> str:
     return "true" if value else "false"
 
 
+def pbtxt_message(value: ApiModel, message_name: str, field: str, indent: int) -> str:
+    """A typed spec value as the text of field ``field`` (a ``message_name`` message), indented."""
+    message = spec_message(value, getattr(model_config_pb2, message_name)())
+    body = str(text_format.MessageToString(message, indent=indent + 2))
+    pad = " " * indent
+    return f"{pad}{field} {{\n{body}{pad}}}"
+
+
+def priority_levels(policies: dict[str, object]) -> list[str]:
+    """Priority levels in numeric order ("2" before "10")."""
+    return sorted(policies, key=int)
+
+
+def typed_extras_text(model: ModelSpec) -> str:
+    """The typed fields rendered through Triton's proto, in its text format ('' when none)."""
+    return str(text_format.MessageToString(typed_extras(model)))
+
+
+def fragment_text(model: ModelSpec) -> str:
+    """The ``configPbtxt`` fragment as Triton's text format, after a comment ('' when unset)."""
+    fragment = config_fragment(model)
+    if not fragment.ListFields():
+        return ""
+    return "# from configPbtxt\n" + str(text_format.MessageToString(fragment))
+
+
 @lru_cache(maxsize=1)
 def template_environment() -> jinja2.Environment:
     """The Jinja environment for Triton configs: templates from package resources, strict.
@@ -77,6 +112,10 @@ def template_environment() -> jinja2.Environment:
     env.filters["pbtxt_string"] = pbtxt_string
     env.filters["pbtxt_list"] = pbtxt_list
     env.filters["pbtxt_bool"] = pbtxt_bool
+    env.filters["pbtxt_message"] = pbtxt_message
+    env.filters["priority_levels"] = priority_levels
+    env.filters["typed_extras"] = typed_extras_text
+    env.filters["config_fragment"] = fragment_text
     return env
 
 

@@ -8,40 +8,14 @@ text parser would refuse, before an archive is uploaded.
 from __future__ import annotations
 
 import difflib
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import Any
 
-from google.protobuf import text_format
+from google.protobuf import json_format, text_format
+from google.protobuf.message import Message
 
 from mme_operator.api import ModelSpec
-
-
-def _load_model_config_pb2() -> ModuleType:
-    """Triton's ``model_config_pb2`` from the installed tritonclient, loaded on its own.
-
-    Importing it as ``tritonclient.grpc.model_config_pb2`` runs ``tritonclient.grpc``'s
-    ``__init__`` first, which loads grpc and numpy (a third of the operator's start-up)
-    for a module that needs only protobuf. Loading the file itself gives the same
-    classes (protobuf keeps one per descriptor), whoever imports the package later.
-    """
-    package = importlib.util.find_spec("tritonclient")
-    if package is None or not package.submodule_search_locations:
-        raise ModuleNotFoundError("tritonclient is not installed: pip install tritonclient")
-    path = Path(next(iter(package.submodule_search_locations))) / "grpc" / "model_config_pb2.py"
-    spec = importlib.util.spec_from_file_location("mme_operator.triton._model_config_pb2", path)
-    if spec is None or spec.loader is None:
-        raise ModuleNotFoundError(f"Triton's model_config_pb2 is missing from {path.parent}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-if TYPE_CHECKING:
-    from tritonclient.grpc import model_config_pb2 as model_config_pb2
-else:
-    model_config_pb2 = _load_model_config_pb2()
+from mme_operator.api.spec import ApiModel
+from mme_operator.api.triton_schema import model_config_pb2 as model_config_pb2
 
 
 class TritonConfigError(Exception):
@@ -60,6 +34,84 @@ def parse_model_config(text: str) -> model_config_pb2.ModelConfig:
     return config
 
 
+# Spec fields rendered from Triton's own proto (text_format) rather than from the template:
+# the typed subset added for source-declared models; their names are the proto's.
+TYPED_EXTRA_FIELDS = (
+    "version_policy",
+    "optimization",
+    "sequence_batching",
+    "default_model_filename",
+    "model_warmup",
+    "response_cache",
+)
+
+
+def proto_dict(value: ApiModel | list[Any] | dict[str, Any]) -> Any:
+    """A spec value as the dict ``json_format.ParseDict`` takes: proto field names, no unset fields."""
+    data: Any = (
+        value.model_dump(by_alias=False, exclude_none=True, mode="json")
+        if isinstance(value, ApiModel)
+        else value
+    )
+    return _proto_names(data)
+
+
+def _proto_names(data: Any) -> Any:
+    # Python keywords end in "_" as pydantic fields (global_); the proto has them bare.
+    if isinstance(data, dict):
+        return {str(k).removesuffix("_"): _proto_names(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_proto_names(v) for v in data]
+    return data
+
+
+def spec_message(value: ApiModel, message: Message) -> Message:
+    """Fill ``message`` from a typed spec value whose fields mirror the proto's.
+
+    The message counts as set even when every field is at its default, as the template
+    writes it (``rate_limiter { }``).
+    """
+    message.SetInParent()
+    json_format.ParseDict(proto_dict(value), message)
+    return message
+
+
+def typed_extras(model: ModelSpec) -> model_config_pb2.ModelConfig:
+    """The proto of the spec's typed fields that are rendered through the proto (TYPED_EXTRA_FIELDS)."""
+    data: dict[str, Any] = {}
+    for field in TYPED_EXTRA_FIELDS:
+        value = getattr(model, field)
+        if value is None:
+            continue
+        if isinstance(value, list):
+            data[field] = [proto_dict(item) for item in value]
+        elif isinstance(value, ApiModel):
+            data[field] = proto_dict(value)
+        else:
+            data[field] = value
+    config = model_config_pb2.ModelConfig()
+    try:
+        json_format.ParseDict(data, config)
+    except json_format.ParseError as error:
+        raise TritonConfigError(f"model {model.name!r}: {error}") from error
+    return config
+
+
+def config_fragment(model: ModelSpec) -> model_config_pb2.ModelConfig:
+    """The spec's ``configPbtxt`` fragment, parsed (empty when unset)."""
+    if model.config_pbtxt is None:
+        return model_config_pb2.ModelConfig()
+    try:
+        return parse_model_config(model.config_pbtxt)
+    except TritonConfigError as error:
+        raise TritonConfigError(f"configPbtxt: {error}") from error
+
+
+def decoupled(config: model_config_pb2.ModelConfig) -> bool:
+    """Whether ``config`` declares a decoupled transaction policy."""
+    return bool(config.model_transaction_policy.decoupled)
+
+
 def expected_model_config(model: ModelSpec) -> model_config_pb2.ModelConfig:
     """The ModelConfig a model's ``config.pbtxt`` must parse to, built field by field from the spec.
 
@@ -72,23 +124,31 @@ def expected_model_config(model: ModelSpec) -> model_config_pb2.ModelConfig:
     if model.backend is not None:
         config.backend = model.backend
     for tensor in model.inputs or []:
-        config.input.add(
+        added = config.input.add(
             name=tensor.name,
             data_type=model_config_pb2.DataType.Value(tensor.data_type.value),
             dims=tensor.dims,
+            optional=bool(tensor.optional),
+            allow_ragged_batch=bool(tensor.allow_ragged_batch),
         )
+        if tensor.reshape is not None:
+            added.reshape.shape.extend(tensor.reshape.shape)
     for tensor in model.outputs or []:
-        config.output.add(
+        output = config.output.add(
             name=tensor.name,
             data_type=model_config_pb2.DataType.Value(tensor.data_type.value),
             dims=tensor.dims,
         )
+        if tensor.reshape is not None:
+            output.reshape.shape.extend(tensor.reshape.shape)
     for group in model.instance_groups or []:
-        config.instance_group.add(
+        instance = config.instance_group.add(
             count=group.count,
             kind=model_config_pb2.ModelInstanceGroup.Kind.Value(group.kind.value),
             gpus=group.gpus or [],
         )
+        if group.rate_limiter is not None:
+            spec_message(group.rate_limiter, instance.rate_limiter)
     batching = model.dynamic_batching
     if batching is not None:
         dynamic = config.dynamic_batching
@@ -111,8 +171,12 @@ def expected_model_config(model: ModelSpec) -> model_config_pb2.ModelConfig:
             queue.default_timeout_microseconds = policy.default_timeout_microseconds
             queue.allow_timeout_override = policy.allow_timeout_override
             queue.max_queue_size = policy.max_queue_size
+        for level, level_policy in (batching.priority_queue_policy or {}).items():
+            spec_message(level_policy, dynamic.priority_queue_policy[int(level)])
     for key, value in (model.parameters or {}).items():
         config.parameters[key].string_value = value
+    config.MergeFrom(typed_extras(model))
+    config.MergeFrom(config_fragment(model))
     return config
 
 

@@ -98,13 +98,11 @@ BAD = [
     ),
     pytest.param(
         {"spec.models.1.platform": "tensorrt_plan"},
-        ["spec.models[1]: set exactly one of platform or backend"],
+        [
+            "spec.models[1]: set at most one of platform or backend (neither: the source's own "
+            "config.pbtxt says)"
+        ],
         id="platform-and-backend",
-    ),
-    pytest.param(
-        {"spec.models.0.platform": DELETE},
-        ["spec.models[0]: set exactly one of platform or backend"],
-        id="neither-platform-nor-backend",
     ),
     pytest.param(
         {PRIORITY: 3},

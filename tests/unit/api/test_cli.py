@@ -128,7 +128,7 @@ def test_render_refuses_invalid_input_and_writes_nothing(tmp_path: Path) -> None
     result = run_cli("render", "-f", write(tmp_path, bad), "-o", str(out))
     assert result.returncode == 2
     assert result.stderr.startswith(
-        f"{tmp_path / 'in.yaml'}: ml/small-llms: spec.models[1]: set exactly one of platform"
+        f"{tmp_path / 'in.yaml'}: ml/small-llms: spec.models[1]: set at most one of platform"
     )
     assert not out.exists()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -16,6 +17,12 @@ from mme_operator.artifacts.archive_safety import (
 )
 from mme_operator.artifacts.errors import InvalidSourceError
 from mme_operator.artifacts.sources.base import EntryType, SourceContent, SourceEntry
+
+
+@contextlib.contextmanager
+def _open_bytes(data: bytes) -> Iterator[BinaryIO]:
+    # A config.pbtxt read during the scan: opened in any order, any number of times.
+    yield io.BytesIO(data)
 
 
 @contextlib.contextmanager
@@ -46,7 +53,13 @@ def archive_content(path: Path, uri: str, limits: ArchiveLimits) -> Iterator[Sou
             SourceEntry(
                 path=m.path,
                 size=m.size,
-                open=functools.partial(open_member, m.index) if m.type is EntryType.FILE else None,
+                open=(
+                    None
+                    if m.type is not EntryType.FILE
+                    else functools.partial(open_member, m.index)
+                    if m.data is None
+                    else functools.partial(_open_bytes, m.data)
+                ),
                 type=m.type,
                 linkname=m.linkname,
             )
