@@ -82,6 +82,8 @@ class EventReason(StrEnum):
     AUTOSCALING = "Autoscaling"
     DRIFT_DETECTED = "DriftDetected"
     CONFIGMAP_FAILED = "ConfigMapFailed"
+    FAILED = "Failed"
+    """A pass's one Warning event when several failure reasons occurred in it."""
 
 
 class EventType(StrEnum):
@@ -110,6 +112,7 @@ EVENT_TYPES: dict[str, EventType] = {
     Reason.WARM_UP_FAILED: _W,
     Reason.LOAD_FAILED: _W,
     EventReason.CONFIGMAP_FAILED: _W,
+    EventReason.FAILED: _W,
     # Progress and success: Normal.
     Reason.FITS: _N,
     Reason.RECONCILED: _N,

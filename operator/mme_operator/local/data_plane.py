@@ -22,7 +22,7 @@ import tarfile
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -251,6 +251,22 @@ def describe_model(target_model: str, config: model_config_pb2.ModelConfig) -> d
     }
 
 
+LOCAL_BACKENDS = frozenset({"python"})
+"""The backends the local tritonserver (the nvidia-pytriton wheel's) has."""
+
+
+def runs_on_local_triton(
+    config: model_config_pb2.ModelConfig, steps: Iterable[model_config_pb2.ModelConfig] = ()
+) -> bool:
+    """Whether the local tritonserver can load this model (and its ensemble's steps).
+
+    Only Python-backend models and ensembles of them: the wheel ships no other backend. The
+    others are answered with their description, as without a tritonserver, so a load
+    failure of, say, an ONNX model is not seen locally.
+    """
+    return all(c.backend in LOCAL_BACKENDS or c.platform == "ensemble" for c in (config, *steps))
+
+
 def _on_cpu(config: model_config_pb2.ModelConfig) -> model_config_pb2.ModelConfig:
     """A copy of ``config`` whose GPU instance groups run on CPU.
 
@@ -348,11 +364,10 @@ class MultiModelRuntime:
         with self._lock:
             loaded = self._load(region, endpoint, model, target_model, budget)
             server = self._triton()
-            if server is None:
+            triton_name = loaded.triton_name
+            if server is None or triton_name is None:
                 payload = describe_model(target_model, loaded.config)
                 return json.dumps(payload).encode(), "application/json", variant_name
-            triton_name = loaded.triton_name
-        assert triton_name is not None
         try:
             request = json.loads(body or b"{}")
         except ValueError as err:
@@ -425,6 +440,8 @@ class MultiModelRuntime:
                 _, evicted = memory.models.popitem(last=False)
                 self._unload(evicted)
             loaded = LoadedModel(target_model, config, size)
+            if not runs_on_local_triton(config, steps.values()):
+                return loaded
             server = self._triton()
             if server is None:
                 return loaded
