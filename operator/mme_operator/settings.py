@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         "fleets (one InvokeEndpoint per new TargetModel), leaving only warmup: true models "
         "invoked.",
     )
+    load_check_concurrency: int = Field(
+        default=8,
+        ge=1,
+        description="Load checks of one pass run side by side, this many at a time (a cold "
+        "load takes seconds to minutes; one after the other they would add up).",
+    )
     max_source_bytes: int = Field(
         default=8 * 1024**3,
         gt=0,

@@ -17,9 +17,12 @@ async def test_a_missing_source_fails_that_model_and_says_which(world: World) ->
     obj = await world.wait_for(
         "haunted",
         lambda obj: (
-            is_current(obj) and condition(obj, "ArtifactsSynced").get("reason") == "SourceError"
+            is_current(obj)
+            and condition(obj, "ArtifactsSynced").get("reason") == "SourceError"
+            # Available once the endpoint is InService and loaded it (Loading until then).
+            and obj["status"]["models"][0]["state"] == "Available"
         ),
-        "ArtifactsSynced=False SourceError",
+        "ArtifactsSynced=False SourceError, bert Available",
     )
 
     models = {m["name"]: m for m in obj["status"]["models"]}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,8 +96,10 @@ class Executor:
         emit: EventSink | None = None,
         gateway: SageMakerGateway | None = None,
         prepared: PreparedArchives | None = None,
+        load_check_concurrency: int = 1,
     ) -> None:
         self.clients = clients
+        self.load_check_concurrency = load_check_concurrency
         self.prepared = prepared
         self.desired = desired
         self.open_source = open_source
@@ -112,9 +115,17 @@ class Executor:
         )
 
     def run(self, plan: p.Plan) -> ApplyResult:
-        """Execute ``plan.actions`` in order; stop at the first AWS error."""
+        """Execute ``plan.actions`` in order; stop at the first AWS error.
+
+        The load checks (the plan's last steps, each its own TargetModel) run side by side,
+        ``load_check_concurrency`` at a time: a cold load takes seconds to minutes, and
+        one after the other they would hold the pass for the sum.
+        """
         result = ApplyResult()
+        checks = [a for a in plan.actions if isinstance(a, p.LoadCheck)]
         for action in plan.actions:
+            if isinstance(action, p.LoadCheck):
+                continue
             try:
                 self._do(action, result)
             except (NotOwnedError, ArchiveNotOwnedError) as exc:
@@ -134,6 +145,11 @@ class Executor:
                 log.warning("AWS call failed (%s): %s", kind, message)
                 return result
             result.done.append(action)
+        if checks:
+            workers = max(1, min(self.load_check_concurrency, len(checks)))
+            with ThreadPoolExecutor(workers, thread_name_prefix="load-check") as pool:
+                list(pool.map(lambda check: self._load_check(check, result), checks))
+            result.done.extend(checks)
         return result
 
     def _do(self, action: p.Action, result: ApplyResult) -> None:

@@ -388,6 +388,7 @@ def _execute(
             emit=emit,
             gateway=gateway,
             prepared=prepared,
+            load_check_concurrency=settings.load_check_concurrency,
         )
         return executor.run(plan)
 
