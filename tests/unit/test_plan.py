@@ -106,7 +106,12 @@ def test_steady_state_loads_each_new_target_model_once():
             "observedGeneration": 3,
             "models": [
                 {"name": "bert", "targetModel": bert.target_model, "loaded": True},
-                {"name": "echo", "targetModel": echo.target_model, "loaded": True, "warmedUp": True},
+                {
+                    "name": "echo",
+                    "targetModel": echo.target_model,
+                    "loaded": True,
+                    "warmedUp": True,
+                },
             ],
         }
     )
