@@ -4,14 +4,44 @@
 -- Progressing: everything else (no status yet, a newer spec not yet seen, deleting, waiting).
 local hs = {}
 
+-- Every reason the operator sets is in one of these two tables (a test checks it).
+-- Degraded: only a person can fix it (the spec, the source, IAM, SageMaker's side).
 local terminal = {
   InvalidSpec = true,
+  IdentityChanged = true,
+  SourceError = true,
+  ArtifactConflict = true,
+  LoadFailed = true,
   EndpointFailed = true,
   UpdateFailed = true,
   AccessDenied = true,
   NotOwned = true,
-  SourceError = true,
   NoServableModels = true,
+}
+
+-- Progressing: the operator or SageMaker is still at it, or retries by itself. AwsError
+-- comes with phase Failed when terminal (Degraded by the phase rule), Syncing while retried.
+local progressing = {
+  Reconciled = true,
+  Retrying = true,
+  AwsError = true,
+  BucketMissing = true,
+  Uploading = true,
+  Synced = true,
+  EndpointCreating = true,
+  EndpointUpdating = true,
+  RollingBack = true,
+  InService = true,
+  Deleting = true,
+  WarmingUp = true,
+  WarmUpFailed = true,
+  WarmedUp = true,
+  Loaded = true,
+  Fits = true,
+  DoesNotFit = true,
+  Disabled = true,
+  Configured = true,
+  WaitingForEndpoint = true,
 }
 
 local function find_condition(status, ctype)

@@ -26,10 +26,12 @@ from mme_operator.api import (
     GROUP,
     PLURAL,
     VERSION,
-    Condition,
+    EventReason,
+    EventType,
     ModelEndpointStatus,
     Phase,
     Reason,
+    event_type,
 )
 from mme_operator.api.validation import previous_status
 from mme_operator.configmaps import ConfigMapWriter
@@ -37,6 +39,7 @@ from mme_operator.kube import KubeApiError, KubeLoginError
 from mme_operator.reconcile import Outcome, check_drift, failed_retry_due, finalize, reconcile
 from mme_operator.reconcile.client_mapping import configmap_name, models_configmap
 from mme_operator.reconcile.desired import ADOPT_ANNOTATION, RETRY_UPDATE_ANNOTATION
+from mme_operator.reconcile.events import failure_events
 from mme_operator.sagemaker.clients import AwsClients, make_clients
 from mme_operator.sagemaker.stopping import OperatorStopping
 from mme_operator.settings import Settings
@@ -180,7 +183,8 @@ def _region(body: Mapping[str, Any]) -> str:
 def _post_event(body: kopf.Body, reason: str, message: str) -> None:
     # kopf.event, not kopf.info: info() obeys settings.posting.level, which is WARNING so
     # that log lines do not become events; our own events must be posted all the same.
-    kopf.event(body, type="Normal", reason=reason, message=message)
+    # The type (Warning for failures, Normal for progress) is the reason's, from one table.
+    kopf.event(body, type=event_type(reason).value, reason=reason, message=message)
 
 
 # Kubernetes keeps at most 1 KiB of an event's message.
@@ -190,11 +194,14 @@ _EXAMPLES_PER_REASON = 3
 
 @dataclass
 class PassEvents:
-    """What one reconcile pass did, told as one Kubernetes event when the pass ends.
+    """What one reconcile pass did, told as Kubernetes events when the pass ends.
 
     The reconcile reports each step (an upload, a created resource); posting each as its
     own event would write one per model (1,262 events to create 100 endpoints of 10
-    models). Each step is logged; the pass posts one event that counts them by reason.
+    models). Each step is logged; the pass posts one event that counts them by reason, or
+    two when some steps failed: a Warning for those (alerting watches Warning events) and a
+    Normal one for the rest. Failures no step tells (:func:`failure_events`) join the
+    Warning one.
     """
 
     body: kopf.Body
@@ -204,12 +211,19 @@ class PassEvents:
         log.info("%s: %s", reason, message)
         self.steps.append((reason, message))
 
-    def summary(self) -> tuple[str, str] | None:
-        """(reason, message) of the pass's event; None when it did nothing worth telling."""
-        if not self.steps:
+    def note_failures(self, previous: Any, status: ModelEndpointStatus) -> None:
+        """Add the failures ``status`` newly reports that no step of the pass told."""
+        told = {reason for reason, _ in self.steps}
+        for reason, message in failure_events(previous_status(previous), status, told):
+            self.emit(reason, message)
+
+    def summary(self, type_: EventType = EventType.NORMAL) -> tuple[str, str] | None:
+        """(reason, message) of the pass's event of ``type_``; None when there is none."""
+        steps = [(r, m) for r, m in self.steps if event_type(r) is type_]
+        if not steps:
             return None
         by_reason: dict[str, list[str]] = {}
-        for reason, message in self.steps:
+        for reason, message in steps:
             by_reason.setdefault(reason, []).append(message)
         parts = []
         for reason, messages in by_reason.items():
@@ -222,43 +236,19 @@ class PassEvents:
                     f"{reason} x{len(messages)}: {shown}"
                     + (f"; and {more} more" if more > 0 else "")
                 )
-        reason = next(iter(by_reason)) if len(by_reason) == 1 else "Reconciled"
+        several = EventReason.FAILED if type_ is EventType.WARNING else Reason.RECONCILED
+        reason = next(iter(by_reason)) if len(by_reason) == 1 else several
         message = " | ".join(parts)
         if len(message) > _EVENT_MESSAGE_LIMIT:
             message = message[: _EVENT_MESSAGE_LIMIT - 3] + "..."
         return reason, message
 
     def post(self) -> None:
-        """Post the pass's one event (nothing when the pass did nothing)."""
-        summary = self.summary()
-        if summary is not None:
-            _post_event(self.body, *summary)
-
-
-WARNING_REASONS = frozenset({Reason.NO_SERVABLE_MODELS})
-"""Ready reasons told as a Warning event when a pass first reaches them."""
-
-
-def _warn_on_arrival(body: kopf.Body, outcome: Outcome) -> None:
-    """A Warning event when Ready first takes a reason of :data:`WARNING_REASONS`.
-
-    Once, not on every pass that finds it again (the drift timer looks every interval).
-    """
-    ready = _ready(outcome.status)
-    before = _ready(previous_status(body.get("status")))
-    if ready is None or ready.reason not in WARNING_REASONS:
-        return
-    if before is not None and before.reason == ready.reason:
-        return
-    kopf.event(
-        body, type="Warning", reason=ready.reason, message=ready.message[:_EVENT_MESSAGE_LIMIT]
-    )
-
-
-def _ready(status: ModelEndpointStatus | None) -> Condition | None:
-    return (
-        next((c for c in (status.conditions or []) if c.type == "Ready"), None) if status else None
-    )
+        """Post the pass's events (nothing when the pass did nothing)."""
+        for type_ in (EventType.WARNING, EventType.NORMAL):
+            summary = self.summary(type_)
+            if summary is not None:
+                _post_event(self.body, *summary)
 
 
 def _pass_outcome(outcome: Outcome) -> str:
@@ -330,7 +320,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
             name = wanted["metadata"]["name"]
             message = f"writing ConfigMap {name} failed: {exc}"
             logger.warning(message)
-            kopf.event(body, type="Warning", reason="ConfigMapFailed", message=message)
+            _post_event(body, EventReason.CONFIGMAP_FAILED, message)
 
     def locked_pass(
         handler: str,
@@ -338,15 +328,18 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         events: PassEvents,
         step: Callable[..., T],
         outcome_of: Callable[[T], str],
+        note: Callable[[T], None] | None = None,
     ) -> T:
         """One timed pass of ``step`` (reconcile or finalize) under the object's lock; the
-        pass's event is posted whatever happens."""
+        pass's events (with what ``note`` adds from the result) are posted whatever happens."""
         with metrics.timed_pass(handler) as timer:
             try:
                 with context.lock(str(body.metadata.uid)):
                     result = step(
                         body, context.clients(_region(body)), context.settings, emit=events.emit
                     )
+                if note is not None:
+                    note(result)
             finally:
                 events.post()
             timer.outcome = outcome_of(result)
@@ -356,8 +349,14 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         body: kopf.Body, patch: kopf.Patch, logger: Any, events: PassEvents | None = None
     ) -> None:
         events = events or PassEvents(body)
-        outcome = locked_pass("reconcile", body, events, reconcile, _pass_outcome)
-        _warn_on_arrival(body, outcome)
+        outcome = locked_pass(
+            "reconcile",
+            body,
+            events,
+            reconcile,
+            _pass_outcome,
+            note=lambda done: events.note_failures(body.get("status"), done.status),
+        )
         metrics.ENDPOINTS.record(*_identity(body), outcome.status)
         patch.status.update(_status_patch(body.get("status"), outcome.status))
         write_models_configmap(body, outcome.status, logger)
@@ -410,7 +409,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
                 return
             logger.info("Drift detected: %s; reconciling", drift)
             events = PassEvents(body)
-            events.emit("DriftDetected", drift)
+            events.emit(EventReason.DRIFT_DETECTED, drift)
             run_reconcile(body, patch, logger, events)
             return
         run_reconcile(body, patch, logger)

@@ -48,6 +48,19 @@ class Settings(BaseSettings):
     retry_delay_seconds: float = Field(
         default=15.0, gt=0, description="Delay after a retryable AWS error."
     )
+    load_check: bool = Field(
+        default=True,
+        description="Invoke every new TargetModel once, so that Ready means every model "
+        "loaded (and a model Triton cannot load is LoadFailed); false skips it for very large "
+        "fleets (one InvokeEndpoint per new TargetModel), leaving only warmup: true models "
+        "invoked.",
+    )
+    load_check_concurrency: int = Field(
+        default=8,
+        ge=1,
+        description="Load checks of one pass run side by side, this many at a time (a cold "
+        "load takes seconds to minutes; one after the other they would add up).",
+    )
     max_source_bytes: int = Field(
         default=8 * 1024**3,
         gt=0,

@@ -6,6 +6,7 @@ reads back ``{status, message}``; this test does the same through lupa.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -63,35 +64,37 @@ def test_arrays_are_seen_one_based_as_argo_gives_them() -> None:
     assert conditions[0] is None
 
 
-def test_terminal_reasons_are_real_reasons() -> None:
-    terminal = {
-        "InvalidSpec",
-        "EndpointFailed",
-        "UpdateFailed",
-        "AccessDenied",
-        "NotOwned",
+def lua_table(name: str) -> set[str]:
+    """The keys of the script's ``local <name> = { Key = true, ... }`` table."""
+    match = re.search(rf"local {name} = {{(.*?)\n}}", SCRIPT, re.S)
+    assert match, f"no table {name} in health.lua"
+    return set(re.findall(r"^\s*(\w+) = true,", match.group(1), re.M))
+
+
+TERMINAL = lua_table("terminal")
+PROGRESSING = lua_table("progressing")
+
+
+def test_every_reason_is_classified_once_by_the_health_script() -> None:
+    reasons = {reason.value for reason in Reason}
+    assert not TERMINAL & PROGRESSING
+    assert reasons - (TERMINAL | PROGRESSING) == set(), "reasons the script does not classify"
+    assert (TERMINAL | PROGRESSING) - reasons == set(), "the script names unknown reasons"
+    # A reason only a person can fix is Degraded, whatever the phase; so is a failed load.
+    assert {
+        "ArtifactConflict",
+        "LoadFailed",
         "SourceError",
+        "InvalidSpec",
         "NoServableModels",
-    }
-    assert terminal <= {reason.value for reason in Reason}
-    for reason in terminal:
-        assert f"{reason} = true" in SCRIPT
+    } <= TERMINAL
 
 
 @pytest.mark.parametrize("reason", [r.value for r in Reason])
 def test_ready_false_is_degraded_only_for_terminal_reasons(reason: str) -> None:
     obj = load("testdata/progressing-retrying.yaml")
     obj["status"]["conditions"][0]["reason"] = reason
-    terminal = {
-        "InvalidSpec",
-        "EndpointFailed",
-        "UpdateFailed",
-        "AccessDenied",
-        "NotOwned",
-        "SourceError",
-        "NoServableModels",
-    }
-    expected = "Degraded" if reason in terminal else "Progressing"
+    expected = "Degraded" if reason in TERMINAL else "Progressing"
     assert health_of(obj)["status"] == expected
 
 

@@ -301,6 +301,8 @@ def test_config_values_become_settings_the_operator_accepts(
         "config.pollIntervalSeconds=10",
         "config.driftCheckIntervalSeconds=600",
         "config.retryDelaySeconds=5",
+        "config.loadCheck=false",
+        "config.loadCheckConcurrency=4",
         "config.maxSourceBytes=107374182400",
         "config.maxExpansionRatio=20",
         "config.httpsTimeoutSeconds=120",
@@ -323,6 +325,8 @@ def test_config_values_become_settings_the_operator_accepts(
         monkeypatch.setenv(name, value)
     settings = Settings()
     assert settings.max_source_bytes == 107374182400
+    assert settings.load_check is False
+    assert settings.load_check_concurrency == 4
     assert settings.max_expansion_ratio == 20
     assert settings.multipart_chunk_bytes == 16 * 1024**2
     assert settings.max_concurrent_reconciles == 12

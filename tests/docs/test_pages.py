@@ -57,9 +57,9 @@ def test_the_operations_page_lists_the_health_scripts_terminal_reasons() -> None
     assert listed == _script_terminal_reasons()
 
 
-def test_artifact_conflict_is_degraded_through_the_failed_phase() -> None:
-    # What the Operations page says of a reason the script does not list as terminal.
-    assert "ArtifactConflict" not in _script_terminal_reasons()
+def test_artifact_conflict_is_degraded_whatever_the_phase() -> None:
+    # What the Operations page says: only a person can resolve a conflict over an archive key.
+    assert "ArtifactConflict" in _script_terminal_reasons()
     conflict = {
         "metadata": {"name": "m", "namespace": "ml", "generation": 1},
         "status": {
@@ -72,4 +72,4 @@ def test_artifact_conflict_is_degraded_through_the_failed_phase() -> None:
     }
     assert health_of(conflict)["status"] == "Degraded"
     conflict["status"]["phase"] = "Syncing"
-    assert health_of(conflict)["status"] == "Progressing"
+    assert health_of(conflict)["status"] == "Degraded"

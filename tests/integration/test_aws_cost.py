@@ -177,13 +177,14 @@ def test_changing_one_model_of_a_ready_endpoint_reads_four_things_besides_the_up
 
     assert outcome.status.phase == "Ready"
     # The endpoint still serves the config the last Ready pass left: no describes of the
-    # model and config, no listing of superseded ones.
+    # model and config, no listing of superseded ones. The new TargetModel is loaded once.
     assert wire.take() == {
         "DescribeEndpoint": 1,
         "ListTags": 1,
         "ListObjectsV2": 1,
         "DescribeScalableTargets": 1,
         "PutObject": 1,
+        "InvokeEndpoint": 1,
     }
 
 

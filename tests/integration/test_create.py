@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.integration.conftest import World, condition, eventually
+from tests.integration.conftest import MODEL_PY, World, condition, eventually
 
 
 async def test_create_reaches_ready_with_one_archive_per_model(world: World) -> None:
@@ -60,7 +60,8 @@ async def test_create_posts_one_event_per_pass_saying_what_was_done(world: World
 
 async def test_create_from_a_file_source(world: World) -> None:
     (world.files / "echo").mkdir()
-    (world.files / "echo" / "model.py").write_text("# a python model\n")
+    # A model Triton loads: the endpoint is Ready only once it did.
+    (world.files / "echo" / "model.py").write_text(MODEL_PY)
     model = {
         "name": "echo",
         "source": f"file://{world.files}/echo/model.py",

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from tests.integration.conftest import World, condition, is_current
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+from tests.integration.conftest import World, condition, eventually, is_current
 
 
 async def test_a_missing_source_fails_that_model_and_says_which(world: World) -> None:
@@ -17,9 +21,12 @@ async def test_a_missing_source_fails_that_model_and_says_which(world: World) ->
     obj = await world.wait_for(
         "haunted",
         lambda obj: (
-            is_current(obj) and condition(obj, "ArtifactsSynced").get("reason") == "SourceError"
+            is_current(obj)
+            and condition(obj, "ArtifactsSynced").get("reason") == "SourceError"
+            # Available once the endpoint is InService and loaded it (Loading until then).
+            and obj["status"]["models"][0]["state"] == "Available"
         ),
-        "ArtifactsSynced=False SourceError",
+        "ArtifactsSynced=False SourceError, bert Available",
     )
 
     models = {m["name"]: m for m in obj["status"]["models"]}
@@ -96,3 +103,30 @@ async def test_a_multi_gpu_instance_type_is_an_invalid_spec(world: World) -> Non
     assert "spec.instanceType: ml.g5.12xlarge" in message
     assert "single-GPU" in message
     assert world.calls["CreateEndpoint"] == 0
+
+
+async def test_an_invalid_spec_is_a_warning_event_posted_once(world: World) -> None:
+    doc = world.manifest("warned", [await world.onnx_model("bert")], tritonVersion="99.01")
+    await world.apply(doc)
+    await world.wait_for(
+        "warned",
+        lambda obj: is_current(obj) and condition(obj, "Ready").get("reason") == "InvalidSpec",
+        "Ready=False InvalidSpec",
+    )
+
+    async def warnings() -> list[dict[str, Any]]:
+        return [e for e in await world.events("warned") if e["type"] == "Warning"]
+
+    await eventually(lambda: _any(warnings()), "a Warning event")
+    [event] = await warnings()
+    assert event["reason"] == "InvalidSpec"
+    assert "99.01" in event["message"]
+    # Another pass failing the same way (an annotation change) posts no second one.
+    doc["metadata"]["annotations"] = {"example.com/touched": "1"}
+    await world.apply(doc)
+    await asyncio.sleep(2)
+    assert len(await warnings()) == 1
+
+
+async def _any(items: Awaitable[list[Any]]) -> bool:
+    return bool(await items)

@@ -215,8 +215,13 @@ async def test_a_failed_warm_up_is_a_condition_and_is_tried_again(world: World) 
     warm = condition(cold, "ModelsWarm")
     assert warm["status"] == "False"
     assert "'echo'" in warm["message"] and "InternalFailure" in warm["message"]
-    # The endpoint serves all the same: only the first request to echo is slower.
-    assert condition(cold, "Ready")["status"] == "True"
+    # Not Ready until the model is known to load (the endpoint itself is InService).
+    assert condition(cold, "EndpointReady")["status"] == "True"
+    assert (condition(cold, "Ready")["status"], condition(cold, "Ready")["reason"]) == (
+        "False",
+        "WarmUpFailed",
+    )
+    assert cold["status"]["models"][0]["state"] == "Loading"
     assert not cold["status"]["models"][0].get("warmedUp")
 
     world.env.aws.faults.reset()

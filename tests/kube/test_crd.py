@@ -73,6 +73,19 @@ def test_explain_documents_dynamic_batching(control_plane: ControlPlane) -> None
     assert "preferredBatchSize" in out
 
 
+def test_explain_documents_the_load_check_and_where_the_instance_choice_is(
+    control_plane: ControlPlane,
+) -> None:
+    loaded = control_plane.kubectl("explain", "modelendpoint.status.models.loaded").stdout
+    assert "load check" in loaded and "LoadFailed" in loaded
+    state = control_plane.kubectl("explain", "modelendpoint.status.models.state").stdout
+    assert "Loading" in state and "LoadFailed" in state
+    instance = control_plane.kubectl("explain", "modelendpoint.spec.instanceType").stdout
+    assert "status.instanceType" in instance and "status.sizing" not in instance
+    # Where it points is there.
+    control_plane.kubectl("explain", "modelendpoint.status.instanceTypeReason")
+
+
 def test_get_shows_the_printer_columns(control_plane: ControlPlane) -> None:
     doc = _in_namespace(control_plane, _named(MINIMAL, "columns"))
     control_plane.apply([doc])

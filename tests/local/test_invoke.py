@@ -69,17 +69,49 @@ def test_missing_archive_is_a_validation_error(stack: Stack, endpoint: str) -> N
         (None, "failed to extract"),
         ({"m/1/model.py": MODEL_PY}, "config.pbtxt not found"),
         ({"m/config.pbtxt": CONFIG_PBTXT}, "no numeric version folder"),
-        ({"m/config.pbtxt": "backend: [", "m/1/model.py": MODEL_PY}, "failed to parse"),
-        (
-            {"m/config.pbtxt": 'name: "x"\nbackend: "python"', "m/1/model.py": ""},
-            "unexpected model name",
-        ),
+        ({"m/config.pbtxt": "backend: [", "m/1/model.py": MODEL_PY}, "failed to poll"),
         (
             {"a/config.pbtxt": CONFIG_PBTXT, "a/1/model.py": "", "b/1/x": ""},
+            "b/config.pbtxt not found",
+        ),
+        (
+            {
+                "a/config.pbtxt": CONFIG_PBTXT,
+                "a/1/model.py": "",
+                "b/config.pbtxt": CONFIG_PBTXT,
+                "b/1/model.py": "",
+            },
             "exactly one model folder",
         ),
+        (
+            {
+                "e/config.pbtxt": 'platform: "ensemble"',
+                "e/1/.keep": "",
+                "f/config.pbtxt": 'platform:"ensemble"',
+                "f/1/.keep": "",
+            },
+            "several ensembles",
+        ),
+        (
+            {
+                "e/config.pbtxt": 'platform: "ensemble"',
+                "e/1/.keep": "",
+                "step/config.pbtxt": 'name: "other"\nbackend: "python"',
+                "step/1/model.py": "",
+            },
+            "unexpected model name 'other'",
+        ),
     ],
-    ids=["not-gzip", "no-config", "no-version", "bad-config", "name-mismatch", "two-models"],
+    ids=[
+        "not-gzip",
+        "no-config",
+        "no-version",
+        "bad-config",
+        "folder-without-config",
+        "two-models",
+        "two-ensembles",
+        "step-name-mismatch",
+    ],
 )
 def test_broken_archive_is_a_model_error(
     stack: Stack, endpoint: str, files: dict[str, str] | None, why: str
@@ -93,8 +125,9 @@ def test_broken_archive_is_a_model_error(
     response: dict[str, Any] = dict(excinfo.value.response)
     assert response["Error"]["Code"] == "ModelError"
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 424
-    assert response["OriginalStatusCode"] == 500
-    assert why in response["OriginalMessage"]
+    # Triton's MME front end answers a failed load 400 with {"error": <Triton's message>}.
+    assert response["OriginalStatusCode"] == 400
+    assert why in json.loads(response["OriginalMessage"])["error"]
     assert response["LogStreamArn"].endswith(f"/aws/sagemaker/Endpoints/{endpoint}")
     assert stack.aws.loaded_models(endpoint) == []
 

@@ -93,15 +93,50 @@ def test_nothing_exists_creates_everything_in_order_then_waits():
     assert plan.wait is not None and plan.wait.reason == Reason.CREATING
 
 
-def test_steady_state_only_warms_up_models_not_yet_warm():
+def test_steady_state_loads_each_new_target_model_once():
     d = desired_for()
     plan = plan_reconcile(d, observed(d))
-    assert kinds(plan) == ["WarmUp"]
-    echo = next(a for a in d.archives if a.model_name == "echo")
-    warmed = ModelEndpointStatus.model_validate(
-        {"models": [{"name": "echo", "targetModel": echo.target_model, "warmedUp": True}]}
+    bert, echo = (next(a for a in d.archives if a.model_name == n) for n in ("bert", "echo"))
+    assert plan.actions == (
+        p.LoadCheck(d.endpoint_name, "bert", bert.target_model, warm_up=False),
+        p.LoadCheck(d.endpoint_name, "echo", echo.target_model, warm_up=True),
     )
-    assert plan_reconcile(d, observed(d), warmed).actions == ()
+    checked = ModelEndpointStatus.model_validate(
+        {
+            "observedGeneration": 3,
+            "models": [
+                {"name": "bert", "targetModel": bert.target_model, "loaded": True},
+                {
+                    "name": "echo",
+                    "targetModel": echo.target_model,
+                    "loaded": True,
+                    "warmedUp": True,
+                },
+            ],
+        }
+    )
+    assert plan_reconcile(d, observed(d), checked).actions == ()
+
+
+def test_without_the_load_check_only_warmup_models_are_invoked():
+    d = build_desired(parse_resource(copy.deepcopy(DOC)), FINGERPRINTS, load_check=False)
+    assert [(a.model_name, a.warm_up) for a in plan_reconcile(d, observed(d)).actions] == [
+        ("echo", True)
+    ]
+
+
+def test_a_load_failure_is_not_probed_again_until_the_spec_changes():
+    d = desired_for()
+    bert, echo = (next(a for a in d.archives if a.model_name == n) for n in ("bert", "echo"))
+    models = [
+        {"name": "bert", "targetModel": bert.target_model, "loaded": False, "state": "LoadFailed"},
+        {"name": "echo", "targetModel": echo.target_model, "loaded": True, "warmedUp": True},
+    ]
+    same = ModelEndpointStatus.model_validate({"observedGeneration": 3, "models": models})
+    assert plan_reconcile(d, observed(d), same).actions == ()
+    # Another generation (e.g. a new image) may load it: checked once more.
+    older = ModelEndpointStatus.model_validate({"observedGeneration": 2, "models": models})
+    assert [a.model_name for a in plan_reconcile(d, observed(d), older).actions] == ["bert"]
 
 
 def test_adding_a_model_uploads_one_archive_and_keeps_the_endpoint_config():

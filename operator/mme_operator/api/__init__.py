@@ -25,14 +25,18 @@ from mme_operator.api.spec import (
     TensorSpec,
 )
 from mme_operator.api.status import (
+    EVENT_TYPES,
     Condition,
     ConditionStatus,
     ConditionType,
+    EventReason,
+    EventType,
     ModelEndpointStatus,
     ModelState,
     ModelStatus,
     Phase,
     Reason,
+    event_type,
 )
 from mme_operator.api.validation import (
     Problem,
@@ -45,6 +49,7 @@ from mme_operator.api.validation import (
 
 __all__ = [
     "API_VERSION",
+    "EVENT_TYPES",
     "GROUP",
     "KIND",
     "PLURAL",
@@ -59,6 +64,8 @@ __all__ = [
     "DataType",
     "DeletionPolicy",
     "DynamicBatchingSpec",
+    "EventReason",
+    "EventType",
     "InstanceGroupSpec",
     "InstanceKind",
     "ModelEndpoint",
@@ -78,6 +85,7 @@ __all__ = [
     "SpecInvalid",
     "TensorSpec",
     "derive_endpoint_name",
+    "event_type",
     "parse_resource",
     "spec_problems",
     "validate_resource",

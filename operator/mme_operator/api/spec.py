@@ -903,7 +903,8 @@ class ModelEndpointSpec(ApiModel):
         pattern=INSTANCE_TYPE_PATTERN,
         max_length=64,
         description="SageMaker instance type, e.g. ml.g5.xlarge; may be left out when sizing "
-        "is set (the operator then chooses one and reports it in status.sizing).",
+        "is set (the operator then chooses one and reports it in status.instanceType, why in "
+        "status.instanceTypeReason).",
     )
     sizing: SizingSpec | None = Field(
         default=None,

@@ -68,6 +68,86 @@ class Reason(StrEnum):
     WARMED_UP = "WarmedUp"
     WARMING_UP = "WarmingUp"
     WARM_UP_FAILED = "WarmUpFailed"
+    LOADED = "Loaded"
+    LOAD_FAILED = "LoadFailed"
+
+
+class EventReason(StrEnum):
+    """Reasons of Kubernetes events that are no condition's reason (steps of a pass)."""
+
+    UPLOADED = "Uploaded"
+    DELETED = "Deleted"
+    ADOPTED = "Adopted"
+    CREATED = "Created"
+    UPDATING = "Updating"
+    AUTOSCALING = "Autoscaling"
+    DRIFT_DETECTED = "DriftDetected"
+    CONFIGMAP_FAILED = "ConfigMapFailed"
+    CONFIG_MERGED = "ConfigMerged"
+    """A source's config.pbtxt was taken with fields the spec sets over it."""
+    FAILED = "Failed"
+    """A pass's one Warning event when several failure reasons occurred in it."""
+
+
+class EventType(StrEnum):
+    """Kubernetes event types: Warning for what someone should look at, Normal for progress."""
+
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+_W, _N = EventType.WARNING, EventType.NORMAL
+EVENT_TYPES: dict[str, EventType] = {
+    # Failures: a Warning event, which alerting (event exporters, Argo CD notifications) sees.
+    Reason.INVALID_SPEC: _W,
+    Reason.SOURCE_ERROR: _W,
+    Reason.BUCKET_MISSING: _W,
+    Reason.ARTIFACT_CONFLICT: _W,
+    Reason.ENDPOINT_FAILED: _W,
+    Reason.UPDATE_FAILED: _W,
+    Reason.ROLLING_BACK: _W,
+    Reason.ACCESS_DENIED: _W,
+    Reason.AWS_ERROR: _W,
+    Reason.RETRYING: _W,
+    Reason.NOT_OWNED: _W,
+    Reason.IDENTITY_CHANGED: _W,
+    Reason.DOES_NOT_FIT: _W,
+    Reason.WARM_UP_FAILED: _W,
+    Reason.LOAD_FAILED: _W,
+    Reason.NO_SERVABLE_MODELS: _W,
+    EventReason.CONFIGMAP_FAILED: _W,
+    EventReason.FAILED: _W,
+    # Progress and success: Normal.
+    Reason.FITS: _N,
+    Reason.RECONCILED: _N,
+    Reason.UPLOADING: _N,
+    Reason.SYNCED: _N,
+    Reason.CREATING: _N,
+    Reason.UPDATING: _N,
+    Reason.IN_SERVICE: _N,
+    Reason.DELETING: _N,
+    Reason.DISABLED: _N,
+    Reason.CONFIGURED: _N,
+    Reason.WAITING_FOR_ENDPOINT: _N,
+    Reason.WARMED_UP: _N,
+    Reason.WARMING_UP: _N,
+    Reason.LOADED: _N,
+    EventReason.UPLOADED: _N,
+    EventReason.DELETED: _N,
+    EventReason.ADOPTED: _N,
+    EventReason.CONFIG_MERGED: _N,
+    EventReason.CREATED: _N,
+    EventReason.UPDATING: _N,
+    EventReason.AUTOSCALING: _N,
+    EventReason.DRIFT_DETECTED: _N,
+}
+"""The event type of every condition and event reason: the one table (a test checks that
+every constant above is in it)."""
+
+
+def event_type(reason: str) -> EventType:
+    """Warning or Normal for ``reason``; a reason missing from the table is a Warning."""
+    return EVENT_TYPES.get(reason, EventType.WARNING)
 
 
 class ConditionStatus(StrEnum):
@@ -94,8 +174,12 @@ class Condition(ApiModel):
 class ModelState(StrEnum):
     PENDING = "Pending"
     UPLOADING = "Uploading"
+    LOADING = "Loading"
+    """In S3; the endpoint has not loaded it yet (the load check is to come)."""
     AVAILABLE = "Available"
     FAILED = "Failed"
+    LOAD_FAILED = "LoadFailed"
+    """In S3, but Triton on the endpoint could not load it (the message says why)."""
 
 
 class ModelStatus(ApiModel):
@@ -113,9 +197,18 @@ class ModelStatus(ApiModel):
         "ETag, the object is known to be ours without reading its metadata.",
     )
     state: ModelState = Field(
-        default=ModelState.PENDING, description="Pending, Uploading, Available or Failed."
+        default=ModelState.PENDING,
+        description="Pending (archive not in S3 yet), Loading (in S3, not loaded by the "
+        "endpoint yet), Available (loaded once, or in S3 where no load check runs), Failed "
+        "(source or archive unusable) or LoadFailed (Triton could not load it).",
     )
     message: str | None = Field(default=None, description="Why the model is not available.")
+    loaded: bool | None = Field(
+        default=None,
+        description="Whether the endpoint loaded this TargetModel when the operator invoked it "
+        "once (the load check, or the warm-up): true, loaded; false, Triton could not load it "
+        "(state LoadFailed); unset, not checked. Checked once per TargetModel.",
+    )
     warmed_up: bool | None = Field(
         default=None, description="The warm-up invocation of this archive succeeded."
     )

@@ -2,7 +2,10 @@
 
 As on SageMaker's Triton MME: the first call naming a ``TargetModel`` downloads
 ``<ModelDataUrl><TargetModel>`` from S3, unpacks it (one top-level model folder holding
-``config.pbtxt`` and numeric version folders), and loads it; later calls find it loaded,
+``config.pbtxt`` and numeric version folders, or an ensemble's folder with its steps), and
+loads it under a name derived from the TargetModel (which replaces ``config.name``); a load
+Triton refuses comes back as SageMaker's ModelError with Triton's message, status 400 (507
+out of memory) as MME's container answers it. Later calls find the model loaded,
 so overwriting the object changes nothing until the model is evicted. Models are evicted
 least recently used first when the instance's model memory is full.
 """
@@ -19,7 +22,7 @@ import tarfile
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -43,9 +46,13 @@ ReadObject = Callable[[str, str], bytes | None]
 
 
 class ModelLoadError(Exception):
-    """An archive Triton could not load; ``status`` is what the container answers."""
+    """An archive Triton could not load; ``status`` is what MME's container answers.
 
-    def __init__(self, message: str, status: int = 500) -> None:
+    Triton's MME front end answers every failed load with 400 (507 when the message names an
+    out-of-memory condition, 409 when the name is taken) and ``{"error": message}``.
+    """
+
+    def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
@@ -59,6 +66,16 @@ class LoadedModel:
     config: model_config_pb2.ModelConfig
     size_bytes: int
     triton_name: str | None = None
+    steps: dict[str, str] = field(default_factory=dict)
+    """Ensemble step models loaded with it: name in Triton -> digest of its content."""
+
+
+@dataclass(frozen=True)
+class ArchiveModels:
+    """The model folders of an unpacked archive: the one served, and an ensemble's steps."""
+
+    served: Path
+    steps: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -77,29 +94,67 @@ def _validation_error(message: str) -> AwsError:
 
 
 def _model_error(region: str, endpoint: str, status: int, message: str) -> AwsError:
+    """SageMaker's ModelError for a container answer: ``message`` is the error text Triton's
+    front end puts in its ``{"error": ...}`` body, which SageMaker passes on as is."""
+    body = json.dumps({"error": message})
     kind = "client" if status < 500 else "server"
-    text = f'Received {kind} error ({status}) from primary with message "{message}". See '
+    text = f'Received {kind} error ({status}) from primary with message "{body}". See '
     log_group = f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:/aws/sagemaker/Endpoints/{endpoint}"
     return AwsError(
         "ModelError",
         f"{text}{log_group} in account {ACCOUNT_ID} for more information.",
         424,
         OriginalStatusCode=status,
-        OriginalMessage=message,
+        OriginalMessage=body,
         LogStreamArn=log_group,
     )
 
 
-def unpack_model_archive(data: bytes, destination: Path) -> Path:
-    """Unpack a Triton model archive into ``destination``; returns the model's folder.
+# Triton's MME front end (SageMakerMMECheckOOMError) answers 507 when an error names one of
+# these, so that SageMaker unloads other models; any other error is a 400.
+_OUT_OF_MEMORY = (
+    "CUDA out of memory",
+    "CUDA_OUT_OF_MEMORY",
+    "Out of memory",
+    "out of memory",
+    "MemoryError",
+    "OutOfMemory",
+    "OOM",
+    "Failed to allocate memory",
+    "failed to allocate memory",
+    "No space left on device",
+)
 
-    Raises ``ModelLoadError`` when it is not a gzip tar, or not Triton's layout: exactly one
-    top-level folder holding ``config.pbtxt`` and at least one numeric version folder.
+
+def container_status(message: str) -> int:
+    """The status MME's Triton container answers a failed load or invocation with."""
+    return 507 if any(marker in message for marker in _OUT_OF_MEMORY) else 400
+
+
+_ENSEMBLE = re.compile(r'platform:\s*"ensemble"')
+
+
+def _poll_failed(name: str, detail: str) -> ModelLoadError:
+    # Triton's repository manager says only this to the client (the detail is in the log).
+    return ModelLoadError(
+        f"failed to load '{name}', failed to poll from model repository: {detail}"
+    )
+
+
+def unpack_model_archive(data: bytes, destination: Path) -> ArchiveModels:
+    """Unpack a Triton model archive into ``destination`` and find its models, as MME does.
+
+    A ``config.pbtxt`` at the archive's root makes the root the model. Otherwise every
+    top-level folder is a model: the one whose config says ``platform: "ensemble"`` is served
+    and the others are its steps; without an ensemble there must be exactly one (MME would
+    serve whichever folder it read last). Raises ``ModelLoadError`` when it is not a gzip
+    tar, or not Triton's layout (``config.pbtxt`` and a numeric version folder per model).
     """
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
             members = archive.getmembers()
             tops: set[str] = set()
+            root_files: set[str] = set()
             for member in members:
                 parts = PurePosixPath(member.name).parts
                 parts = tuple(p for p in parts if p != ".")
@@ -110,41 +165,72 @@ def unpack_model_archive(data: bytes, destination: Path) -> Path:
                 if not (member.isfile() or member.isdir()):
                     raise ModelLoadError(f"model archive member is not a file: {member.name}")
                 if len(parts) == 1 and member.isfile():
-                    raise ModelLoadError(
-                        f"file {member.name} at the top of the archive; expected one model "
-                        "folder holding config.pbtxt and version folders"
-                    )
-                tops.add(parts[0])
-            if len(tops) != 1:
-                raise ModelLoadError(
-                    f"expected exactly one model folder at the top of the archive, "
-                    f"found {sorted(tops) or 'none'}"
-                )
+                    root_files.add(parts[0])
+                else:
+                    tops.add(parts[0])
             archive.extractall(destination, filter="data")
     except (tarfile.TarError, OSError, EOFError) as err:
         raise ModelLoadError(f"failed to extract model archive: {err}") from None
-    model_dir = destination / tops.pop()
-    if not (model_dir / "config.pbtxt").is_file():
-        raise ModelLoadError(f"{model_dir.name}/config.pbtxt not found in model archive")
+    if "config.pbtxt" in root_files:
+        _check_versions(destination, "the archive's root")
+        return ArchiveModels(destination)
+    if root_files:
+        raise ModelLoadError(
+            f"file {sorted(root_files)[0]} at the top of the archive; expected model folders "
+            "holding config.pbtxt and version folders"
+        )
+    folders = [destination / top for top in sorted(tops)]
+    for folder in folders:
+        if not (folder / "config.pbtxt").is_file():
+            raise ModelLoadError(f"{folder.name}/config.pbtxt not found in model archive")
+        _check_versions(folder, f"{folder.name}/")
+    ensembles = [
+        f for f in folders if _ENSEMBLE.search((f / "config.pbtxt").read_text("utf-8", "replace"))
+    ]
+    if len(ensembles) > 1:
+        raise ModelLoadError(
+            f"several ensembles in one archive ({', '.join(f.name for f in ensembles)}); "
+            "MME serves one per archive"
+        )
+    if ensembles:
+        served = ensembles[0]
+        return ArchiveModels(served, tuple(f for f in folders if f != served))
+    if len(folders) != 1:
+        raise ModelLoadError(
+            f"expected exactly one model folder at the top of the archive (or an ensemble with "
+            f"its steps), found {[f.name for f in folders] or 'none'}"
+        )
+    return ArchiveModels(folders[0])
+
+
+def _check_versions(model_dir: Path, where: str) -> None:
     if not any(p.is_dir() and p.name.isdigit() for p in model_dir.iterdir()):
-        raise ModelLoadError(f"no numeric version folder under {model_dir.name}/")
-    return model_dir
+        raise ModelLoadError(f"no numeric version folder under {where}")
 
 
-def parse_model_config(model_dir: Path) -> model_config_pb2.ModelConfig:
-    """Parse ``config.pbtxt`` with Triton's own schema; ``ModelLoadError`` when invalid."""
+def parse_model_config(model_dir: Path, name: str | None = None) -> model_config_pb2.ModelConfig:
+    """Parse ``config.pbtxt`` with Triton's own schema; ``ModelLoadError`` when invalid.
+
+    ``name``: the served model's name in Triton, which replaces ``config.name`` (MME maps the
+    archive's model to its TargetModel). Without it (an ensemble's step) the folder's name is
+    the model's, and a ``config.name`` naming another is refused, as Triton refuses it.
+    """
+    model_name = name or model_dir.name
     config = model_config_pb2.ModelConfig()
     try:
         text_format.Parse((model_dir / "config.pbtxt").read_text(), config)
     except (text_format.ParseError, UnicodeDecodeError) as err:
-        raise ModelLoadError(f"failed to parse {model_dir.name}/config.pbtxt: {err}") from None
-    if config.name and config.name != model_dir.name:
-        raise ModelLoadError(
+        raise _poll_failed(model_name, f"{model_dir.name}/config.pbtxt: {err}") from None
+    if name is None and config.name and config.name != model_dir.name:
+        raise _poll_failed(
+            model_name,
             f"unexpected model name {config.name!r} in config.pbtxt, expected the folder's "
-            f"name {model_dir.name!r}"
+            f"name {model_dir.name!r}",
         )
     if not config.platform and not config.backend:
-        raise ModelLoadError(f"{model_dir.name}/config.pbtxt names neither platform nor backend")
+        raise _poll_failed(
+            model_name, f"{model_dir.name}/config.pbtxt names neither platform nor backend"
+        )
     return config
 
 
@@ -163,6 +249,53 @@ def describe_model(target_model: str, config: model_config_pb2.ModelConfig) -> d
         "instance_groups": as_dict.get("instance_group", []),
         "dynamic_batching": as_dict.get("dynamic_batching"),
     }
+
+
+LOCAL_BACKENDS = frozenset({"python"})
+"""The backends the local tritonserver (the nvidia-pytriton wheel's) has."""
+
+
+def runs_on_local_triton(
+    config: model_config_pb2.ModelConfig, steps: Iterable[model_config_pb2.ModelConfig] = ()
+) -> bool:
+    """Whether the local tritonserver can load this model (and its ensemble's steps).
+
+    Only Python-backend models and ensembles of them: the wheel ships no other backend. The
+    others are answered with their description, as without a tritonserver, so a load
+    failure of, say, an ONNX model is not seen locally.
+    """
+    return all(c.backend in LOCAL_BACKENDS or c.platform == "ensemble" for c in (config, *steps))
+
+
+def _on_cpu(config: model_config_pb2.ModelConfig) -> model_config_pb2.ModelConfig:
+    """A copy of ``config`` whose GPU instance groups run on CPU.
+
+    The local tritonserver runs on CPU; a GPU model would fail to load here although it
+    loads on the GPU instance it is meant for.
+    """
+    copy = model_config_pb2.ModelConfig()
+    copy.CopyFrom(config)
+    for group in copy.instance_group:
+        if group.kind in (group.KIND_GPU, group.KIND_AUTO):
+            group.kind = group.KIND_CPU
+            del group.gpus[:]
+    return copy
+
+
+def _write_model(source: Path, target: Path, config: model_config_pb2.ModelConfig) -> None:
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)
+    (target / "config.pbtxt").write_text(text_format.MessageToString(config))
+
+
+def _tree_digest(folder: Path, config_text: str) -> str:
+    """Content of a model folder, with ``config_text`` standing for its config.pbtxt."""
+    digest = hashlib.sha256(config_text.encode())
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.relative_to(folder) != Path("config.pbtxt"):
+            digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def _triton_name(endpoint: str, target_model: str) -> str:
@@ -231,11 +364,10 @@ class MultiModelRuntime:
         with self._lock:
             loaded = self._load(region, endpoint, model, target_model, budget)
             server = self._triton()
-            if server is None:
+            triton_name = loaded.triton_name
+            if server is None or triton_name is None:
                 payload = describe_model(target_model, loaded.config)
                 return json.dumps(payload).encode(), "application/json", variant_name
-            triton_name = loaded.triton_name
-        assert triton_name is not None
         try:
             request = json.loads(body or b"{}")
         except ValueError as err:
@@ -243,7 +375,10 @@ class MultiModelRuntime:
         try:
             response = server.infer(triton_name, request)
         except TritonError as err:
-            raise _model_error(region, endpoint.name, err.status, err.message) from None
+            # MME's front end answers every failed invocation 400 (507 out of memory),
+            # whatever status Triton's own HTTP server would give.
+            status = container_status(err.message)
+            raise _model_error(region, endpoint.name, status, err.message) from None
         return json.dumps(response).encode(), "application/json", variant_name
 
     def _load(
@@ -282,13 +417,17 @@ class MultiModelRuntime:
         budget: int,
         memory: _EndpointMemory,
     ) -> LoadedModel:
+        name = _triton_name(endpoint.name, target_model)
         with tempfile.TemporaryDirectory(prefix="local-mme-") as tmp:
+            unpacked = Path(tmp) / "archive"
+            unpacked.mkdir()
             try:
-                model_dir = unpack_model_archive(data, Path(tmp))
-                config = parse_model_config(model_dir)
+                models = unpack_model_archive(data, unpacked)
+                config = parse_model_config(models.served, name)
+                steps = {step.name: parse_model_config(step) for step in models.steps}
             except ModelLoadError as err:
                 raise _model_error(region, endpoint.name, err.status, err.message) from None
-            size = sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file())
+            size = sum(p.stat().st_size for p in unpacked.rglob("*") if p.is_file())
             if size > budget:
                 raise _model_error(
                     region,
@@ -301,30 +440,64 @@ class MultiModelRuntime:
                 _, evicted = memory.models.popitem(last=False)
                 self._unload(evicted)
             loaded = LoadedModel(target_model, config, size)
+            if not runs_on_local_triton(config, steps.values()):
+                return loaded
             server = self._triton()
-            if server is not None:
-                name = _triton_name(endpoint.name, target_model)
-                renamed = Path(tmp) / name
-                if renamed != model_dir:
-                    model_dir.rename(renamed)
-                # Triton wants the config's name (when set) to match the folder's.
-                config_copy = model_config_pb2.ModelConfig()
-                config_copy.CopyFrom(config)
-                config_copy.name = name
-                # The local tritonserver runs on CPU; a GPU model would fail to load here
-                # although it loads on the GPU instance it is meant for.
-                for group in config_copy.instance_group:
-                    if group.kind in (group.KIND_GPU, group.KIND_AUTO):
-                        group.kind = group.KIND_CPU
-                        del group.gpus[:]
-                (renamed / "config.pbtxt").write_text(text_format.MessageToString(config_copy))
-                try:
-                    server.load(renamed, name)
-                except TritonError as err:
-                    shutil.rmtree(server.model_repository / name, ignore_errors=True)
-                    raise _model_error(region, endpoint.name, err.status, err.message) from None
-                loaded.triton_name = name
+            if server is None:
+                return loaded
+            try:
+                loaded.steps = self._load_into(server, memory, models, config, steps, name)
+            except ModelLoadError as err:
+                raise _model_error(region, endpoint.name, err.status, err.message) from None
+            loaded.triton_name = name
             return loaded
+
+    def _load_into(
+        self,
+        server: TritonServer,
+        memory: _EndpointMemory,
+        models: ArchiveModels,
+        config: model_config_pb2.ModelConfig,
+        steps: dict[str, model_config_pb2.ModelConfig],
+        name: str,
+    ) -> dict[str, str]:
+        """Load the served model as ``name``, an ensemble's steps under their own names.
+
+        Triton has one namespace: a step already loaded for another TargetModel is shared
+        when it is the same model, and refused (409, as MME answers a name taken) when not.
+        Returns the steps' digests.
+        """
+        repository = server.model_repository
+        in_use = {step: d for m in memory.models.values() for step, d in m.steps.items()}
+        placed: list[Path] = []
+        digests: dict[str, str] = {}
+        for step_dir in models.steps:
+            target = repository / step_dir.name
+            step_config = _on_cpu(steps[step_dir.name])
+            digest = _tree_digest(step_dir, text_format.MessageToString(step_config))
+            digests[step_dir.name] = digest
+            if step_dir.name in in_use:
+                if in_use[step_dir.name] != digest:
+                    raise ModelLoadError(
+                        f"failed to load '{name}': ensemble step '{step_dir.name}' is already "
+                        "loaded from another archive with other content; give changed steps "
+                        "new names",
+                        409,
+                    )
+                continue
+            _write_model(step_dir, target, step_config)
+            placed.append(target)
+        served = _on_cpu(config)
+        served.name = name
+        _write_model(models.served, repository / name, served)
+        placed.append(repository / name)
+        try:
+            server.load(repository / name, name)
+        except TritonError as err:
+            for path in placed:
+                shutil.rmtree(path, ignore_errors=True)
+            raise ModelLoadError(err.message, container_status(err.message)) from None
+        return digests
 
     def _unload(self, loaded: LoadedModel) -> None:
         server = self._triton()
@@ -332,8 +505,17 @@ class MultiModelRuntime:
             return
         # Already gone means nothing left to free.
         with contextlib.suppress(TritonError, OSError):
-            server.unload(loaded.triton_name)
+            server.unload(loaded.triton_name, dependents=bool(loaded.steps))
         shutil.rmtree(server.model_repository / loaded.triton_name, ignore_errors=True)
+        still_used = {
+            step
+            for memory in self._memory.values()
+            for m in memory.models.values()
+            if m is not loaded
+            for step in m.steps
+        }
+        for step in set(loaded.steps) - still_used:
+            shutil.rmtree(server.model_repository / step, ignore_errors=True)
 
     def _unload_all(self, memory: _EndpointMemory) -> None:
         for loaded in memory.models.values():

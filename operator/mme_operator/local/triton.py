@@ -246,9 +246,11 @@ class TritonServer:
         self._request("POST", f"/v2/repository/models/{name}/load", body={}, timeout=120.0)
         return name
 
-    def unload(self, name: str) -> None:
-        """Unload a model (it stays in the repository)."""
-        self._request("POST", f"/v2/repository/models/{name}/unload", body={})
+    def unload(self, name: str, *, dependents: bool = False) -> None:
+        """Unload a model (it stays in the repository); with ``dependents``, an ensemble's
+        steps too."""
+        body = {"parameters": {"unload_dependents": True}} if dependents else {}
+        self._request("POST", f"/v2/repository/models/{name}/unload", body=body)
 
     def is_ready(self, name: str) -> bool:
         """Whether model ``name`` is loaded and ready."""

@@ -8,17 +8,16 @@ condition. A model whose source cannot be packaged fails alone; the others go on
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import botocore.exceptions
 
 from mme_operator import metrics
-from mme_operator.api import DataType, ModelSpec, Reason
+from mme_operator.api import EventReason, Reason
 from mme_operator.artifacts import (
     ArtifactError,
     ArtifactStore,
@@ -29,6 +28,12 @@ from mme_operator.artifacts import (
 from mme_operator.artifacts import NotOwnedError as ArchiveNotOwnedError
 from mme_operator.reconcile import plan as p
 from mme_operator.reconcile.desired import DesiredState
+from mme_operator.reconcile.loading import (
+    LoadOutcome,
+    LoadVerdict,
+    judge_invocation,
+    probe_request,
+)
 from mme_operator.sagemaker import apply_scaling, remove_scaling
 from mme_operator.sagemaker.clients import AwsClients
 from mme_operator.sagemaker.errors import (
@@ -43,8 +48,9 @@ from mme_operator.sagemaker.gateway import NotOwnedError, SageMakerGateway
 
 log = logging.getLogger("mme_operator.reconcile")
 
-EventSink = Callable[[str, str], None]
-"""Called with (reason, message) for every AWS action taken; becomes a Kubernetes event."""
+EventSink = Callable[[Reason | EventReason, str], None]
+"""Called with (reason, message) for every AWS action taken; becomes a Kubernetes event
+whose type (Warning or Normal) is the reason's in :data:`mme_operator.api.EVENT_TYPES`."""
 
 SourceOpener = Callable[[str], ModelSource]
 
@@ -83,38 +89,13 @@ class ApplyResult:
     uploaded: dict[str, StoredArchive] = field(default_factory=dict)
     model_errors: dict[str, str] = field(default_factory=dict)
     warmed: set[str] = field(default_factory=set)
-    warmup_errors: dict[str, str] = field(default_factory=dict)
-    """Model name -> why its warm-up invocation failed this pass."""
+    """TargetModels whose warm-up invocation reached the loaded model this pass."""
+    loads: dict[str, LoadOutcome] = field(default_factory=dict)
+    """Model name -> what its load check (or warm-up) showed this pass."""
     requested_config: str | None = None
     endpoint_arn: str | None = None
     notes: list[str] = field(default_factory=list)
     error: ApplyError | None = None
-
-
-def _zeros_request(model: ModelSpec) -> dict[str, Any]:
-    """A KServe v2 inference request of zeros matching the model's declared inputs."""
-    inputs = []
-    for tensor in model.inputs or []:
-        shape = [max(d, 1) for d in tensor.dims]
-        if model.max_batch_size > 0:
-            shape = [1, *shape]
-        count = 1
-        for d in shape:
-            count *= d
-        fill: Any = 0
-        if tensor.data_type == DataType.TYPE_STRING:
-            fill = ""
-        elif tensor.data_type == DataType.TYPE_BOOL:
-            fill = False
-        datatype = (
-            "BYTES"
-            if tensor.data_type == DataType.TYPE_STRING
-            else tensor.data_type.removeprefix("TYPE_")
-        )
-        inputs.append(
-            {"name": tensor.name, "shape": shape, "datatype": datatype, "data": [fill] * count}
-        )
-    return {"inputs": inputs}
 
 
 class Executor:
@@ -130,8 +111,10 @@ class Executor:
         emit: EventSink | None = None,
         gateway: SageMakerGateway | None = None,
         prepared: PreparedArchives | None = None,
+        load_check_concurrency: int = 1,
     ) -> None:
         self.clients = clients
+        self.load_check_concurrency = load_check_concurrency
         self.prepared = prepared
         self.desired = desired
         self.open_source = open_source
@@ -147,9 +130,17 @@ class Executor:
         )
 
     def run(self, plan: p.Plan) -> ApplyResult:
-        """Execute ``plan.actions`` in order; stop at the first AWS error."""
+        """Execute ``plan.actions`` in order; stop at the first AWS error.
+
+        The load checks (the plan's last steps, each its own TargetModel) run side by side,
+        ``load_check_concurrency`` at a time: a cold load takes seconds to minutes, and
+        one after the other they would hold the pass for the sum.
+        """
         result = ApplyResult()
+        checks = [a for a in plan.actions if isinstance(a, p.LoadCheck)]
         for action in plan.actions:
+            if isinstance(action, p.LoadCheck):
+                continue
             if plan.upload_first and not result.uploaded and isinstance(action, p.BILLED_ACTIONS):
                 result.error = nothing_uploaded(action, result)
                 return result
@@ -172,6 +163,11 @@ class Executor:
                 log.warning("AWS call failed (%s): %s", kind, message)
                 return result
             result.done.append(action)
+        if checks:
+            workers = max(1, min(self.load_check_concurrency, len(checks)))
+            with ThreadPoolExecutor(workers, thread_name_prefix="load-check") as pool:
+                list(pool.map(lambda check: self._load_check(check, result), checks))
+            result.done.extend(checks)
         return result
 
     def _do(self, action: p.Action, result: ApplyResult) -> None:
@@ -187,89 +183,101 @@ class Executor:
                     )
                 except ArtifactError as exc:
                     result.model_errors[archive.model_name] = str(exc)
-                    self.emit("SourceError", f"model {archive.model_name!r}: {exc}")
+                    self.emit(Reason.SOURCE_ERROR, f"model {archive.model_name!r}: {exc}")
                     return
                 result.uploaded[archive.key] = stored
                 metrics.BYTES_UPLOADED.inc(stored.size)
                 self.emit(
-                    "Uploaded",
+                    EventReason.UPLOADED,
                     f"uploaded model {archive.model_name!r} to s3://{self.desired.bucket}/{archive.key}",
                 )
                 if stored.config_changes:
-                    self.emit("ConfigMerged", config_merged_message(archive.model_name, stored))
+                    self.emit(
+                        EventReason.CONFIG_MERGED, config_merged_message(archive.model_name, stored)
+                    )
             case p.DeleteArchive(key=key):
                 self.store.delete(key)
-                self.emit("Deleted", f"deleted stale archive s3://{self.desired.bucket}/{key}")
+                self.emit(
+                    EventReason.DELETED, f"deleted stale archive s3://{self.desired.bucket}/{key}"
+                )
             case p.AdoptEndpoint(name=name, arn=arn):
                 self.gateway.add_tags(arn, sm.endpoint.tags)
-                self.emit("Adopted", f"adopted existing endpoint {name}")
+                self.emit(EventReason.ADOPTED, f"adopted existing endpoint {name}")
             case p.CreateModel(name=name):
                 if self.gateway.create_model(sm.model).created:
-                    self.emit("Created", f"created SageMaker model {name}")
+                    self.emit(EventReason.CREATED, f"created SageMaker model {name}")
             case p.CreateEndpointConfig(name=name):
                 if self.gateway.create_endpoint_config(sm.endpoint_config).created:
-                    self.emit("Created", f"created endpoint config {name}")
+                    self.emit(EventReason.CREATED, f"created endpoint config {name}")
             case p.CreateEndpoint(name=name, config_name=config):
                 result.requested_config = config
                 created = self.gateway.create_endpoint(sm.endpoint)
                 result.endpoint_arn = created.arn
                 if created.created:
-                    self.emit("Created", f"creating endpoint {name} with config {config}")
+                    self.emit(EventReason.CREATED, f"creating endpoint {name} with config {config}")
             case p.UpdateEndpoint(
                 name=name, config_name=config, from_config=old, retain_instance_count=retain
             ):
                 result.requested_config = config
                 self.gateway.update_endpoint(name, config, retain_instance_count=retain)
-                self.emit("Updating", f"updating endpoint {name} from {old} to {config}")
+                self.emit(EventReason.UPDATING, f"updating endpoint {name} from {old} to {config}")
             case p.DeleteEndpoint(name=name):
                 if self.gateway.delete_endpoint(name, owner):
-                    self.emit("Deleting", f"deleting endpoint {name}")
+                    self.emit(Reason.DELETING, f"deleting endpoint {name}")
             case p.DeleteEndpointConfig(name=name):
                 if self.gateway.delete_endpoint_config(name, owner):
-                    self.emit("Deleted", f"deleted endpoint config {name}")
+                    self.emit(EventReason.DELETED, f"deleted endpoint config {name}")
             case p.DeleteModel(name=name):
                 if self.gateway.delete_model(name, owner):
-                    self.emit("Deleted", f"deleted SageMaker model {name}")
+                    self.emit(EventReason.DELETED, f"deleted SageMaker model {name}")
             case p.ApplyScaling(endpoint_name=name):
                 assert self.desired.scaling is not None
                 apply_scaling(self.clients.autoscaling, name, self.desired.scaling)
-                self.emit("Autoscaling", f"applied autoscaling to endpoint {name}")
+                self.emit(EventReason.AUTOSCALING, f"applied autoscaling to endpoint {name}")
             case p.RemoveScaling(endpoint_name=name):
                 remove_scaling(self.clients.autoscaling, name)
-                self.emit("Autoscaling", f"removed autoscaling from endpoint {name}")
-            case p.WarmUp(endpoint_name=name, model_name=model_name, target_model=target):
-                self._warm_up(name, model_name, target, result)
+                self.emit(EventReason.AUTOSCALING, f"removed autoscaling from endpoint {name}")
+            case p.LoadCheck():
+                self._load_check(action, result)
             case _:  # pragma: no cover - the plan only makes the actions above
                 raise TypeError(f"unknown action {action!r}")
 
-    def _warm_up(self, endpoint: str, model_name: str, target: str, result: ApplyResult) -> None:
-        """Invoke the model once so that it is loaded before the first client asks for it.
+    def _load_check(self, action: p.LoadCheck, result: ApplyResult) -> None:
+        """Invoke the model once, so that MME loads it, and judge the answer (:mod:`.loading`).
 
         One invocation, not one per instance: SageMaker routes a TargetModel to an instance
         that already has it loaded, and only spreads it to more instances when its traffic
-        grows ("How multi-model endpoints work"). Further warm-up calls would land on the
-        same instance; the first client request lands there too, and finds the model warm.
+        grows ("How multi-model endpoints work"). Further calls would land on the same
+        instance; the first client request lands there too, and finds the model loaded.
         """
-        model = next(m for m in self.desired.resource.spec.models if m.name == model_name)
-        body = json.dumps(_zeros_request(model)).encode()
+        name, target = action.model_name, action.target_model
+        if name in result.model_errors:
+            return  # its upload failed this pass: nothing new to load
+        model = next(m for m in self.desired.resource.spec.models if m.name == name)
+        body = probe_request(model, warm_up=action.warm_up)
+        failure: BaseException | None = None
         try:
-            self.gateway.invoke(endpoint, target, body, "application/json")
-        except botocore.exceptions.ClientError as exc:
-            # ModelError means the container loaded the model and the model itself answered
-            # with an error (e.g. to zero inputs): the model is in memory, which is the point.
-            # Anything else leaves it cold: a condition says so, and the next pass retries.
-            if exc.response.get("Error", {}).get("Code") != "ModelError":
-                why = describe_error(exc)
-                result.warmup_errors[model_name] = why
-                self.emit(
-                    "WarmUpFailed", f"warm-up of model {model_name!r} ({target}) failed: {why}"
-                )
-                return
-        except botocore.exceptions.BotoCoreError as exc:
-            result.warmup_errors[model_name] = describe_error(exc)
-            return
-        result.warmed.add(target)
-        self.emit("WarmedUp", f"warmed up model {model_name!r} ({target})")
+            self.gateway.invoke(action.endpoint_name, target, body, "application/json")
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            failure = exc
+        outcome = judge_invocation(failure)
+        result.loads[name] = outcome
+        what = "warm-up" if action.warm_up else "load check"
+        if outcome.verdict is LoadVerdict.LOAD_FAILED:
+            self.emit(
+                Reason.LOAD_FAILED,
+                f"model {name!r} ({target}) failed to load on the endpoint: {outcome.message}",
+            )
+        elif outcome.verdict is LoadVerdict.UNKNOWN:
+            self.emit(
+                Reason.WARM_UP_FAILED,
+                f"{what} of model {name!r} ({target}) failed: {outcome.message}",
+            )
+        elif action.warm_up:
+            result.warmed.add(target)
+            self.emit(Reason.WARMED_UP, f"warmed up model {name!r} ({target})")
+        else:
+            self.emit(Reason.LOADED, f"model {name!r} ({target}) loaded on the endpoint")
 
 
 def nothing_uploaded(action: p.Action, result: ApplyResult) -> ApplyError:

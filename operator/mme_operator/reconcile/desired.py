@@ -28,6 +28,8 @@ class DesiredState:
     sagemaker: DesiredSageMaker
     scaling: DesiredScaling | None
     warmup_models: frozenset[str]
+    load_check: bool = True
+    """Every new TargetModel is invoked once (else only the ``warmup_models``)."""
     grace_period_seconds: int = 0
     """How long a superseded archive is kept for clients still sending its TargetModel."""
     sizing: Sizing | None = None
@@ -64,6 +66,7 @@ def build_desired(
     *,
     default_grace_period_seconds: int = 0,
     sizing: Sizing | None = None,
+    load_check: bool = True,
 ) -> DesiredState:
     """The desired state of ``resource`` given each model source's fingerprint.
 
@@ -71,6 +74,7 @@ def build_desired(
     ...), so archive names are computed without downloading any weights. A model without
     a fingerprint (its source could not be read) gets no archive this time.
     ``default_grace_period_seconds`` applies when ``spec.artifacts.gracePeriodSeconds`` is unset.
+    ``load_check`` (the ``MME_LOAD_CHECK`` setting) has every new TargetModel invoked once.
     """
     configs = configs if configs is not None else render_configs(resource)
     prefix = resource.artifact_prefix
@@ -94,6 +98,7 @@ def build_desired(
         sagemaker=desired_sagemaker(resource),
         scaling=desired_scaling(resource.spec.autoscaling),
         warmup_models=frozenset(m.name for m in resource.spec.models if m.warmup),
+        load_check=load_check,
         sizing=sizing,
         grace_period_seconds=(
             resource.spec.artifacts.grace_period_seconds

@@ -24,6 +24,7 @@ from mme_operator.api import (
     ConditionType,
     ModelEndpoint,
     ModelEndpointStatus,
+    ModelState,
     Phase,
     Reason,
     validate_resource,
@@ -169,6 +170,7 @@ def _prepare(
             configs,
             default_grace_period_seconds=settings.archive_grace_period_seconds,
             sizing=sizing,
+            load_check=settings.load_check,
         )
     except ImageLookupError as exc:
         return [
@@ -340,7 +342,7 @@ def _reconcile(
     )
     result = _execute(plan, clients, desired, gateway, settings, emit, scratch, prepared)
     status = reconciled_status(desired, observed, plan, result, previous, unavailable)
-    retry_after = _retry_after(plan, result, settings)
+    retry_after = _retry_after(plan, result, settings, status)
     if retry_after is None:
         return _settled(status, settings, plan)
     return Outcome(status, retry_after, plan)
@@ -386,15 +388,21 @@ def _execute(
             emit=emit,
             gateway=gateway,
             prepared=prepared,
+            load_check_concurrency=settings.load_check_concurrency,
         )
         return executor.run(plan)
 
 
-def _retry_after(plan: Plan, result: ApplyResult, settings: Settings) -> float | None:
+def _retry_after(
+    plan: Plan, result: ApplyResult, settings: Settings, status: ModelEndpointStatus
+) -> float | None:
     if result.error is not None:
         return settings.retry_delay_seconds if result.error.retryable else None
     if plan.wait is not None:
         return settings.poll_interval_seconds
+    if any(m.state == ModelState.LOADING for m in status.models or []):
+        # A load check got no answer (throttled, still loading): Ready waits for it.
+        return settings.retry_delay_seconds
     return None
 
 
@@ -480,14 +488,19 @@ def check_drift(
     """What drifted since the last pass, or None; at most one DescribeEndpoint and one S3 list.
 
     Only a resource that was Ready is checked; anything else is already being reconciled,
-    except models whose source could not be read: those are looked at again on each tick
-    (the user may have uploaded the missing source since); and a previous archive whose
+    except models whose source could not be read or that failed to load: those are looked at
+    again on each tick (the user may have fixed the source since: a new archive, loaded and
+    checked again; the same one is not invoked again); and a previous archive whose
     grace period ended is reason enough for a pass (which deletes it).
     """
     status = _previous_status(body)
-    failed = [m.name for m in (status.models or []) if m.state == "Failed"] if status else []
+    models = (status.models or []) if status else []
+    failed = [m.name for m in models if m.state == ModelState.FAILED]
     if failed:
         return f"models {', '.join(failed)} were unavailable; looking at their sources again"
+    broken = [m.name for m in models if m.state == ModelState.LOAD_FAILED]
+    if broken:
+        return f"models {', '.join(broken)} failed to load; looking at their sources again"
     conditions = (status.conditions or []) if status else []
     warm = next((c for c in conditions if c.type == ConditionType.MODELS_WARM), None)
     if warm is not None and warm.status == ConditionStatus.FALSE:

@@ -23,6 +23,7 @@ from mme_operator.reconcile.desired import (
     RETRY_UPDATE_ANNOTATION,
     DesiredState,
 )
+from mme_operator.reconcile.loading import checked_before
 from mme_operator.reconcile.observe import TRANSITIONAL, ObservedForDeletion, ObservedState
 
 
@@ -139,13 +140,19 @@ class RemoveScaling(Action):
 
 
 @dataclass(frozen=True)
-class WarmUp(Action):
+class LoadCheck(Action):
+    """Invoke a new TargetModel once, so that MME loads it (:mod:`.loading`)."""
+
     endpoint_name: str
     model_name: str
     target_model: str
+    warm_up: bool = False
+    """A real inference of zeros (``warmup: true``) rather than a request with no inputs."""
 
     def describe(self) -> str:
-        return f"warm up model {self.model_name!r} ({self.target_model})"
+        if self.warm_up:
+            return f"warm up model {self.model_name!r} ({self.target_model})"
+        return f"load model {self.model_name!r} ({self.target_model}) once, to check it loads"
 
 
 @dataclass(frozen=True)
@@ -484,17 +491,35 @@ def _plan_reconcile(
         actions.append(RemoveScaling(name))
     actions.extend(DeleteEndpointConfig(c) for c in observed.superseded_configs)
     actions.extend(DeleteModel(m) for m in observed.superseded_models)
-    warmed = {m.target_model for m in status.models or [] if m.warmed_up}
-    conflicts = archive_conflicts(desired, observed)
-    actions.extend(
-        WarmUp(name, a.model_name, a.target_model)
-        for a in desired.archives
-        if a.model_name in desired.warmup_models
-        and a.target_model not in warmed
-        and a.model_name not in unavailable
-        and a.model_name not in conflicts
-    )
+    actions.extend(_load_checks(desired, observed, status, unavailable))
     return Plan(tuple(actions))
+
+
+def _load_checks(
+    desired: DesiredState,
+    observed: ObservedState,
+    status: ModelEndpointStatus,
+    unavailable: Sequence[str],
+) -> list[Action]:
+    """One invocation per TargetModel not load-checked yet (every model with the load check
+    on, else only ``warmup: true`` ones); a warmed-up one is not warmed up again."""
+    checked = checked_before(status, desired.resource.metadata.generation)
+    conflicts = archive_conflicts(desired, observed)
+    actions: list[Action] = []
+    for archive in desired.archives:
+        warm_up = archive.model_name in desired.warmup_models
+        before = checked.get(archive.target_model)
+        done = before is not None and (before.warmed_up or not warm_up or before.loaded is False)
+        if (
+            (desired.load_check or warm_up)
+            and not done
+            and archive.model_name not in unavailable
+            and archive.model_name not in conflicts
+        ):
+            actions.append(
+                LoadCheck(desired.endpoint_name, archive.model_name, archive.target_model, warm_up)
+            )
+    return actions
 
 
 def _update_endpoint(

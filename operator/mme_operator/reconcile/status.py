@@ -18,6 +18,7 @@ from mme_operator.api import (
 from mme_operator.api.status import CapacityStatus, ModelCapacity, now_rfc3339, rfc3339
 from mme_operator.reconcile.apply import ApplyResult
 from mme_operator.reconcile.desired import DesiredState
+from mme_operator.reconcile.loading import LoadOutcome, LoadVerdict, checked_before
 from mme_operator.reconcile.observe import ObservedState
 from mme_operator.reconcile.plan import (
     ApplyScaling,
@@ -262,6 +263,12 @@ def model_statuses(
         for m in (previous.models if previous and previous.models else [])
         if m.warmed_up
     }
+    available_before = {
+        m.target_model
+        for m in (previous.models if previous and previous.models else [])
+        if m.state == ModelState.AVAILABLE
+    }
+    checked = checked_before(previous, desired.resource.metadata.generation)
     conflicts = archive_conflicts(desired, observed)
     out = []
     for model in desired.resource.spec.models:
@@ -286,6 +293,19 @@ def model_statuses(
             continue
         stored = result.uploaded.get(archive.key) or observed.archives.get(archive.key)
         warmed = archive.target_model in result.warmed or archive.target_model in warmed_before
+        loaded, message = _load_state(
+            result.loads.get(model.name), checked.get(archive.target_model)
+        )
+        if stored is None:
+            state = ModelState.PENDING
+        elif loaded is False:
+            state = ModelState.LOAD_FAILED
+        elif loaded or not desired.load_check or archive.target_model in available_before:
+            # Available once loaded; and stays so through a load check that did not get
+            # an answer (an archive that was served before this check existed).
+            state = ModelState.AVAILABLE
+        else:
+            state = ModelState.LOADING
         out.append(
             ModelStatus(
                 name=model.name,
@@ -293,12 +313,26 @@ def model_statuses(
                 s3_key=archive.key,
                 sha256=stored.sha256 if stored else None,
                 etag=stored.etag if stored else None,
-                state=ModelState.AVAILABLE if stored else ModelState.PENDING,
+                state=state,
+                message=message if stored else None,
+                loaded=loaded if stored else None,
                 warmed_up=True if model.warmup and warmed else None,
                 **previous_fields,
             )
         )
     return out
+
+
+def _load_state(
+    outcome: LoadOutcome | None, before: ModelStatus | None
+) -> tuple[bool | None, str | None]:
+    """(loaded, why not) of a TargetModel: this pass's load check, else the one recorded."""
+    if outcome is not None and outcome.verdict is not LoadVerdict.UNKNOWN:
+        loaded = outcome.verdict is LoadVerdict.LOADED
+        return loaded, None if loaded else outcome.message
+    if before is not None:
+        return before.loaded, before.message if before.loaded is False else None
+    return None, None
 
 
 def _warm_condition(
@@ -309,57 +343,96 @@ def _warm_condition(
     generation: int,
     in_service: bool,
 ) -> list[Condition]:
-    """ModelsWarm: whether every ``warmup: true`` model answered its warm-up invocation.
+    """ModelsWarm: whether every model loaded on the endpoint (with the load check on; else
+    only the ``warmup: true`` ones are looked at), and each of those answered its warm-up.
 
-    Absent when no model asks for warm-up. A failure keeps the endpoint Ready (it serves;
-    the first request to that model is only slower) and is retried at the next drift check.
-    The message agrees with ``EndpointReady`` (``in_service``: the endpoint runs the desired
-    config): a model not warmed up on an InService endpoint is warmed up by the next pass.
+    Absent when no model is checked (load check off and no ``warmup: true``). A model Triton
+    cannot load is False/LoadFailed; an invocation that got no answer is False/WarmUpFailed
+    and is tried again. The message agrees with ``EndpointReady`` (``in_service``: the
+    endpoint runs the desired config): a model not loaded on an InService endpoint is loaded
+    by the next pass.
     """
-    wanted = [m for m in models if m.name in desired.warmup_models]
-    if not wanted:
+    wanted = [
+        m
+        for m in models
+        if (desired.load_check or m.name in desired.warmup_models) and m.state != ModelState.FAILED
+    ]
+    unservable = sorted(
+        m.name
+        for m in models
+        if (desired.load_check or m.name in desired.warmup_models) and m.state == ModelState.FAILED
+    )
+    if not wanted and not unservable:
         return [c for c in conditions if c.type != ConditionType.MODELS_WARM]
+    broken = [m for m in wanted if m.state == ModelState.LOAD_FAILED]
     failed = {
-        m.name: result.warmup_errors[m.name] for m in wanted if m.name in result.warmup_errors
+        m.name: outcome.message
+        for m in wanted
+        if (outcome := result.loads.get(m.name)) is not None
+        and outcome.verdict is LoadVerdict.UNKNOWN
     }
-    unservable = {m.name for m in wanted if m.state == ModelState.FAILED}
     cold = [
         m.name
         for m in wanted
-        if not m.warmed_up and m.name not in failed and m.name not in unservable
+        if m.name not in failed
+        and (
+            m.loaded is None
+            if m.name not in desired.warmup_models
+            else not m.warmed_up and m.loaded is not False
+        )
     ]
-    if failed:
+    warmups = [m for m in wanted if m.name in desired.warmup_models]
+    if broken:
+        state = (ConditionStatus.FALSE, Reason.LOAD_FAILED, load_failed_message(broken))
+    elif failed:
         state = (
             ConditionStatus.FALSE,
             Reason.WARM_UP_FAILED,
             "; ".join(f"warm-up of model {n!r} failed: {why}" for n, why in failed.items())
-            + "; tried again at the next drift check",
+            + "; tried again later",
         )
     elif cold or unservable:
         name = desired.sagemaker.endpoint.name
+
+        def verb(names: list[str]) -> str:
+            return "warmed up" if set(names) <= desired.warmup_models else "loaded"
+
         parts = []
         if cold and in_service:
             parts.append(
-                f"models {', '.join(cold)} not warmed up yet; endpoint {name} is InService, "
-                "so the next pass warms them up"
+                f"models {', '.join(cold)} not {verb(cold)} yet; endpoint {name} is InService, "
+                "so the next pass checks them"
             )
         elif cold:
             parts.append(
-                f"models {', '.join(cold)} are warmed up once endpoint {name} is InService"
+                f"models {', '.join(cold)} are {verb(cold)} once endpoint {name} is InService"
             )
         if unservable:
             parts.append(
-                f"models {', '.join(sorted(unservable))} cannot be warmed up: they failed "
+                f"models {', '.join(unservable)} cannot be {verb(unservable)}: they failed "
                 "(status.models says why)"
             )
         state = (ConditionStatus.UNKNOWN, Reason.WARMING_UP, "; ".join(parts))
-    else:
+    elif warmups:
         state = (
             ConditionStatus.TRUE,
             Reason.WARMED_UP,
-            f"{len(wanted)} models answered their warm-up invocation",
+            f"{len(wanted)} models loaded; {len(warmups)} answered their warm-up invocation",
         )
+    else:
+        state = (ConditionStatus.TRUE, Reason.LOADED, f"{len(wanted)} models loaded")
     return set_condition(conditions, ConditionType.MODELS_WARM, *state, generation)
+
+
+def load_failed_message(broken: Sequence[ModelStatus]) -> str:
+    """What Triton said about each model it could not load, and what heals it."""
+    return (
+        "; ".join(
+            f"model {m.name!r} ({m.target_model}) failed to load: {m.message}" for m in broken
+        )
+        + "; fix the model's source (config.pbtxt, model files): its new archive is loaded "
+        "and checked again"
+    )
 
 
 def describe_scaling(scaling: DesiredScaling) -> str:
@@ -458,6 +531,8 @@ def reconciled_status(
     # Artifacts.
     failed = [m for m in models if m.state == ModelState.FAILED]
     pending = [m for m in models if m.state == ModelState.PENDING]
+    broken = [m for m in models if m.state == ModelState.LOAD_FAILED]
+    loading = [m for m in models if m.state == ModelState.LOADING]
     conflicting = archive_conflicts(desired, observed)
     if failed:
         artifacts = (
@@ -525,6 +600,9 @@ def reconciled_status(
     elif failed:
         ready = artifacts
         phase = Phase.FAILED
+    elif broken:
+        ready = (ConditionStatus.FALSE, Reason.LOAD_FAILED, load_failed_message(broken))
+        phase = Phase.FAILED
     elif plan.wait is not None or not in_service:
         reason = plan.wait.reason if plan.wait else Reason.RETRYING
         message = plan.wait.message if plan.wait else ep_cond[2]
@@ -532,6 +610,10 @@ def reconciled_status(
         phase = Phase.UPDATING if endpoint_status == "Updating" else Phase.CREATING
     elif pending:
         ready = artifacts
+        phase = Phase.SYNCING
+    elif loading:
+        warm = next(c for c in conditions if c.type == ConditionType.MODELS_WARM)
+        ready = (ConditionStatus.FALSE, Reason(warm.reason), warm.message)
         phase = Phase.SYNCING
     else:
         ready = (
