@@ -206,6 +206,8 @@ class PassEvents:
 
     body: kopf.Body
     steps: list[tuple[str, str]] = field(default_factory=list)
+    headline: str | None = None
+    """Ready's reason when it is False: the Warning event's reason when several failed."""
 
     def emit(self, reason: str, message: str) -> None:
         log.info("%s: %s", reason, message)
@@ -214,6 +216,9 @@ class PassEvents:
     def note_failures(self, previous: Any, status: ModelEndpointStatus) -> None:
         """Add the failures ``status`` newly reports that no step of the pass told."""
         told = {reason for reason, _ in self.steps}
+        ready = next((c for c in status.conditions or [] if c.type == "Ready"), None)
+        if ready is not None and ready.status == "False":
+            self.headline = ready.reason
         for reason, message in failure_events(previous_status(previous), status, told):
             self.emit(reason, message)
 
@@ -236,7 +241,9 @@ class PassEvents:
                     f"{reason} x{len(messages)}: {shown}"
                     + (f"; and {more} more" if more > 0 else "")
                 )
-        several = EventReason.FAILED if type_ is EventType.WARNING else Reason.RECONCILED
+        several: str = EventReason.FAILED if type_ is EventType.WARNING else Reason.RECONCILED
+        if type_ is EventType.WARNING and self.headline in by_reason:
+            several = self.headline  # the failure that holds the endpoint back names it
         reason = next(iter(by_reason)) if len(by_reason) == 1 else several
         message = " | ".join(parts)
         if len(message) > _EVENT_MESSAGE_LIMIT:
