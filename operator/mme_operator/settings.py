@@ -121,6 +121,14 @@ class Settings(BaseSettings):
         description="Directories file:// model sources may be read from, separated by ':' "
         "(mounted model volumes); file:// is refused when empty.",
     )
+    allow_endpoint_adoption: bool = Field(
+        default=False,
+        description="Whether a ModelEndpoint may adopt an existing SageMaker endpoint that no "
+        "ModelEndpoint owns (no mme-operator.io/ tag) with the annotation "
+        "mme-operator.io/adopt-endpoint: <name>. Off: such an endpoint is NotOwned. An "
+        "endpoint another ModelEndpoint owns is never adopted, whatever this says. The "
+        "IAM policy's SageMakerAdoptUnmanagedEndpoint statement is needed only when on.",
+    )
     namespace: str | None = Field(
         default=None, description="Watch only this namespace; all when unset."
     )

@@ -181,7 +181,7 @@ class Executor:
                 self.store.delete(key)
                 self.emit("Deleted", f"deleted stale archive s3://{self.desired.bucket}/{key}")
             case p.AdoptEndpoint(name=name, arn=arn):
-                self.gateway.add_tags(arn, sm.endpoint.tags)
+                self.gateway.adopt_endpoint(name, arn, sm.endpoint.tags)
                 self.emit("Adopted", f"adopted existing endpoint {name}")
             case p.CreateModel(name=name):
                 if self.gateway.create_model(sm.model).created:
@@ -199,7 +199,7 @@ class Executor:
                 name=name, config_name=config, from_config=old, retain_instance_count=retain
             ):
                 result.requested_config = config
-                self.gateway.update_endpoint(name, config, retain_instance_count=retain)
+                self.gateway.update_endpoint(name, config, owner, retain_instance_count=retain)
                 self.emit("Updating", f"updating endpoint {name} from {old} to {config}")
             case p.DeleteEndpoint(name=name):
                 if self.gateway.delete_endpoint(name, owner):

@@ -27,6 +27,7 @@ from mme_operator.api import (
     Phase,
     Reason,
     validate_resource,
+    with_recorded_endpoint_name,
 )
 from mme_operator.api.status import parse_rfc3339
 from mme_operator.api.validation import Problem, previous_status
@@ -169,6 +170,7 @@ def _prepare(
             configs,
             default_grace_period_seconds=settings.archive_grace_period_seconds,
             sizing=sizing,
+            adoption_allowed=settings.allow_endpoint_adoption,
         )
     except ImageLookupError as exc:
         return [
@@ -197,8 +199,17 @@ def _validate(body: Mapping[str, Any]) -> tuple[ModelEndpoint | None, list[Probl
     """The resource as the user declared it; ``status`` is ours and read by _previous_status.
 
     A status someone else wrote (any JSON) must not make the spec look invalid, nor crash.
+    An endpoint created under the legacy derived name keeps it (see
+    :func:`~mme_operator.api.with_recorded_endpoint_name`).
     """
-    return validate_resource({key: value for key, value in body.items() if key != "status"})
+    resource, problems = validate_resource(
+        {key: value for key, value in body.items() if key != "status"}
+    )
+    if resource is None:
+        return None, problems
+    previous = _previous_status(body)
+    recorded = previous.endpoint_name if previous is not None else None
+    return with_recorded_endpoint_name(resource, recorded), problems
 
 
 def _previous_status(body: Mapping[str, Any]) -> ModelEndpointStatus | None:

@@ -262,7 +262,7 @@ def archive_conflicts(desired: DesiredState, observed: ObservedState) -> dict[st
         if stored is not None and not stored.owned_by(desired.owner_uid):
             conflicts[archive.model_name] = (
                 f"s3://{desired.bucket}/{archive.key} already exists and is not owned by this "
-                f"ModelEndpoint (owner {stored.owner_uid or 'none'}); it is neither served, "
+                "ModelEndpoint; it is neither served, "
                 "overwritten nor deleted: remove that object, or give this ModelEndpoint its "
                 "own artifacts.prefix"
             )
@@ -329,16 +329,11 @@ def _plan_reconcile(
     actions = plan_archives(desired, observed, unavailable, keep)
 
     if endpoint is not None and not observed.owns_endpoint(desired.owner_uid):
-        if not desired.adopt:
-            return Plan(
-                tuple(actions),
-                blocked=Blocked(
-                    Reason.NOT_OWNED,
-                    f"SageMaker endpoint {name} already exists and is not managed by this "
-                    f"ModelEndpoint. To manage it, add the annotation {ADOPT_ANNOTATION}: {name}; "
-                    "otherwise set spec.endpointName to another name.",
-                ),
-            )
+        refused = not_owned(desired, observed)
+        if refused is not None:
+            # Nothing at all while the endpoint is someone else's: not even our archives
+            # (its ModelDataUrl may be where they would land).
+            return Plan(blocked=refused)
         actions.append(AdoptEndpoint(name, endpoint.arn))
 
     if not observed.model_exists:
@@ -431,6 +426,42 @@ def _plan_reconcile(
         and a.model_name not in conflicts
     )
     return Plan(tuple(actions))
+
+
+def not_owned(desired: DesiredState, observed: ObservedState) -> Blocked | None:
+    """Why an existing endpoint this resource does not own stays out of reach; None: adopt it.
+
+    An endpoint that carries any ``mme-operator.io/`` tag is held by some ModelEndpoint and is
+    never adopted, re-tagged, updated or deleted, whatever the annotation or name; the message
+    does not say whose it is. An endpoint no ModelEndpoint holds is adopted only where the
+    operator allows adoption (``MME_ALLOW_ENDPOINT_ADOPTION``) and the annotation names it.
+    """
+    name = desired.endpoint_name
+    rename = (
+        "set spec.endpointName to another name (or leave it unset for the name derived from "
+        "namespace and name)"
+    )
+    if observed.endpoint_claimed or observed.endpoint_owner_uid:
+        return Blocked(
+            Reason.NOT_OWNED,
+            f"SageMaker endpoint {name} belongs to another ModelEndpoint; it is never adopted, "
+            f"changed or deleted from here: {rename}.",
+        )
+    if not desired.adoption_allowed:
+        return Blocked(
+            Reason.NOT_OWNED,
+            f"SageMaker endpoint {name} already exists and is not managed by the operator; "
+            f"adopting it (annotation {ADOPT_ANNOTATION}: {name}) is disabled on this "
+            f"operator (MME_ALLOW_ENDPOINT_ADOPTION): {rename}.",
+        )
+    if not desired.adopt:
+        return Blocked(
+            Reason.NOT_OWNED,
+            f"SageMaker endpoint {name} already exists and is not managed by this "
+            f"ModelEndpoint. To manage it, add the annotation {ADOPT_ANNOTATION}: {name}; "
+            f"otherwise {rename}.",
+        )
+    return None
 
 
 def _update_endpoint(
