@@ -31,6 +31,7 @@ from mme_operator.kube import KubeApiError, KubeLoginError
 from mme_operator.reconcile import Outcome, check_drift, failed_retry_due, finalize, reconcile
 from mme_operator.reconcile.client_mapping import configmap_name, models_configmap
 from mme_operator.reconcile.desired import ADOPT_ANNOTATION, RETRY_UPDATE_ANNOTATION
+from mme_operator.reconcile.engine import WARNING_EVENTS
 from mme_operator.sagemaker.clients import AwsClients, make_clients
 from mme_operator.sagemaker.stopping import OperatorStopping
 from mme_operator.settings import Settings
@@ -181,10 +182,10 @@ def _region(body: Mapping[str, Any]) -> str:
     return DEFAULT_REGION
 
 
-def _post_event(body: kopf.Body, reason: str, message: str) -> None:
+def _post_event(body: kopf.Body, reason: str, message: str, warning: bool = False) -> None:
     # kopf.event, not kopf.info: info() obeys settings.posting.level, which is WARNING so
     # that log lines do not become events; our own events must be posted all the same.
-    kopf.event(body, type="Normal", reason=reason, message=message)
+    kopf.event(body, type="Warning" if warning else "Normal", reason=reason, message=message)
 
 
 # Kubernetes keeps at most 1 KiB of an event's message.
@@ -236,7 +237,9 @@ class PassEvents:
         """Post the pass's one event (nothing when the pass did nothing)."""
         summary = self.summary()
         if summary is not None:
-            _post_event(self.body, *summary)
+            # A Warning when something failed (a new version that could not be uploaded).
+            warning = any(reason in WARNING_EVENTS for reason, _ in self.steps)
+            _post_event(self.body, *summary, warning=warning)
 
 
 def _record(outcome: Outcome, started: float) -> None:

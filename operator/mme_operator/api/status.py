@@ -67,6 +67,8 @@ class Reason(StrEnum):
     WARMED_UP = "WarmedUp"
     WARMING_UP = "WarmingUp"
     WARM_UP_FAILED = "WarmUpFailed"
+    SERVING_PREVIOUS = "ServingPrevious"
+    """A model's new version is not in S3 (it failed): its previous archive keeps serving."""
 
 
 class ConditionStatus(StrEnum):
@@ -129,6 +131,19 @@ class ModelStatus(ApiModel):
     previous_expires_at: str | None = Field(
         default=None, description="When the previous archive is deleted (RFC 3339)."
     )
+
+
+MAX_SUPERSEDED_ARCHIVES = 100
+"""Superseded archives listed (and kept) at most; beyond, the soonest to expire go first."""
+
+
+class SupersededArchiveStatus(ApiModel):
+    """An archive no model serves any more, kept until its own expiry for clients still sending it."""
+
+    model: str = Field(description="The model (possibly since removed or renamed) it was for.")
+    target_model: str = Field(description="The TargetModel clients may still send until expiresAt.")
+    s3_key: str = Field(description="S3 key of the archive, deleted at expiresAt.")
+    expires_at: str = Field(description="When the archive is deleted (RFC 3339).")
 
 
 class ModelCapacity(ApiModel):
@@ -201,6 +216,13 @@ class ModelEndpointStatus(ApiModel):
     )
     model_count: int | None = Field(default=None, description="Number of models declared.")
     models: list[ModelStatus] | None = Field(default=None, description="Per-model status.")
+    superseded_archives: list[SupersededArchiveStatus] | None = Field(
+        default=None,
+        max_length=MAX_SUPERSEDED_ARCHIVES,
+        description="Archives superseded by a change, removal or rename of a model, each kept "
+        "until its own expiresAt (spec.artifacts.gracePeriodSeconds after it was superseded), "
+        f"at most {MAX_SUPERSEDED_ARCHIVES}.",
+    )
     message: str | None = Field(default=None, description="Human-readable summary.")
     instance_type: str | None = Field(
         default=None,

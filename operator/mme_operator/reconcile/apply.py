@@ -177,7 +177,9 @@ class Executor:
                     "Uploaded",
                     f"uploaded model {archive.model_name!r} to s3://{self.desired.bucket}/{archive.key}",
                 )
-            case p.DeleteArchive(key=key):
+            case p.DeleteArchive(key=key, once_uploaded=replacement):
+                if replacement is not None and replacement not in result.uploaded:
+                    return  # the replacement failed: the archive that serves stays
                 self.store.delete(key)
                 self.emit("Deleted", f"deleted stale archive s3://{self.desired.bucket}/{key}")
             case p.AdoptEndpoint(name=name, arn=arn):

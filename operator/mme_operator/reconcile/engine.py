@@ -24,6 +24,7 @@ from mme_operator.api import (
     ConditionType,
     ModelEndpoint,
     ModelEndpointStatus,
+    ModelState,
     Phase,
     Reason,
     validate_resource,
@@ -351,10 +352,30 @@ def _reconcile(
     )
     result = _execute(plan, clients, desired, gateway, settings, emit, scratch, prepared)
     status = reconciled_status(desired, observed, plan, result, previous, unavailable)
+    _tell_serving_previous(status, previous, emit)
     retry_after = _retry_after(plan, result, settings)
     if retry_after is None:
         return _settled(status, settings, plan)
     return Outcome(status, retry_after, plan)
+
+
+SERVING_PREVIOUS_EVENT = "ServingPrevious"
+WARNING_EVENTS = frozenset({"SourceError", SERVING_PREVIOUS_EVENT})
+"""Event reasons that say something failed: posted as Warning events, not Normal."""
+
+
+def _tell_serving_previous(
+    status: ModelEndpointStatus, previous: ModelEndpointStatus | None, emit: EventSink | None
+) -> None:
+    """A Warning event for each model newly served from its previous archive (its new version
+    failed); once, not at every pass while it lasts."""
+    if emit is None:
+        return
+    before = {(m.name, m.message) for m in (previous.models or [] if previous else [])}
+    for model in status.models or []:
+        telling = model.state == ModelState.AVAILABLE and model.message
+        if telling and (model.name, model.message) not in before:
+            emit(SERVING_PREVIOUS_EVENT, f"model {model.name!r}: {model.message}")
 
 
 def _settled(status: ModelEndpointStatus, settings: Settings, plan: Plan | None = None) -> Outcome:
@@ -538,13 +559,20 @@ def _drift(clients: AwsClients, resource: ModelEndpoint, status: ModelEndpointSt
 
 
 def _expired_archives(status: ModelEndpointStatus | None, now: datetime) -> list[str]:
-    """S3 keys of previous archives whose grace period has ended by ``now``."""
+    """S3 keys of superseded archives whose grace period has ended by ``now`` (each its own)."""
+    if status is None:
+        return []
+    kept = [(s.s3_key, s.expires_at) for s in status.superseded_archives or []]
+    kept.extend(
+        (m.previous_s3_key, m.previous_expires_at)
+        for m in status.models or []
+        if m.previous_s3_key and m.previous_expires_at
+    )
     expired = []
-    for model in (status.models or []) if status else []:
-        if model.previous_s3_key and model.previous_expires_at:
-            expires = parse_rfc3339(model.previous_expires_at)
-            if expires is None or expires <= now:
-                expired.append(model.previous_s3_key)
+    for key, at in kept:
+        expires = parse_rfc3339(at)
+        if (expires is None or expires <= now) and key not in expired:
+            expired.append(key)
     return expired
 
 
