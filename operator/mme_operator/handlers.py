@@ -9,6 +9,7 @@ has to wait raises ``kopf.TemporaryError`` with a delay and kopf comes back.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -32,6 +33,7 @@ from mme_operator.reconcile import Outcome, check_drift, failed_retry_due, final
 from mme_operator.reconcile.client_mapping import configmap_name, models_configmap
 from mme_operator.reconcile.desired import ADOPT_ANNOTATION, RETRY_UPDATE_ANNOTATION
 from mme_operator.reconcile.engine import WARNING_EVENTS
+from mme_operator.reconcile.fair_share import NamespaceShares
 from mme_operator.sagemaker.clients import AwsClients, make_clients
 from mme_operator.sagemaker.stopping import OperatorStopping
 from mme_operator.settings import Settings
@@ -109,6 +111,18 @@ class OperatorContext:
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _phases: dict[str, str | None] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
+    shares: NamespaceShares | None = None
+    """Each namespace's fair share of the workers (None: no limit, MME_NAMESPACE_FAIR_SHARE)."""
+
+    def __post_init__(self) -> None:
+        if self.shares is None and self.settings.namespace_fair_share:
+            self.shares = NamespaceShares(self.settings.max_concurrent_reconciles)
+
+    def slot(self, namespace: str) -> contextlib.AbstractContextManager[bool]:
+        """A worker within ``namespace``'s fair share (see reconcile/fair_share.py)."""
+        if self.shares is None:
+            return contextlib.nullcontext(True)
+        return self.shares.slot(namespace)
 
     def clients(self, region: str) -> AwsClients:
         with self._guard:
@@ -132,6 +146,10 @@ class OperatorContext:
         """One lock per object, so a drift check never overlaps a change handler."""
         with self._guard:
             return self._locks.setdefault(uid, threading.Lock())
+
+
+FAIR_SHARE_RETRY_SECONDS = 1.0
+"""Delay before a pass refused by its namespace's fair share is tried again."""
 
 
 def _without_nulls(value: Any) -> Any:
@@ -314,13 +332,21 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
     ) -> None:
         started = time.monotonic()
         events = events or PassEvents(body)
-        try:
-            with context.lock(str(body.metadata.uid)):
-                outcome = reconcile(
-                    body, context.clients(_region(body)), context.settings, emit=events.emit
+        namespace = str(body.metadata.namespace)
+        with context.slot(namespace) as granted:
+            if not granted:
+                # Over the namespace's share: give the worker back now, try again shortly.
+                raise kopf.TemporaryError(
+                    f"namespace {namespace} holds its share of the workers; trying again",
+                    delay=FAIR_SHARE_RETRY_SECONDS,
                 )
-        finally:
-            events.post()
+            try:
+                with context.lock(str(body.metadata.uid)):
+                    outcome = reconcile(
+                        body, context.clients(_region(body)), context.settings, emit=events.emit
+                    )
+            finally:
+                events.post()
         _record(outcome, started)
         context.record_phase(str(body.metadata.uid), outcome.status.phase)
         patch.status.update(_status_patch(body.get("status"), outcome.status))
