@@ -25,15 +25,25 @@ from typing import Any
 import kopf
 
 from mme_operator import metrics
-from mme_operator.api import GROUP, PLURAL, VERSION, ModelEndpointStatus, Phase
+from mme_operator.api import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    ConditionStatus,
+    ConditionType,
+    ModelEndpointStatus,
+    Phase,
+    Reason,
+)
 from mme_operator.api.validation import previous_status
-from mme_operator.configmaps import ConfigMapWriter
+from mme_operator.configmaps import ConfigMapNotOwnedError, ConfigMapWriter
 from mme_operator.kube import KubeApiError, KubeLoginError
 from mme_operator.reconcile import Outcome, check_drift, failed_retry_due, finalize, reconcile
 from mme_operator.reconcile.client_mapping import configmap_name, models_configmap
 from mme_operator.reconcile.desired import ADOPT_ANNOTATION, RETRY_UPDATE_ANNOTATION
 from mme_operator.reconcile.engine import WARNING_EVENTS
 from mme_operator.reconcile.fair_share import NamespaceShares
+from mme_operator.reconcile.status import set_condition
 from mme_operator.sagemaker.clients import AwsClients, make_clients
 from mme_operator.sagemaker.stopping import OperatorStopping
 from mme_operator.settings import Settings
@@ -146,6 +156,29 @@ class OperatorContext:
         """One lock per object, so a drift check never overlaps a change handler."""
         with self._guard:
             return self._locks.setdefault(uid, threading.Lock())
+
+
+def _has_condition(body: kopf.Body, type_: ConditionType) -> bool:
+    status = previous_status(body.get("status"))
+    return any(c.type == type_ for c in (status.conditions or [] if status else []))
+
+
+def with_configmap_condition(
+    status: ModelEndpointStatus, refused: str | None
+) -> ModelEndpointStatus:
+    """``ConfigMapWritten=False/ConfigMapNotOwned`` while someone else's ConfigMap holds the
+    name; no such condition otherwise."""
+    conditions = [c for c in status.conditions or [] if c.type != ConditionType.CONFIG_MAP_WRITTEN]
+    if refused is not None:
+        conditions = set_condition(
+            conditions,
+            ConditionType.CONFIG_MAP_WRITTEN,
+            ConditionStatus.FALSE,
+            Reason.CONFIG_MAP_NOT_OWNED,
+            refused,
+            status.observed_generation or 1,
+        )
+    return status.model_copy(update={"conditions": conditions})
 
 
 FAIR_SHARE_RETRY_SECONDS = 1.0
@@ -306,9 +339,12 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         # (min(32, CPUs + 4)), not the pod's limit nor the AWS connection pools.
         settings.execution.max_workers = context.settings.max_concurrent_reconciles
 
-    def write_models_configmap(body: kopf.Body, status: ModelEndpointStatus, logger: Any) -> None:
+    def write_models_configmap(
+        body: kopf.Body, status: ModelEndpointStatus, logger: Any
+    ) -> str | None:
+        """Write the models ConfigMap; why it was refused (not ours), or None."""
         if context.configmaps is None:
-            return
+            return None
         wanted = models_configmap(
             name=str(body.metadata.name),
             namespace=str(body.metadata.namespace),
@@ -317,15 +353,21 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
             status=status,
         )
         if wanted is None:
-            return
+            return None
         try:
             context.configmaps.write(wanted)
+        except ConfigMapNotOwnedError as exc:
+            logger.warning(str(exc))
+            if not _has_condition(body, ConditionType.CONFIG_MAP_WRITTEN):
+                kopf.event(body, type="Warning", reason="ConfigMapNotOwned", message=str(exc))
+            return str(exc)
         except (KubeApiError, KubeLoginError) as exc:
             # Status has the same mapping; the next pass writes the ConfigMap again.
             name = wanted["metadata"]["name"]
             message = f"writing ConfigMap {name} failed: {exc}"
             logger.warning(message)
             kopf.event(body, type="Warning", reason="ConfigMapFailed", message=message)
+        return None
 
     def run_reconcile(
         body: kopf.Body, patch: kopf.Patch, logger: Any, events: PassEvents | None = None
@@ -349,8 +391,9 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
                 events.post()
         _record(outcome, started)
         context.record_phase(str(body.metadata.uid), outcome.status.phase)
-        patch.status.update(_status_patch(body.get("status"), outcome.status))
-        write_models_configmap(body, outcome.status, logger)
+        refused = write_models_configmap(body, outcome.status, logger)
+        status = with_configmap_condition(outcome.status, refused)
+        patch.status.update(_status_patch(body.get("status"), status))
         if outcome.plan is not None:
             for line in outcome.plan.describe():
                 logger.debug("Plan: %s", line)

@@ -35,6 +35,8 @@ class ConditionType(StrEnum):
     AUTOSCALING_READY = "AutoscalingReady"
     MODELS_WARM = "ModelsWarm"
     CAPACITY_FITS = "CapacityFits"
+    CONFIG_MAP_WRITTEN = "ConfigMapWritten"
+    """Set (False) only while the models ConfigMap cannot be written: someone else's holds its name."""
 
 
 class Reason(StrEnum):
@@ -67,6 +69,7 @@ class Reason(StrEnum):
     WARMED_UP = "WarmedUp"
     WARMING_UP = "WarmingUp"
     WARM_UP_FAILED = "WarmUpFailed"
+    CONFIG_MAP_NOT_OWNED = "ConfigMapNotOwned"
     SERVING_PREVIOUS = "ServingPrevious"
     """A model's new version is not in S3 (it failed): its previous archive keeps serving."""
 
