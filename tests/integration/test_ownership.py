@@ -265,3 +265,34 @@ async def test_another_tenants_endpoint_is_never_taken_whatever_the_annotation(
     assert world.calls["AddTags"] == 0
     assert world.calls["UpdateEndpoint"] == updates
     assert world.calls["DeleteEndpoint"] == 0
+
+
+async def test_another_tenants_archives_are_never_overwritten_or_deleted(world: World) -> None:
+    # A points its artifacts at B's prefix with B's very model: its archive key is B's.
+    bert = await world.onnx_model("bert")
+    await world.apply(world.manifest("owner-b", [bert]))
+    owner = await world.ready("owner-b")
+    before = await inventory(world, owner["status"]["endpointName"], "mme/owner-b/")
+    heads = {
+        key: await world.aws(world.s3.head_object, Bucket=world.bucket, Key=key)
+        for key, _, _ in before["s3"]
+    }
+
+    intruder = world.manifest("squat-a", [bert])
+    intruder["spec"]["artifacts"]["prefix"] = "mme/owner-b/"
+    await world.apply(intruder)
+    found = await world.wait_for(
+        "squat-a",
+        lambda obj: condition(obj, "ArtifactsSynced").get("reason") == "ArtifactConflict",
+        "ArtifactsSynced=False ArtifactConflict",
+    )
+    assert owner["metadata"]["uid"] not in condition(found, "ArtifactsSynced")["message"]
+    await world.env.delete("squat-a")
+    await world.wait_gone("squat-a")
+
+    assert await inventory(world, owner["status"]["endpointName"], "mme/owner-b/") == before
+    for key, head in heads.items():
+        now = await world.aws(world.s3.head_object, Bucket=world.bucket, Key=key)
+        assert (now["ETag"], now["Metadata"]) == (head["ETag"], head["Metadata"])
+    after = await world.env.get("owner-b", "default")
+    assert after is not None and condition(after, "Ready")["status"] == "True"
