@@ -6,15 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import yaml
+from mme_operator.local.tarpit import Tarpit
 
 from tests.cluster import ControlPlane
-from tests.integration.conftest import World, clean_namespace, condition, kube_connection
+from tests.integration.conftest import (
+    World,
+    clean_namespace,
+    condition,
+    eventually,
+    kube_connection,
+)
 from tests.integration.test_ownership import inventory
 
 pytestmark = pytest.mark.envtest
@@ -172,3 +180,44 @@ async def test_names_that_collided_across_namespaces_no_longer_do(
         "a-prod", lambda obj: obj is None, namespace="team", timeout=30, what="gone"
     )
     assert await inventory(world, first["status"]["endpointName"], "team-a/prod/") == before
+
+
+@pytest.mark.settings(
+    https_allowed_networks="127.0.0.1/32", https_timeout_seconds=8, retry_delay_seconds=1
+)
+async def test_one_tenants_hanging_sources_do_not_hold_up_another(
+    world: World, tenants: dict[str, Tenant]
+) -> None:
+    tarpit = Tarpit()
+    try:
+        b = tenants["team-b"]
+
+        async def time_to_ready(name: str) -> float:
+            doc = world.manifest(name, [await world.onnx_model("bert")])
+            doc["spec"]["artifacts"]["prefix"] = f"team-b/{name}/"
+            started = time.monotonic()
+            b.apply(doc)
+            await world.env.wait_ready(name, "team-b", timeout=60)
+            return time.monotonic() - started
+
+        await time_to_ready("warm")
+        alone = await time_to_ready("alone")
+        hanging = {
+            **await world.onnx_model("bert"),
+            "source": f"https://127.0.0.1:{tarpit.port}/m.onnx",
+        }
+        for i in range(8):
+            doc = world.manifest(f"hang-{i}", [hanging])
+            doc["spec"]["artifacts"]["prefix"] = f"team-a/hang-{i}/"
+            tenants["team-a"].apply(doc)
+        # team-a holds its share of the 8 workers ((8 - 1) // 2, team-b being active too).
+        await eventually(lambda: _at_least(tarpit, 3), "team-a's passes hanging in the tarpit")
+        crowded = await time_to_ready("crowded")
+        # Without the namespace fair share, team-b waited for a read deadline (8 s) or more.
+        assert crowded < max(2 * alone, alone + 1.5), (alone, crowded)
+    finally:
+        tarpit.close()
+
+
+async def _at_least(tarpit: Tarpit, connections: int) -> bool:
+    return tarpit.accepted >= connections
