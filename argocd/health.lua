@@ -42,6 +42,8 @@ local progressing = {
   Disabled = true,
   Configured = true,
   WaitingForEndpoint = true,
+  ServingPrevious = true,
+  ConfigMapNotOwned = true,
 }
 
 local function find_condition(status, ctype)

@@ -15,6 +15,15 @@ from mme_operator.kube import KubeApiError, KubeClient
 log = logging.getLogger("mme_operator.configmaps")
 
 
+class ConfigMapNotOwnedError(Exception):
+    """A ConfigMap of the wanted name exists and this ModelEndpoint did not create it."""
+
+
+def _controlled_by(current: dict[str, Any], uid: str) -> bool:
+    owners = current.get("metadata", {}).get("ownerReferences") or []
+    return any(r.get("uid") == uid and r.get("controller") for r in owners)
+
+
 class ConfigMapWriter:
     """Creates or patches ConfigMaps, skipping writes whose content is already there."""
 
@@ -42,6 +51,15 @@ class ConfigMapWriter:
             log.info("Created ConfigMap %s/%s", *key)
             self._written[key] = wanted
             return True
+        owner_uid = next(r["uid"] for r in meta["ownerReferences"] if r.get("controller"))
+        if not _controlled_by(current, owner_uid):
+            # Someone else's (a tenant's own app config, or another ModelEndpoint's): never
+            # overwritten, taken over or deleted.
+            raise ConfigMapNotOwnedError(
+                f"ConfigMap {meta['name']} already exists and was not created by this "
+                "ModelEndpoint; it is left untouched: rename or remove it to get the "
+                "TargetModels there (they are in status.models meanwhile)"
+            )
         data = current.get("data") or {}
         owners = current.get("metadata", {}).get("ownerReferences") or []
         if data == body["data"] and _same_owners(owners, meta["ownerReferences"]):

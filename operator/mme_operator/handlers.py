@@ -9,6 +9,7 @@ has to wait raises ``kopf.TemporaryError`` with a delay and kopf comes back.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -26,6 +27,8 @@ from mme_operator.api import (
     GROUP,
     PLURAL,
     VERSION,
+    ConditionStatus,
+    ConditionType,
     EventReason,
     EventType,
     ModelEndpointStatus,
@@ -34,12 +37,14 @@ from mme_operator.api import (
     event_type,
 )
 from mme_operator.api.validation import previous_status
-from mme_operator.configmaps import ConfigMapWriter
+from mme_operator.configmaps import ConfigMapNotOwnedError, ConfigMapWriter
 from mme_operator.kube import KubeApiError, KubeLoginError
 from mme_operator.reconcile import Outcome, check_drift, failed_retry_due, finalize, reconcile
 from mme_operator.reconcile.client_mapping import configmap_name, models_configmap
 from mme_operator.reconcile.desired import ADOPT_ANNOTATION, RETRY_UPDATE_ANNOTATION
 from mme_operator.reconcile.events import failure_events
+from mme_operator.reconcile.fair_share import NamespaceShares
+from mme_operator.reconcile.status import set_condition
 from mme_operator.sagemaker.clients import AwsClients, make_clients
 from mme_operator.sagemaker.stopping import OperatorStopping
 from mme_operator.settings import Settings
@@ -118,6 +123,18 @@ class OperatorContext:
     _clients: dict[str, AwsClients] = field(default_factory=dict)
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
+    shares: NamespaceShares | None = None
+    """Each namespace's fair share of the workers (None: no limit, MME_NAMESPACE_FAIR_SHARE)."""
+
+    def __post_init__(self) -> None:
+        if self.shares is None and self.settings.namespace_fair_share:
+            self.shares = NamespaceShares(self.settings.max_concurrent_reconciles)
+
+    def slot(self, namespace: str) -> contextlib.AbstractContextManager[bool]:
+        """A worker within ``namespace``'s fair share (see reconcile/fair_share.py)."""
+        if self.shares is None:
+            return contextlib.nullcontext(True)
+        return self.shares.slot(namespace)
 
     def clients(self, region: str) -> AwsClients:
         with self._guard:
@@ -130,6 +147,33 @@ class OperatorContext:
         """One lock per object, so a drift check never overlaps a change handler."""
         with self._guard:
             return self._locks.setdefault(uid, threading.Lock())
+
+
+def _has_condition(body: kopf.Body, type_: ConditionType) -> bool:
+    status = previous_status(body.get("status"))
+    return any(c.type == type_ for c in (status.conditions or [] if status else []))
+
+
+def with_configmap_condition(
+    status: ModelEndpointStatus, refused: str | None
+) -> ModelEndpointStatus:
+    """``ConfigMapWritten=False/ConfigMapNotOwned`` while someone else's ConfigMap holds the
+    name; no such condition otherwise."""
+    conditions = [c for c in status.conditions or [] if c.type != ConditionType.CONFIG_MAP_WRITTEN]
+    if refused is not None:
+        conditions = set_condition(
+            conditions,
+            ConditionType.CONFIG_MAP_WRITTEN,
+            ConditionStatus.FALSE,
+            Reason.CONFIG_MAP_NOT_OWNED,
+            refused,
+            status.observed_generation or 1,
+        )
+    return status.model_copy(update={"conditions": conditions})
+
+
+FAIR_SHARE_RETRY_SECONDS = 1.0
+"""Delay before a pass refused by its namespace's fair share is tried again."""
 
 
 def _without_nulls(value: Any) -> Any:
@@ -180,7 +224,7 @@ def _region(body: Mapping[str, Any]) -> str:
     return DEFAULT_REGION
 
 
-def _post_event(body: kopf.Body, reason: str, message: str) -> None:
+def _post_event(body: kopf.Body, reason: str, message: str, warning: bool = False) -> None:
     # kopf.event, not kopf.info: info() obeys settings.posting.level, which is WARNING so
     # that log lines do not become events; our own events must be posted all the same.
     # The type (Warning for failures, Normal for progress) is the reason's, from one table.
@@ -308,9 +352,12 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         # (min(32, CPUs + 4)), not the pod's limit nor the AWS connection pools.
         settings.execution.max_workers = context.settings.max_concurrent_reconciles
 
-    def write_models_configmap(body: kopf.Body, status: ModelEndpointStatus, logger: Any) -> None:
+    def write_models_configmap(
+        body: kopf.Body, status: ModelEndpointStatus, logger: Any
+    ) -> str | None:
+        """Write the models ConfigMap; why it was refused (not ours), or None."""
         if context.configmaps is None:
-            return
+            return None
         wanted = models_configmap(
             name=str(body.metadata.name),
             namespace=str(body.metadata.namespace),
@@ -319,15 +366,21 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
             status=status,
         )
         if wanted is None:
-            return
+            return None
         try:
             context.configmaps.write(wanted)
+        except ConfigMapNotOwnedError as exc:
+            logger.warning(str(exc))
+            if not _has_condition(body, ConditionType.CONFIG_MAP_WRITTEN):
+                _post_event(body, Reason.CONFIG_MAP_NOT_OWNED, str(exc))
+            return str(exc)
         except (KubeApiError, KubeLoginError) as exc:
             # Status has the same mapping; the next pass writes the ConfigMap again.
             name = wanted["metadata"]["name"]
             message = f"writing ConfigMap {name} failed: {exc}"
             logger.warning(message)
             _post_event(body, EventReason.CONFIGMAP_FAILED, message)
+        return None
 
     def locked_pass(
         handler: str,
@@ -356,17 +409,26 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         body: kopf.Body, patch: kopf.Patch, logger: Any, events: PassEvents | None = None
     ) -> None:
         events = events or PassEvents(body)
-        outcome = locked_pass(
-            "reconcile",
-            body,
-            events,
-            reconcile,
-            _pass_outcome,
-            note=lambda done: events.note_failures(body.get("status"), done.status),
-        )
+        namespace = str(body.metadata.namespace)
+        with context.slot(namespace) as granted:
+            if not granted:
+                # Over the namespace's share: give the worker back now, try again shortly.
+                raise kopf.TemporaryError(
+                    f"namespace {namespace} holds its share of the workers; trying again",
+                    delay=FAIR_SHARE_RETRY_SECONDS,
+                )
+            outcome = locked_pass(
+                "reconcile",
+                body,
+                events,
+                reconcile,
+                _pass_outcome,
+                note=lambda done: events.note_failures(body.get("status"), done.status),
+            )
         metrics.ENDPOINTS.record(*_identity(body), outcome.status)
-        patch.status.update(_status_patch(body.get("status"), outcome.status))
-        write_models_configmap(body, outcome.status, logger)
+        refused = write_models_configmap(body, outcome.status, logger)
+        status = with_configmap_condition(outcome.status, refused)
+        patch.status.update(_status_patch(body.get("status"), status))
         if outcome.plan is not None:
             for line in outcome.plan.describe():
                 logger.debug("Plan: %s", line)

@@ -76,6 +76,44 @@ class _LimitedLoader(yaml.SafeLoader):
         self._expanded[id(node)] = self._nodes - before
         return node
 
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        # PyYAML keeps the last of two equal keys; Kubernetes' own YAML reader refuses them,
+        # and a spec that silently loses one of them is not what its author reviewed.
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node)
+                except TypeError:
+                    continue  # an unhashable key: the constructor reports it
+                if first is not key_node:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"found duplicate key {str(key)[:60]!r} (first at line "
+                        f"{first.start_mark.line + 1})",
+                        key_node.start_mark,
+                    )
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: Any) -> Any:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            # Python refuses to convert integers of more than 4300 digits (CVE-2020-10735).
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"an integer of {len(str(node.value))} characters is too large",
+                node.start_mark,
+            ) from None
+
+
+_LimitedLoader.add_constructor("tag:yaml.org,2002:int", _LimitedLoader.construct_yaml_int)
+
 
 def load_documents(text: str) -> list[Any]:
     """Every document of TEXT; raises ``yaml.YAMLError`` (a :class:`YamlLimitError` for limits)."""

@@ -76,7 +76,31 @@ class Settings(BaseSettings):
         "(model weights barely compress; decompression bombs expand ~1000x).",
     )
     https_timeout_seconds: float = Field(
-        default=60.0, gt=0, description="Timeout of https:// source downloads."
+        default=60.0,
+        gt=0,
+        description="Read deadline of https:// sources: the most seconds without an answer "
+        "(TLS handshake, headers, each part of the body).",
+    )
+    https_connect_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Connect deadline of https:// sources (seconds)."
+    )
+    https_deadline_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="The most seconds one https:// source download may take in all.",
+    )
+    https_allowed_networks: str = Field(
+        default="",
+        description="CIDRs and host names, comma-separated, that https:// sources may reach "
+        "though they are loopback, link-local (169.254.169.254, fd00:ec2::254), private, "
+        "multicast, reserved or unspecified; everything else of that kind is refused after "
+        "DNS resolution and at every redirect. Empty: public addresses only.",
+    )
+    namespace_fair_share: bool = Field(
+        default=True,
+        description="Share the reconcile workers fairly between namespaces: a namespace may "
+        "hold at most max_concurrent_reconciles / (active namespaces + 1) of them (at least "
+        "1), so one namespace's hanging sources cannot hold up another's endpoints.",
     )
     archive_grace_period_seconds: int = Field(
         default=3600,
@@ -147,6 +171,14 @@ class Settings(BaseSettings):
         default="",
         description="Directories file:// model sources may be read from, separated by ':' "
         "(mounted model volumes); file:// is refused when empty.",
+    )
+    allow_endpoint_adoption: bool = Field(
+        default=False,
+        description="Whether a ModelEndpoint may adopt an existing SageMaker endpoint that no "
+        "ModelEndpoint owns (no mme-operator.io/ tag) with the annotation "
+        "mme-operator.io/adopt-endpoint: <name>. Off: such an endpoint is NotOwned. An "
+        "endpoint another ModelEndpoint owns is never adopted, whatever this says. The "
+        "IAM policy's SageMakerAdoptUnmanagedEndpoint statement is needed only when on.",
     )
     namespace: str | None = Field(
         default=None, description="Watch only this namespace; all when unset."

@@ -297,10 +297,150 @@ def test_ownership_condition_uses_the_tag_the_operator_writes() -> None:
     conditioned = [s for s in statements() if s["Sid"].startswith("SageMaker") and "Condition" in s]
     assert conditioned
     for statement in conditioned:
+        # A tag's value is required by StringEquals; Null only says a tag is absent.
         tags = {
             name.split("/", 1)[1]: value
-            for values in statement["Condition"].values()
+            for values in (statement["Condition"].get("StringEquals") or {},)
             for name, value in values.items()
             if name.startswith(("aws:RequestTag/", "aws:ResourceTag/"))
         }
         assert tags == {key: resources.MANAGED_BY}, statement["Sid"]
+        absent = statement["Condition"].get("Null") or {}
+        assert all(name.split("/", 1)[1].startswith(resources.TAG_PREFIX) for name in absent)
+
+
+# -- what the policy lets the operator's identity do, evaluated as IAM does ----------------
+#
+# A small evaluator of the condition operators this policy uses (IAM's semantics: every
+# operator of a statement must hold, a key is ANDed within an operator, values of one key are
+# ORed; a missing key fails every operator but Null and ForAllValues). An operator it does
+# not know fails the test, so the proofs below cannot silently stop applying.
+
+MANAGED = "mme-operator.io/managed-by"
+OWNER_UID = "mme-operator.io/owner-uid"
+ENDPOINT_ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/team-b-prod"
+MODEL_ARN = "arn:aws:sagemaker:us-east-1:123456789012:model/team-b-prod-0123456789"
+CONFIG_ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/team-b-prod-0123456789"
+OURS = {MANAGED: "mme-operator", OWNER_UID: "uid-a", "mme-operator.io/owner": "team-a/prod"}
+B_TAGS = {MANAGED: "mme-operator", OWNER_UID: "uid-b", "mme-operator.io/owner": "team-b/prod"}
+
+
+def request_context(
+    *,
+    resource_tags: dict[str, str] | None = None,
+    request_tags: dict[str, str] | None = None,
+    tag_keys: list[str] | None = None,
+    tagging_action: str | None = None,
+) -> dict[str, str | list[str]]:
+    """The condition keys IAM sees for one request (lower-cased names)."""
+    context: dict[str, str | list[str]] = {}
+    for key, value in (resource_tags or {}).items():
+        context[f"aws:resourcetag/{key}".lower()] = value
+    for key, value in (request_tags or {}).items():
+        context[f"aws:requesttag/{key}".lower()] = value
+    keys = tag_keys if tag_keys is not None else list(request_tags or {})
+    if keys:
+        context["aws:tagkeys"] = keys
+    if tagging_action is not None:
+        context["sagemaker:taggingaction"] = tagging_action
+    return context
+
+
+def _values(context: dict[str, str | list[str]], key: str) -> list[str] | None:
+    found = context.get(key.lower())
+    if found is None:
+        return None
+    return [found] if isinstance(found, str) else list(found)
+
+
+def _holds(operator: str, key: str, wanted: list[str], context: dict[str, str | list[str]]) -> bool:
+    found = _values(context, key)
+    if operator == "Null":
+        return (found is None) == (wanted == ["true"])
+    if operator in ("StringEquals", "StringLike"):
+        if found is None or len(found) != 1:
+            return False
+        match = (lambda v, w: v == w) if operator == "StringEquals" else fnmatch.fnmatchcase
+        return any(match(found[0], w) for w in wanted)
+    if operator in ("ForAllValues:StringNotEquals", "ForAllValues:StringNotLike"):
+        match = (lambda v, w: v == w) if operator.endswith("Equals") else fnmatch.fnmatchcase
+        return all(not any(match(v, w) for w in wanted) for v in found or [])
+    raise AssertionError(f"the evaluator does not know the operator {operator}")
+
+
+def allowing(action: str, arn: str, context: dict[str, str | list[str]]) -> list[str]:
+    """The Sids of the statements that allow ``action`` on ``arn`` in ``context``."""
+    sids = []
+    for statement in statements():
+        if not any(
+            fnmatch.fnmatchcase(action.lower(), a.lower()) for a in as_list(statement["Action"])
+        ):
+            continue
+        if not any(fnmatch.fnmatchcase(arn, r) for r in as_list(statement["Resource"])):
+            continue
+        conditions = statement.get("Condition", {})
+        if all(
+            _holds(operator, key, as_list(wanted), context)
+            for operator, keys in conditions.items()
+            for key, wanted in keys.items()
+        ):
+            sids.append(statement["Sid"])
+    return sids
+
+
+@pytest.mark.parametrize(
+    ("create", "arn"),
+    [
+        ("CreateModel", MODEL_ARN),
+        ("CreateEndpointConfig", CONFIG_ARN),
+        ("CreateEndpoint", ENDPOINT_ARN),
+    ],
+)
+def test_tags_are_written_at_create_time(create: str, arn: str) -> None:
+    context = request_context(request_tags=OURS, tagging_action=create)
+    assert allowing(f"sagemaker:{create}", arn, context) == ["SageMakerCreateOnlyTagged"]
+    # SageMaker authorises create-time tags as AddTags with sagemaker:TaggingAction set.
+    assert "SageMakerTagOnCreate" in allowing("sagemaker:AddTags", arn, context)
+
+
+@pytest.mark.parametrize("arn", [ENDPOINT_ARN, MODEL_ARN, CONFIG_ARN])
+def test_another_owners_resource_cannot_be_retagged_changed_or_untagged(arn: str) -> None:
+    # The takeover: AddTags on B's resource with A's owner tag (which then satisfied the
+    # update/delete condition). Only create-time tagging or an unmanaged endpoint may be tagged.
+    retag = request_context(resource_tags=B_TAGS, request_tags=OURS)
+    assert allowing("sagemaker:AddTags", arn, retag) == []
+    # Nor can the ownership tags be removed to make it look unmanaged.
+    for key in (OWNER_UID, MANAGED, "mme-operator.io/owner"):
+        untag = request_context(resource_tags=B_TAGS, tag_keys=[key])
+        assert allowing("sagemaker:DeleteTags", arn, untag) == [], key
+    # A user's own tag on an owned resource may still go.
+    untag_user = request_context(resource_tags=OURS, tag_keys=["team"])
+    assert allowing("sagemaker:DeleteTags", arn, untag_user) == [
+        "SageMakerUntagOwnedButKeepOwnership"
+    ]
+
+
+def test_a_forged_tagging_action_without_the_managed_tag_is_refused() -> None:
+    context = request_context(request_tags={"team": "x"}, tagging_action="CreateEndpoint")
+    assert allowing("sagemaker:AddTags", ENDPOINT_ARN, context) == []
+
+
+def test_adoption_is_its_own_statement_and_only_for_an_unmanaged_endpoint() -> None:
+    unmanaged = request_context(resource_tags={"team": "x"}, request_tags=OURS)
+    assert allowing("sagemaker:AddTags", ENDPOINT_ARN, unmanaged) == [
+        "SageMakerAdoptUnmanagedEndpoint"
+    ]
+    # Unmanaged models and configs are never tagged (adoption is of the endpoint only)...
+    assert allowing("sagemaker:AddTags", MODEL_ARN, unmanaged) == []
+    assert allowing("sagemaker:AddTags", CONFIG_ARN, unmanaged) == []
+    # ...nor is an endpoint that carries only an owner uid (no managed-by tag).
+    half = request_context(resource_tags={OWNER_UID: "uid-b"}, request_tags=OURS)
+    assert allowing("sagemaker:AddTags", ENDPOINT_ARN, half) == []
+    # Before adoption, an unmanaged endpoint cannot be updated or deleted.
+    for action in ("sagemaker:UpdateEndpoint", "sagemaker:DeleteEndpoint"):
+        assert allowing(action, ENDPOINT_ARN, request_context(resource_tags={"team": "x"})) == []
+
+
+def test_the_evaluator_refuses_operators_it_does_not_know() -> None:
+    with pytest.raises(AssertionError, match="does not know"):
+        _holds("NumericLessThan", "aws:x", ["1"], {})

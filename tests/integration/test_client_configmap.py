@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import NAMESPACE, World, eventually, kube_connection, unique
+from tests.integration.conftest import (
+    NAMESPACE,
+    World,
+    condition,
+    eventually,
+    kube_connection,
+    unique,
+)
 
 
 async def configmap(world: World, name: str) -> dict[str, Any] | None:
@@ -169,3 +176,36 @@ async def test_a_refused_configmap_write_is_made_again_by_the_drift_timer(
     # The refusal was meant ("... is forbidden: ValidatingAdmissionPolicy ..."); the
     # fixture's check for RBAC refusals must not count it.
     caplog.clear()
+
+
+async def test_a_configmap_the_operator_did_not_create_is_never_written_or_taken(
+    world: World,
+) -> None:
+    path = f"/api/v1/namespaces/{NAMESPACE}/configmaps"
+    mine = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "app-models", "namespace": NAMESPACE},
+        "data": {"database": "postgres://db/app", "feature": "on"},
+    }
+    async with world.env.session.post(path, json=mine) as response:
+        response.raise_for_status()
+    before = await configmap(world, "app-models")
+    assert before is not None
+
+    await world.apply(world.manifest("app", [await world.onnx_model("bert")]))
+    found = await world.ready("app")  # the endpoint serves all the same
+    assert condition(found, "ConfigMapWritten")["status"] == "False"
+    assert condition(found, "ConfigMapWritten")["reason"] == "ConfigMapNotOwned"
+    after = await configmap(world, "app-models")
+    assert after is not None
+    assert after["data"] == before["data"]
+    assert not after["metadata"].get("ownerReferences")
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    warnings = [e for e in await world.events("app") if e["type"] == "Warning"]
+    assert any(e["reason"] == "ConfigMapNotOwned" for e in warnings)
+
+    await world.env.delete("app")
+    await world.wait_gone("app")
+    kept = await configmap(world, "app-models")
+    assert kept is not None and kept["data"] == before["data"]

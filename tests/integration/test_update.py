@@ -62,6 +62,8 @@ async def test_removing_a_model_deletes_its_archive_only(world: World) -> None:
     doc = world.manifest(
         "shrink", [await world.onnx_model("bert"), await world.python_model("tok")]
     )
+    # Without a grace period (a removed model's archive is kept through it otherwise).
+    doc["spec"]["artifacts"]["gracePeriodSeconds"] = 0
     await world.apply(doc)
     before = await world.ready("shrink")
     targets = {m["name"]: m["targetModel"] for m in before["status"]["models"]}

@@ -162,3 +162,43 @@ def test_an_endpoint_name_cannot_be_added_or_removed(control_plane: ControlPlane
 
 def _yaml(doc: dict[str, Any]) -> str:
     return yaml.safe_dump(doc)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "https://h:99999/x",
+        "https://h:0/x",
+        "https://user:SECRET@host/m",
+        "file://host/path",
+        "https://host/m\nx",
+    ],
+)
+def test_the_server_refuses_malformed_sources(control_plane: ControlPlane, source: str) -> None:
+    doc = _in_namespace(control_plane, _named(MINIMAL, "src"))
+    doc["spec"]["models"][0]["source"] = source
+    refused = control_plane.kubectl(
+        "apply", "--dry-run=server", "-f", "-", stdin=_yaml(doc), check=False
+    )
+    assert refused.returncode != 0
+    assert "spec.models[0].source" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["https://127.0.0.1:8443/m.onnx", "https://[::1]:443/m", "https://host", "file:///models/m"],
+)
+def test_the_server_accepts_well_formed_sources(control_plane: ControlPlane, source: str) -> None:
+    doc = _in_namespace(control_plane, _named(MINIMAL, "src"))
+    doc["spec"]["models"][0]["source"] = source
+    assert "(server dry run)" in control_plane.apply([doc], "--dry-run=server")
+
+
+def test_the_server_refuses_control_characters_in_the_prefix(control_plane: ControlPlane) -> None:
+    doc = _in_namespace(control_plane, _named(MINIMAL, "pfx"))
+    doc["spec"]["artifacts"]["prefix"] = "team\x1b[31m/"
+    refused = control_plane.kubectl(
+        "apply", "--dry-run=server", "-f", "-", stdin=_yaml(doc), check=False
+    )
+    assert refused.returncode != 0
+    assert "spec.artifacts.prefix" in refused.stderr

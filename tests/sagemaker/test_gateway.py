@@ -136,8 +136,9 @@ def test_an_empty_owner_uid_is_refused(gateway: SageMakerGateway, sagemaker: Any
 def test_listing_finds_only_our_superseded_configs_and_models(
     gateway: SageMakerGateway, sagemaker: Any
 ) -> None:
-    old = desired_sagemaker(make_resource(instanceType=INSTANCE_TYPE))
-    new = desired_sagemaker(make_resource(instanceType=INSTANCE_TYPE, instanceCount=2))
+    named = {"instanceType": INSTANCE_TYPE, "endpointName": "ml-small-llms"}
+    old = desired_sagemaker(make_resource(**named))
+    new = desired_sagemaker(make_resource(**named, instanceCount=2))
     other_endpoint = desired_sagemaker(
         make_resource(instanceType=INSTANCE_TYPE, endpointName="ml-small-llms-2")
     )

@@ -44,7 +44,7 @@ def test_derived_name_pattern_does_not_match_a_longer_endpoints_names() -> None:
 def test_desired_resources_from_a_model_endpoint() -> None:
     desired = desired_sagemaker(make_resource())
     model = desired.model.request
-    assert desired.endpoint.name == "ml-small-llms"
+    assert desired.endpoint.name == "ml-small-llms-f9c27941"
     assert model["ModelName"] == desired.model.name
     assert model["PrimaryContainer"] == {
         "Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/sagemaker-tritonserver:24.09-py3",

@@ -52,7 +52,7 @@ def test_good_resource_parses_with_defaults():
     assert resource is not None
     assert resource.spec.instance_count == 1
     assert resource.artifact_prefix == "ml/small-llms/"
-    assert resource.endpoint_name == "ml-small-llms"
+    assert resource.endpoint_name == "ml-small-llms-f9c27941"  # readable part + hash
 
 
 @pytest.mark.parametrize(

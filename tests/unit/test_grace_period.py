@@ -6,7 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from mme_operator.api import ModelEndpointStatus, ModelStatus, parse_resource
-from mme_operator.api.status import rfc3339
+from mme_operator.api.status import SupersededArchiveStatus, rfc3339
 from mme_operator.artifacts import StoredArchive
 from mme_operator.reconcile import build_desired, plan_reconcile
 from mme_operator.reconcile import plan as p
@@ -111,7 +111,9 @@ def test_the_operator_setting_is_the_default() -> None:
     assert desired("v1", grace=5, default=3600).grace_period_seconds == 5
 
 
-def test_a_second_change_keeps_only_the_latest_previous_archive() -> None:
+def test_each_superseded_archive_lives_until_its_own_expiry() -> None:
+    # v1 -> v2 -> v3 within the grace period: v1 keeps v1's expiry, v2 gets its own
+    # (one previous archive per model dropped v1 at once).
     v1, v2, v3 = desired("v1"), desired("v2"), desired("v3")
     [a1], [a2] = v1.archives, v2.archives
     status = served(
@@ -121,8 +123,98 @@ def test_a_second_change_keeps_only_the_latest_previous_archive() -> None:
         previous_expires_at=rfc3339(NOW + timedelta(seconds=300)),
     )
     plan = plan_reconcile(v3, observed(v1, v2, v3), status, now=NOW)
-    assert deleted(plan) == [a1.key]
-    assert [s.key for s in plan.superseded] == [a2.key]
+    assert deleted(plan) == []
+    assert [(s.key, s.expires_at) for s in plan.superseded] == [
+        (a1.key, NOW + timedelta(seconds=300)),
+        (a2.key, NOW + timedelta(seconds=600)),
+    ]
+    # The next pass reads them back from status.supersededArchives: v1 goes at its expiry.
+    later = ModelEndpointStatus(
+        models=[
+            ModelStatus(
+                name="bert", target_model=v3.archives[0].target_model, s3_key=v3.archives[0].key
+            )
+        ],
+        superseded_archives=[
+            SupersededArchiveStatus(
+                model=s.model_name,
+                target_model=s.target_model,
+                s3_key=s.key,
+                expires_at=rfc3339(s.expires_at),
+            )
+            for s in plan.superseded
+        ],
+    )
+    at_300 = plan_reconcile(v3, observed(v1, v2, v3), later, now=NOW + timedelta(seconds=300))
+    assert deleted(at_300) == [a1.key]
+    assert [s.key for s in at_300.superseded] == [a2.key]
+
+
+def test_a_removed_or_renamed_model_keeps_its_archive_for_the_grace_period() -> None:
+    old = desired("v1")
+    [a1] = old.archives
+    doc = copy.deepcopy(DOC)
+    doc["spec"]["models"][0]["name"] = "bert2"  # renamed: bert is gone
+    renamed = build_desired(parse_resource(doc), {"bert2": "v1"})
+    renamed = dataclasses.replace(renamed, grace_period_seconds=600)
+    plan = plan_reconcile(renamed, observed(old, renamed), served(old), now=NOW)
+    assert deleted(plan) == []
+    [kept] = plan.superseded
+    assert (kept.key, kept.model_name, kept.expires_at) == (
+        a1.key,
+        "bert",
+        NOW + timedelta(seconds=600),
+    )
+
+
+def test_a_new_version_that_is_not_in_s3_leaves_the_old_one_serving_past_any_grace() -> None:
+    v1, v2 = desired("v1"), desired("v2")
+    [a1], [a2] = v1.archives, v2.archives
+    # v2's upload failed: S3 holds only v1, which the status says serves.
+    plan = plan_reconcile(v2, observed(v1), served(v1), now=NOW + timedelta(days=30))
+    assert deleted(plan) == [] and plan.superseded == ()
+    [(name, serving)] = plan.serving_previous
+    assert (name, serving.key, serving.replacement) == ("bert", a1.key, a2.key)
+    assert any(isinstance(a, p.UploadArchive) for a in plan.actions)
+    # Still failing: it keeps serving.
+    superseded, still = p.settle_superseded(plan, uploaded=())
+    assert superseded == () and still["bert"].target_model == a1.target_model
+    # Uploaded this pass: v1 is superseded from now on, with its grace period.
+    superseded, still = p.settle_superseded(plan, uploaded=[a2.key])
+    assert still == {} and [(s.key, s.expires_at) for s in superseded] == [
+        (a1.key, NOW + timedelta(days=30, seconds=600))
+    ]
+
+
+def test_a_model_whose_source_is_unreadable_keeps_serving_without_grace() -> None:
+    v1 = desired("v1", grace=0)
+    unreadable = build_desired(parse_resource(copy.deepcopy(DOC)), {})  # no fingerprint
+    plan = plan_reconcile(unreadable, observed(v1), served(v1), ("bert",), now=NOW)
+    assert deleted(plan) == []
+    assert [name for name, _ in plan.serving_previous] == ["bert"]
+
+
+def test_superseded_archives_are_bounded() -> None:
+    many = [desired(f"v{i}") for i in range(p.MAX_SUPERSEDED)]
+    last, current = desired("last"), desired("now")
+    status = served(last).model_copy(
+        update={
+            "superseded_archives": [
+                SupersededArchiveStatus(
+                    model="bert",
+                    target_model=d.archives[0].target_model,
+                    s3_key=d.archives[0].key,
+                    expires_at=rfc3339(NOW + timedelta(seconds=i + 1)),
+                )
+                for i, d in enumerate(many)
+            ]
+        }
+    )
+    plan = plan_reconcile(current, observed(*many, last, current), status, now=NOW)
+    assert len(plan.superseded) == p.MAX_SUPERSEDED
+    # The one superseded now is kept; the soonest to expire goes first.
+    assert plan.superseded[-1].key == last.archives[0].key
+    assert deleted(plan) == [many[0].archives[0].key]
 
 
 def test_an_archive_not_owned_is_never_kept_or_deleted() -> None:

@@ -1,7 +1,9 @@
 """The plan is a pure function: (desired, observed) -> actions. No server needed."""
 
 import copy
+import dataclasses
 
+import pytest
 from mme_operator.api import ModelEndpointStatus, Reason, parse_resource
 from mme_operator.artifacts import StoredArchive
 from mme_operator.reconcile import build_desired, plan_delete, plan_reconcile
@@ -330,8 +332,32 @@ def test_an_endpoint_that_is_not_ours_is_neither_touched_nor_adopted_without_ask
     doc["metadata"]["annotations"] = {"mme-operator.io/adopt-endpoint": d.endpoint_name}
     adopting = desired_for(doc)
     plan = plan_reconcile(adopting, observed(adopting, endpoint_owner_uid=None))
+    assert plan.blocked is not None and "MME_ALLOW_ENDPOINT_ADOPTION" in plan.blocked.message
+    assert plan.actions == ()
+    allowed = dataclasses.replace(adopting, adoption_allowed=True)
+    plan = plan_reconcile(allowed, observed(allowed, endpoint_owner_uid=None))
     assert plan.blocked is None
     assert kinds(plan)[0] == "AdoptEndpoint"
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {"endpoint_owner_uid": "uid-of-another", "endpoint_claimed": True},
+        {"endpoint_owner_uid": None, "endpoint_claimed": True},  # managed-by only
+    ],
+)
+def test_an_endpoint_another_modelendpoint_holds_is_never_adopted_or_touched(tags):
+    doc = copy.deepcopy(DOC)
+    d = desired_for(doc)
+    doc["metadata"]["annotations"] = {"mme-operator.io/adopt-endpoint": d.endpoint_name}
+    adopting = dataclasses.replace(desired_for(doc), adoption_allowed=True)
+    plan = plan_reconcile(adopting, observed(adopting, **tags, archives={}))
+    assert plan.blocked is not None and plan.blocked.reason == Reason.NOT_OWNED
+    assert "another ModelEndpoint" in plan.blocked.message
+    assert "uid-of-another" not in plan.blocked.message
+    # Not even an archive upload: the endpoint's ModelDataUrl is not ours to fill.
+    assert plan.actions == ()
 
 
 def test_superseded_configs_and_models_are_deleted_only_in_steady_state():
@@ -381,7 +407,7 @@ def test_plan_reads_as_numbered_lines():
     plan = plan_reconcile(d, observed(d, endpoint=None, archives={}))
     lines = plan.describe()
     assert lines[0].startswith("1. upload model 'bert' to ml/small/bert-")
-    assert lines[-1].startswith("then wait: endpoint ml-small is being created")
+    assert lines[-1].startswith(f"then wait: endpoint {d.endpoint_name} is being created")
 
 
 CREATES_OR_CHANGES_SAGEMAKER = (

@@ -1,6 +1,11 @@
 """The ModelEndpoint API: spec, status, validation. The CRD is generated from these models."""
 
-from mme_operator.api.resource import ModelEndpoint, ObjectMeta, derive_endpoint_name
+from mme_operator.api.resource import (
+    ModelEndpoint,
+    ObjectMeta,
+    derive_endpoint_name,
+    with_recorded_endpoint_name,
+)
 from mme_operator.api.spec import (
     API_VERSION,
     GROUP,
@@ -90,4 +95,5 @@ __all__ = [
     "spec_problems",
     "validate_resource",
     "validate_spec",
+    "with_recorded_endpoint_name",
 ]

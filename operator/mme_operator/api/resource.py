@@ -63,10 +63,24 @@ class ModelEndpoint(BaseModel):
 
 
 def derive_endpoint_name(namespace: str, name: str) -> str:
-    """A valid SageMaker endpoint name (<= 63 of ``[a-zA-Z0-9-]``) unique per namespace/name.
+    """The SageMaker endpoint name of a ModelEndpoint without ``spec.endpointName``.
 
-    Kubernetes names may hold dots and be 253 characters long; long names are cut and
-    given a short hash of the full name so that two long names stay distinct.
+    ``<namespace>-<name>`` in lower case, cleaned to ``[a-z0-9-]`` and cut to fit, then ``-``
+    and 8 hex digits of the sha256 of ``<namespace>/<name>``. The hash makes the name
+    injective: ``team-a/prod`` and ``team/a-prod`` share the readable part but not the hash
+    (the readable part alone collided), and SageMaker, which matches endpoint names without
+    regard to case, never sees two names that differ only by case.
+    """
+    readable = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", f"{namespace}-{name}".lower()))
+    digest = hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:8]
+    cut = readable.strip("-")[: ENDPOINT_NAME_MAX - 9].rstrip("-") or "mme"
+    return f"{cut}-{digest}"
+
+
+def legacy_endpoint_name(namespace: str, name: str) -> str:
+    """The name :func:`derive_endpoint_name` gave before it carried a hash (collides).
+
+    Kept only to recognise endpoints created under it: see :func:`with_recorded_endpoint_name`.
     """
     full = f"{namespace}-{name}"
     clean = re.sub(r"-+", "-", re.sub(r"[^a-zA-Z0-9-]", "-", full)).strip("-")
@@ -74,3 +88,22 @@ def derive_endpoint_name(namespace: str, name: str) -> str:
         return clean
     digest = hashlib.sha256(full.encode()).hexdigest()[:8]
     return f"{clean[: ENDPOINT_NAME_MAX - 9].rstrip('-')}-{digest}"
+
+
+def with_recorded_endpoint_name(resource: ModelEndpoint, recorded: str | None) -> ModelEndpoint:
+    """``resource`` still named as its status recorded, where that was the legacy derived name.
+
+    The migration rule: a ModelEndpoint without ``spec.endpointName`` whose
+    ``status.endpointName`` is the name the old derivation gave it (an endpoint created
+    before the upgrade) keeps that name, so its endpoint is neither orphaned nor created
+    twice; every other one gets the new, injective name. Only the legacy name of this very
+    namespace/name is honoured, so a status cannot point a resource at another's endpoint
+    (ownership tags guard that anyway).
+    """
+    meta = resource.metadata
+    if resource.spec.endpoint_name or not recorded:
+        return resource
+    if recorded != legacy_endpoint_name(meta.namespace, meta.name):
+        return resource
+    spec = resource.spec.model_copy(update={"endpoint_name": recorded})
+    return resource.model_copy(update={"spec": spec})

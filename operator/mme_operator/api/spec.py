@@ -31,7 +31,18 @@ BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$"
 REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$"
 INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"
-SOURCE_PATTERN = r"^(s3://[^/]+/.+|https://.+|file://.+)$"
+# What the API server can refuse itself (RE2): control characters anywhere, user info,
+# a port outside 1-65535, a host in file://. The rest (S3's bucket rules, key length) is
+# checked by `validate` and the operator (api/aws_input.py).
+_NO_CONTROL = r"[^\x00-\x1f\x7f]"
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+_HTTPS_HOST = r"([^/?#@:\[\]\x00-\x20\x7f]+|\[[0-9A-Fa-f:.]+\])"
+SOURCE_PATTERN = (
+    rf"^(s3://[^/\x00-\x20\x7f]+/{_NO_CONTROL}+"
+    rf"|https://{_HTTPS_HOST}(:{_PORT})?([/?#]{_NO_CONTROL}*)?"
+    rf"|file:///{_NO_CONTROL}*)$"
+)
+PREFIX_PATTERN = rf"^[^/\x00-\x1f\x7f]{_NO_CONTROL}*/$"
 MAX_MODELS = 1000
 INT64_MAX = 2**63 - 1
 """Triton's config fields are int64 (dims) or uint64; larger values cannot be rendered."""
@@ -694,7 +705,7 @@ class ArtifactsSpec(ApiModel):
     prefix: str | None = Field(
         default=None,
         max_length=512,
-        pattern=r"^[^/].*/$",
+        pattern=PREFIX_PATTERN,
         description="Key prefix (ending in '/') for this endpoint's archives; default '<namespace>/<name>/'. Immutable.",
     )
     kms_key_id: str | None = Field(

@@ -35,6 +35,8 @@ class ConditionType(StrEnum):
     AUTOSCALING_READY = "AutoscalingReady"
     MODELS_WARM = "ModelsWarm"
     CAPACITY_FITS = "CapacityFits"
+    CONFIG_MAP_WRITTEN = "ConfigMapWritten"
+    """Set (False) only while the models ConfigMap cannot be written: someone else's holds its name."""
 
 
 class Reason(StrEnum):
@@ -70,6 +72,10 @@ class Reason(StrEnum):
     WARM_UP_FAILED = "WarmUpFailed"
     LOADED = "Loaded"
     LOAD_FAILED = "LoadFailed"
+
+    CONFIG_MAP_NOT_OWNED = "ConfigMapNotOwned"
+    SERVING_PREVIOUS = "ServingPrevious"
+    """A model's new version is not in S3 (it failed): its previous archive keeps serving."""
 
 
 class EventReason(StrEnum):
@@ -115,6 +121,8 @@ EVENT_TYPES: dict[str, EventType] = {
     Reason.WARM_UP_FAILED: _W,
     Reason.LOAD_FAILED: _W,
     Reason.NO_SERVABLE_MODELS: _W,
+    Reason.SERVING_PREVIOUS: _W,
+    Reason.CONFIG_MAP_NOT_OWNED: _W,
     EventReason.CONFIGMAP_FAILED: _W,
     EventReason.FAILED: _W,
     # Progress and success: Normal.
@@ -225,6 +233,19 @@ class ModelStatus(ApiModel):
     )
 
 
+MAX_SUPERSEDED_ARCHIVES = 100
+"""Superseded archives listed (and kept) at most; beyond, the soonest to expire go first."""
+
+
+class SupersededArchiveStatus(ApiModel):
+    """An archive no model serves any more, kept until its own expiry for clients still sending it."""
+
+    model: str = Field(description="The model (possibly since removed or renamed) it was for.")
+    target_model: str = Field(description="The TargetModel clients may still send until expiresAt.")
+    s3_key: str = Field(description="S3 key of the archive, deleted at expiresAt.")
+    expires_at: str = Field(description="When the archive is deleted (RFC 3339).")
+
+
 class ModelCapacity(ApiModel):
     """GPU memory of one model at its instance count."""
 
@@ -295,6 +316,13 @@ class ModelEndpointStatus(ApiModel):
     )
     model_count: int | None = Field(default=None, description="Number of models declared.")
     models: list[ModelStatus] | None = Field(default=None, description="Per-model status.")
+    superseded_archives: list[SupersededArchiveStatus] | None = Field(
+        default=None,
+        max_length=MAX_SUPERSEDED_ARCHIVES,
+        description="Archives superseded by a change, removal or rename of a model, each kept "
+        "until its own expiresAt (spec.artifacts.gracePeriodSeconds after it was superseded), "
+        f"at most {MAX_SUPERSEDED_ARCHIVES}.",
+    )
     message: str | None = Field(default=None, description="Human-readable summary.")
     instance_type: str | None = Field(
         default=None,

@@ -19,6 +19,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mme_operator.api.aws_input import (
+    bucket_name_problem,
+    control_character_problem,
+    key_problem,
+    source_uri_problem,
+)
 from mme_operator.api.resource import ModelEndpoint, ObjectMeta
 from mme_operator.api.spec import (
     API_VERSION,
@@ -139,6 +145,12 @@ def _pydantic_problems(error: ValidationError, root: str) -> list[Problem]:
             message = hint
         elif kind == "extra_forbidden":
             message = "unknown field (check the spelling; fields are camelCase)"
+        elif kind == "string_pattern_mismatch" and loc[-1:] == ["source"]:
+            # Never repeat a source URL that holds user info (a password): the reason alone.
+            message = source_uri_problem(str(err["input"])) or (
+                f"{_shown(err['input'])} does not match s3://bucket/key, "
+                "https://host[:port]/path or file:///path (no control characters)"
+            )
         elif kind == "string_pattern_mismatch":
             message = f"{_shown(err['input'])} does not match {err['ctx']['pattern']}"
         else:
@@ -231,6 +243,7 @@ def spec_problems(spec: ModelEndpointSpec, root: str = "spec") -> list[Problem]:
                 )
     problems.extend(_environment_problems(spec, root))
     problems.extend(_tag_problems(spec, root))
+    problems.extend(aws_input_problems(spec, root))
     size = len(json.dumps(spec.to_k8s()))
     if size > MAX_SPEC_BYTES:
         problems.append(
@@ -259,6 +272,40 @@ def spec_problems(spec: ModelEndpointSpec, root: str = "spec") -> list[Problem]:
                     f"({scaling.min_instances}..{scaling.max_instances})",
                 )
             )
+    return problems
+
+
+# What an archive's key adds to the prefix: "<model>-<12 hex>.tar.gz" (artifacts/naming.py).
+ARCHIVE_NAME_EXTRA = len("-0123456789ab.tar.gz")
+
+
+def aws_input_problems(spec: ModelEndpointSpec, root: str = "spec") -> list[Problem]:
+    """What S3 or SageMaker would refuse in the spec (MME-FACTS #21), found before any call.
+
+    Bucket names by S3's rules, keys (each archive's, each s3:// source's) at most 1024
+    bytes, no control characters in the prefix or the container environment, and source
+    URLs that are well formed, hold no user info and no port 0.
+    """
+    problems = []
+    artifacts = spec.artifacts
+    refused = bucket_name_problem(artifacts.bucket)
+    if refused is not None:
+        problems.append(Problem(f"{root}.artifacts.bucket", refused))
+    if artifacts.prefix is not None:
+        longest = max((len(m.name.encode()) for m in spec.models), default=0)
+        example = artifacts.prefix + "m" * longest + "x" * ARCHIVE_NAME_EXTRA
+        refused = key_problem(example, "the prefix with its longest archive name")
+        if refused is not None:
+            problems.append(Problem(f"{root}.artifacts.prefix", refused))
+    for i, model in enumerate(spec.models):
+        refused = source_uri_problem(model.source)
+        if refused is not None:
+            problems.append(Problem(f"{root}.models[{i}].source", refused))
+    for key, value in (spec.environment or {}).items():
+        refused = control_character_problem(key, f"variable name {key[:40]!r}")
+        refused = refused or control_character_problem(value, f"the value of {key[:40]}")
+        if refused is not None:
+            problems.append(Problem(f"{root}.environment", refused))
     return problems
 
 

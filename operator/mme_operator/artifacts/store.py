@@ -320,7 +320,7 @@ class ArtifactStore:
                 return existing
             raise ArtifactConflictError(
                 f"s3://{self.bucket}/{desired.key} already exists and is not owned by this "
-                f"ModelEndpoint (owner {existing.owner_uid or 'none'}); give each ModelEndpoint "
+                f"ModelEndpoint; give each ModelEndpoint "
                 "its own artifacts.prefix"
             )
         compressor = self.compressor or DEFAULT_COMPRESSOR
@@ -411,8 +411,8 @@ class ArtifactStore:
             return False
         if not existing.owned_by(self.owner_uid):
             raise NotOwnedError(
-                f"refusing to delete s3://{self.bucket}/{key}: it is owned by "
-                f"{existing.owner_uid or 'nobody known'}, not by this ModelEndpoint"
+                f"refusing to delete s3://{self.bucket}/{key}: it is not owned by this "
+                "ModelEndpoint"
             )
         self.s3.delete_object(Bucket=self.bucket, Key=key)
         logger.info("Deleted archive key=%s model=%s", key, existing.model_name)
@@ -439,7 +439,7 @@ class ArtifactStore:
             if existing is not None and not existing.owned_by(self.owner_uid):
                 raise ArtifactConflictError(
                     f"s3://{self.bucket}/{d.key} already exists and is not owned by this "
-                    f"ModelEndpoint (owner {existing.owner_uid or 'none'}); give each "
+                    f"ModelEndpoint; give each "
                     "ModelEndpoint its own artifacts.prefix"
                 )
         uploaded, kept = [], []

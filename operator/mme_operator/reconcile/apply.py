@@ -195,13 +195,15 @@ class Executor:
                     self.emit(
                         EventReason.CONFIG_MERGED, config_merged_message(archive.model_name, stored)
                     )
-            case p.DeleteArchive(key=key):
+            case p.DeleteArchive(key=key, once_uploaded=replacement):
+                if replacement is not None and replacement not in result.uploaded:
+                    return  # the replacement failed: the archive that serves stays
                 self.store.delete(key)
                 self.emit(
                     EventReason.DELETED, f"deleted stale archive s3://{self.desired.bucket}/{key}"
                 )
             case p.AdoptEndpoint(name=name, arn=arn):
-                self.gateway.add_tags(arn, sm.endpoint.tags)
+                self.gateway.adopt_endpoint(name, arn, sm.endpoint.tags)
                 self.emit(EventReason.ADOPTED, f"adopted existing endpoint {name}")
             case p.CreateModel(name=name):
                 if self.gateway.create_model(sm.model).created:
@@ -219,7 +221,7 @@ class Executor:
                 name=name, config_name=config, from_config=old, retain_instance_count=retain
             ):
                 result.requested_config = config
-                self.gateway.update_endpoint(name, config, retain_instance_count=retain)
+                self.gateway.update_endpoint(name, config, owner, retain_instance_count=retain)
                 self.emit(EventReason.UPDATING, f"updating endpoint {name} from {old} to {config}")
             case p.DeleteEndpoint(name=name):
                 if self.gateway.delete_endpoint(name, owner):

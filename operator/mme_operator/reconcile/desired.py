@@ -34,6 +34,8 @@ class DesiredState:
     """How long a superseded archive is kept for clients still sending its TargetModel."""
     sizing: Sizing | None = None
     """GPU-memory fit, instance choice and cost (None where no sizing was worked out)."""
+    adoption_allowed: bool = False
+    """Whether the operator lets an endpoint no ModelEndpoint owns be adopted at all."""
 
     @property
     def endpoint_name(self) -> str:
@@ -67,6 +69,7 @@ def build_desired(
     default_grace_period_seconds: int = 0,
     sizing: Sizing | None = None,
     load_check: bool = True,
+    adoption_allowed: bool = False,
 ) -> DesiredState:
     """The desired state of ``resource`` given each model source's fingerprint.
 
@@ -100,6 +103,7 @@ def build_desired(
         warmup_models=frozenset(m.name for m in resource.spec.models if m.warmup),
         load_check=load_check,
         sizing=sizing,
+        adoption_allowed=adoption_allowed,
         grace_period_seconds=(
             resource.spec.artifacts.grace_period_seconds
             if resource.spec.artifacts.grace_period_seconds is not None

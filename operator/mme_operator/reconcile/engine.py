@@ -28,6 +28,7 @@ from mme_operator.api import (
     Phase,
     Reason,
     validate_resource,
+    with_recorded_endpoint_name,
 )
 from mme_operator.api.status import parse_rfc3339
 from mme_operator.api.validation import Problem, previous_status
@@ -171,6 +172,7 @@ def _prepare(
             default_grace_period_seconds=settings.archive_grace_period_seconds,
             sizing=sizing,
             load_check=settings.load_check,
+            adoption_allowed=settings.allow_endpoint_adoption,
         )
     except ImageLookupError as exc:
         return [
@@ -199,8 +201,17 @@ def _validate(body: Mapping[str, Any]) -> tuple[ModelEndpoint | None, list[Probl
     """The resource as the user declared it; ``status`` is ours and read by _previous_status.
 
     A status someone else wrote (any JSON) must not make the spec look invalid, nor crash.
+    An endpoint created under the legacy derived name keeps it (see
+    :func:`~mme_operator.api.with_recorded_endpoint_name`).
     """
-    return validate_resource({key: value for key, value in body.items() if key != "status"})
+    resource, problems = validate_resource(
+        {key: value for key, value in body.items() if key != "status"}
+    )
+    if resource is None:
+        return None, problems
+    previous = _previous_status(body)
+    recorded = previous.endpoint_name if previous is not None else None
+    return with_recorded_endpoint_name(resource, recorded), problems
 
 
 def _previous_status(body: Mapping[str, Any]) -> ModelEndpointStatus | None:
@@ -342,10 +353,25 @@ def _reconcile(
     )
     result = _execute(plan, clients, desired, gateway, settings, emit, scratch, prepared)
     status = reconciled_status(desired, observed, plan, result, previous, unavailable)
+    _tell_serving_previous(status, previous, emit)
     retry_after = _retry_after(plan, result, settings, status)
     if retry_after is None:
         return _settled(status, settings, plan)
     return Outcome(status, retry_after, plan)
+
+
+def _tell_serving_previous(
+    status: ModelEndpointStatus, previous: ModelEndpointStatus | None, emit: EventSink | None
+) -> None:
+    """A Warning event for each model newly served from its previous archive (its new version
+    failed); once, not at every pass while it lasts."""
+    if emit is None:
+        return
+    before = {(m.name, m.message) for m in (previous.models or [] if previous else [])}
+    for model in status.models or []:
+        telling = model.state == ModelState.AVAILABLE and model.message
+        if telling and (model.name, model.message) not in before:
+            emit(Reason.SERVING_PREVIOUS, f"model {model.name!r}: {model.message}")
 
 
 def _settled(status: ModelEndpointStatus, settings: Settings, plan: Plan | None = None) -> Outcome:
@@ -540,13 +566,20 @@ def _drift(clients: AwsClients, resource: ModelEndpoint, status: ModelEndpointSt
 
 
 def _expired_archives(status: ModelEndpointStatus | None, now: datetime) -> list[str]:
-    """S3 keys of previous archives whose grace period has ended by ``now``."""
+    """S3 keys of superseded archives whose grace period has ended by ``now`` (each its own)."""
+    if status is None:
+        return []
+    kept = [(s.s3_key, s.expires_at) for s in status.superseded_archives or []]
+    kept.extend(
+        (m.previous_s3_key, m.previous_expires_at)
+        for m in status.models or []
+        if m.previous_s3_key and m.previous_expires_at
+    )
     expired = []
-    for model in (status.models or []) if status else []:
-        if model.previous_s3_key and model.previous_expires_at:
-            expires = parse_rfc3339(model.previous_expires_at)
-            if expires is None or expires <= now:
-                expired.append(model.previous_s3_key)
+    for key, at in kept:
+        expires = parse_rfc3339(at)
+        if (expires is None or expires <= now) and key not in expired:
+            expired.append(key)
     return expired
 
 

@@ -14,7 +14,7 @@ from mme_operator.sagemaker.autoscaling import ObservedScaling, observe_scaling
 from mme_operator.sagemaker.clients import AwsClients
 from mme_operator.sagemaker.errors import is_missing_bucket
 from mme_operator.sagemaker.gateway import EndpointState, OwnedResource, SageMakerGateway
-from mme_operator.sagemaker.resources import OWNER_UID_TAG
+from mme_operator.sagemaker.resources import OWNER_UID_TAG, is_claimed
 
 # Endpoint states in which SageMaker accepts no change and the operator only waits.
 TRANSITIONAL = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
@@ -34,6 +34,8 @@ class ObservedState:
     superseded_models: tuple[str, ...] = ()
     serving_instance_type: str | None = None
     """The instance type the endpoint runs now; read only when its config is not the desired one."""
+    endpoint_claimed: bool = False
+    """The endpoint carries an ``mme-operator.io/`` tag: some ModelEndpoint holds it."""
 
     def owns_endpoint(self, owner_uid: str) -> bool:
         return self.endpoint is not None and self.endpoint_owner_uid == owner_uid
@@ -90,7 +92,8 @@ def observe(
     gateway = gateway or clients.gateway()
     sm = desired.sagemaker
     endpoint = gateway.describe_endpoint(sm.endpoint.name)
-    owner = gateway.tags_of(endpoint.arn).get(OWNER_UID_TAG) if endpoint is not None else None
+    tags = gateway.tags_of(endpoint.arn) if endpoint is not None else {}
+    owner = tags.get(OWNER_UID_TAG)
     store = ArtifactStore(clients.s3, desired.bucket, desired.prefix, desired.owner_uid)
     archives = store.observe(known_archives)
     scaling = (
@@ -129,6 +132,7 @@ def observe(
         superseded_configs=superseded_configs,
         superseded_models=superseded_models,
         serving_instance_type=serving_instance_type,
+        endpoint_claimed=is_claimed(tags),
     )
 
 

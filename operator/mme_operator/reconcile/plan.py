@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from mme_operator.api import ModelEndpointStatus, Reason
 from mme_operator.api.spec import DeletionPolicy
-from mme_operator.api.status import parse_rfc3339, rfc3339
+from mme_operator.api.status import MAX_SUPERSEDED_ARCHIVES, parse_rfc3339, rfc3339
 from mme_operator.artifacts.naming import DesiredArchive
 from mme_operator.reconcile.desired import (
     ADOPT_ANNOTATION,
@@ -47,8 +47,12 @@ class UploadArchive(Action):
 @dataclass(frozen=True)
 class DeleteArchive(Action):
     key: str
+    once_uploaded: str | None = None
+    """Delete only if this pass uploaded that archive (the replacement of the one deleted)."""
 
     def describe(self) -> str:
+        if self.once_uploaded:
+            return f"delete superseded archive {self.key} once {self.once_uploaded} is uploaded"
         return f"delete stale archive {self.key}"
 
 
@@ -198,6 +202,8 @@ class Plan:
     upload_first: bool = False
     """No archive that could be served is in S3 yet: SageMaker is created or updated only
     once an upload of this plan succeeded (:data:`BILLED_ACTIONS`)."""
+    serving_previous: tuple[tuple[str, ServingPrevious], ...] = ()
+    """Models still served from their last archive: their new one is not in S3 (yet)."""
 
     def describe(self) -> list[str]:
         """The plan as lines a person reads."""
@@ -208,6 +214,10 @@ class Plan:
             f"keep previous archive {s.key} of model {s.model_name!r} until {rfc3339(s.expires_at)}"
             for s in self.superseded
         )
+        lines.extend(
+            f"keep serving {s.key} for model {name!r} until its new archive is in S3"
+            for name, s in self.serving_previous
+        )
         if self.wait:
             lines.append(f"then wait: {self.wait.message}")
         if self.blocked:
@@ -216,48 +226,118 @@ class Plan:
         return lines
 
 
+MAX_SUPERSEDED = MAX_SUPERSEDED_ARCHIVES
+
+
+@dataclass(frozen=True)
+class ServingPrevious:
+    """A model still served from its last archive because its new one is not in S3 (yet).
+
+    Its upload failed, its source could not be read, or another object holds its key: the
+    archive that served keeps serving (status and the client mapping keep its TargetModel)
+    and is kept however long that lasts. Once ``replacement`` is in S3 it becomes a
+    superseded archive, kept until ``expires_at`` (None: no grace period, it goes).
+    """
+
+    model_name: str
+    key: str
+    target_model: str
+    replacement: str | None
+    expires_at: datetime | None
+
+
+def _recorded_superseded(status: ModelEndpointStatus) -> list[SupersededArchive]:
+    """The superseded archives the last pass kept, each with its own expiry."""
+    found = []
+    for entry in status.superseded_archives or []:
+        expires = parse_rfc3339(entry.expires_at)
+        if expires is not None:
+            found.append(SupersededArchive(entry.model, entry.s3_key, entry.target_model, expires))
+    for model in status.models or []:  # a status written before the list existed
+        expires = parse_rfc3339(model.previous_expires_at) if model.previous_expires_at else None
+        if model.previous_s3_key and model.previous_target_model and expires is not None:
+            found.append(
+                SupersededArchive(
+                    model.name, model.previous_s3_key, model.previous_target_model, expires
+                )
+            )
+    return found
+
+
 def superseded_archives(
     desired: DesiredState,
     observed: ObservedState,
     status: ModelEndpointStatus | None,
     now: datetime | None,
-) -> dict[str, SupersededArchive]:
-    """Per model, the previous archive still within its grace period (pure; ``now`` given).
+) -> tuple[tuple[SupersededArchive, ...], dict[str, ServingPrevious]]:
+    """The archives kept though no model's current archive, and the models served from one.
 
-    The archive a model served at the last pass becomes its previous one when the model
-    changes, kept until ``now`` + the grace period, so that clients still sending the old
-    TargetModel are served while they move to the new one. One previous archive per model:
-    when the model changes again, the older one goes. A removed model's archives go at
-    once, as do archives this resource does not own (ownership is checked by the caller)
-    or that are no longer in S3. Without a clock (``now`` None) nothing is kept.
+    Pure; ``now`` given. The archive a model served at the last pass keeps serving while the
+    model's new archive is not in S3 (see :class:`ServingPrevious`). Once the new one is
+    there, or once the model is removed or renamed, the old one is superseded: kept until
+    ``now`` + the grace period for clients still sending its TargetModel. Each superseded
+    archive keeps its own expiry however many changes follow (v1 -> v2 -> v3 keeps v1 until
+    v1's expiry and v2 until v2's), up to :data:`MAX_SUPERSEDED`. Only archives this
+    resource owns and S3 still holds are kept. Without a clock (``now`` None) or a grace
+    period, no superseded archive is kept; a model's serving archive is kept regardless.
     """
+    if status is None:
+        return (), {}
     grace = desired.grace_period_seconds
-    if grace <= 0 or now is None or status is None:
-        return {}
+    expiry = now + timedelta(seconds=grace) if now is not None and grace > 0 else None
     current = {a.model_name: a for a in desired.archives}
-    kept: dict[str, SupersededArchive] = {}
+    in_spec = {m.name for m in desired.resource.spec.models}
+
+    def ours(key: str) -> bool:
+        stored = observed.archives.get(key)
+        return stored is not None and stored.owned_by(desired.owner_uid)
+
+    candidates = _recorded_superseded(status)
+    serving: dict[str, ServingPrevious] = {}
     for model in status.models or []:
-        archive = current.get(model.name)
-        if archive is None:
+        if not model.s3_key or not model.target_model or not ours(model.s3_key):
             continue
-        if model.s3_key and model.target_model and model.s3_key != archive.key:
-            candidate = SupersededArchive(
-                model.name, model.s3_key, model.target_model, now + timedelta(seconds=grace)
+        new = current.get(model.name)
+        if model.name in in_spec and (new is None or not ours(new.key)):
+            serving[model.name] = ServingPrevious(
+                model.name, model.s3_key, model.target_model, new.key if new else None, expiry
             )
-        elif model.previous_s3_key and model.previous_target_model and model.previous_expires_at:
-            expires = parse_rfc3339(model.previous_expires_at)
-            if expires is None or model.previous_s3_key == archive.key:
-                continue
-            candidate = SupersededArchive(
-                model.name, model.previous_s3_key, model.previous_target_model, expires
+        elif (new is None or new.key != model.s3_key) and expiry is not None:
+            candidates.append(
+                SupersededArchive(model.name, model.s3_key, model.target_model, expiry)
             )
-        else:
+    if expiry is None:
+        return (), serving
+    wanted = {a.key for a in desired.archives} | {s.key for s in serving.values()}
+    kept: dict[str, SupersededArchive] = {}
+    for candidate in candidates:  # the recorded ones first: an archive keeps its first expiry
+        if candidate.key in wanted or candidate.key in kept or not ours(candidate.key):
             continue
-        stored = observed.archives.get(candidate.key)
-        if stored is None or stored.owner_uid != desired.owner_uid or now >= candidate.expires_at:
-            continue
-        kept[model.name] = candidate
-    return kept
+        if now is not None and now < candidate.expires_at:
+            kept[candidate.key] = candidate
+    latest = sorted(kept.values(), key=lambda s: (s.expires_at, s.key))[-MAX_SUPERSEDED:]
+    return tuple(latest), serving
+
+
+def settle_superseded(
+    plan: Plan, uploaded: Collection[str]
+) -> tuple[tuple[SupersededArchive, ...], dict[str, ServingPrevious]]:
+    """After applying ``plan``: (superseded archives to record, models still served from one).
+
+    A model whose new archive this pass uploaded is no longer served from its previous one:
+    that one joins the superseded archives with the expiry the plan gave it.
+    """
+    superseded = list(plan.superseded)
+    serving: dict[str, ServingPrevious] = {}
+    for name, previous in plan.serving_previous:
+        if previous.replacement is None or previous.replacement not in uploaded:
+            serving[name] = previous
+        elif previous.expires_at is not None:
+            superseded.append(
+                SupersededArchive(name, previous.key, previous.target_model, previous.expires_at)
+            )
+    ordered = sorted(superseded, key=lambda s: (s.expires_at, s.key))[-MAX_SUPERSEDED:]
+    return tuple(ordered), serving
 
 
 def archive_conflicts(desired: DesiredState, observed: ObservedState) -> dict[str, str]:
@@ -272,7 +352,7 @@ def archive_conflicts(desired: DesiredState, observed: ObservedState) -> dict[st
         if stored is not None and not stored.owned_by(desired.owner_uid):
             conflicts[archive.model_name] = (
                 f"s3://{desired.bucket}/{archive.key} already exists and is not owned by this "
-                f"ModelEndpoint (owner {stored.owner_uid or 'none'}); it is neither served, "
+                "ModelEndpoint; it is neither served, "
                 "overwritten nor deleted: remove that object, or give this ModelEndpoint its "
                 "own artifacts.prefix"
             )
@@ -283,18 +363,18 @@ def plan_archives(
     desired: DesiredState,
     observed: ObservedState,
     unavailable: Sequence[str] = (),
-    keep: Mapping[str, SupersededArchive] | None = None,
+    keep: Collection[str] = (),
 ) -> list[Action]:
     """Upload what is missing; delete stale archives this resource owns.
 
     Archives of models in ``unavailable`` (whose source could not be read this time) are
     kept: a transient source outage must not take a serving model away. So are the
-    previous archives in ``keep`` (see :func:`superseded_archives`).
+    archives in ``keep`` (see :func:`superseded_archives`).
     """
     actions: list[Action] = [
         UploadArchive(a) for a in desired.archives if a.key not in observed.archives
     ]
-    wanted = {a.key for a in desired.archives} | {s.key for s in (keep or {}).values()}
+    wanted = {a.key for a in desired.archives} | set(keep)
     for key, stored in sorted(observed.archives.items()):
         if key in wanted or stored.owner_uid != desired.owner_uid:
             continue
@@ -371,11 +451,22 @@ def plan_reconcile(
     environment), which change the config's name. ``now`` dates the grace period of
     superseded archives (none is kept without it).
     """
-    keep = superseded_archives(desired, observed, status, now)
+    superseded, serving = superseded_archives(desired, observed, status, now)
+    keep = {s.key for s in superseded} | {s.key for s in serving.values()}
     plan = _plan_reconcile(desired, observed, status, unavailable, keep)
+    # Without a grace period, the archive that serves goes in the pass that uploads its
+    # replacement, and only if that upload succeeded.
+    uploading = {a.archive.key for a in plan.actions if isinstance(a, UploadArchive)}
+    swaps = tuple(
+        DeleteArchive(s.key, once_uploaded=s.replacement)
+        for s in serving.values()
+        if s.expires_at is None and s.replacement in uploading
+    )
     return dataclasses.replace(
         plan,
-        superseded=tuple(keep.values()),
+        actions=plan.actions + swaps,
+        superseded=superseded,
+        serving_previous=tuple(sorted(serving.items())),
         # A previous archive kept through its grace period still serves its clients.
         upload_first=not keep and not servable_in_s3(desired, observed, unavailable),
     )
@@ -386,7 +477,7 @@ def _plan_reconcile(
     observed: ObservedState,
     status: ModelEndpointStatus | None,
     unavailable: Sequence[str],
-    keep: Mapping[str, SupersededArchive],
+    keep: Collection[str],
 ) -> Plan:
     status = status or ModelEndpointStatus()
     sm = desired.sagemaker
@@ -396,16 +487,11 @@ def _plan_reconcile(
     actions = plan_archives(desired, observed, unavailable, keep)
 
     if endpoint is not None and not observed.owns_endpoint(desired.owner_uid):
-        if not desired.adopt:
-            return Plan(
-                tuple(actions),
-                blocked=Blocked(
-                    Reason.NOT_OWNED,
-                    f"SageMaker endpoint {name} already exists and is not managed by this "
-                    f"ModelEndpoint. To manage it, add the annotation {ADOPT_ANNOTATION}: {name}; "
-                    "otherwise set spec.endpointName to another name.",
-                ),
-            )
+        refused = not_owned(desired, observed)
+        if refused is not None:
+            # Nothing at all while the endpoint is someone else's: not even our archives
+            # (its ModelDataUrl may be where they would land).
+            return Plan(blocked=refused)
         actions.append(AdoptEndpoint(name, endpoint.arn))
 
     nothing_to_serve = no_servable_models(desired, observed, unavailable)
@@ -520,6 +606,42 @@ def _load_checks(
                 LoadCheck(desired.endpoint_name, archive.model_name, archive.target_model, warm_up)
             )
     return actions
+
+
+def not_owned(desired: DesiredState, observed: ObservedState) -> Blocked | None:
+    """Why an existing endpoint this resource does not own stays out of reach; None: adopt it.
+
+    An endpoint that carries any ``mme-operator.io/`` tag is held by some ModelEndpoint and is
+    never adopted, re-tagged, updated or deleted, whatever the annotation or name; the message
+    does not say whose it is. An endpoint no ModelEndpoint holds is adopted only where the
+    operator allows adoption (``MME_ALLOW_ENDPOINT_ADOPTION``) and the annotation names it.
+    """
+    name = desired.endpoint_name
+    rename = (
+        "set spec.endpointName to another name (or leave it unset for the name derived from "
+        "namespace and name)"
+    )
+    if observed.endpoint_claimed or observed.endpoint_owner_uid:
+        return Blocked(
+            Reason.NOT_OWNED,
+            f"SageMaker endpoint {name} belongs to another ModelEndpoint; it is never adopted, "
+            f"changed or deleted from here: {rename}.",
+        )
+    if not desired.adoption_allowed:
+        return Blocked(
+            Reason.NOT_OWNED,
+            f"SageMaker endpoint {name} already exists and is not managed by the operator; "
+            f"adopting it (annotation {ADOPT_ANNOTATION}: {name}) is disabled on this "
+            f"operator (MME_ALLOW_ENDPOINT_ADOPTION): {rename}.",
+        )
+    if not desired.adopt:
+        return Blocked(
+            Reason.NOT_OWNED,
+            f"SageMaker endpoint {name} already exists and is not managed by this "
+            f"ModelEndpoint. To manage it, add the annotation {ADOPT_ANNOTATION}: {name}; "
+            f"otherwise {rename}.",
+        )
+    return None
 
 
 def _update_endpoint(

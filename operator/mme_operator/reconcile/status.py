@@ -15,7 +15,13 @@ from mme_operator.api import (
     Phase,
     Reason,
 )
-from mme_operator.api.status import CapacityStatus, ModelCapacity, now_rfc3339, rfc3339
+from mme_operator.api.status import (
+    CapacityStatus,
+    ModelCapacity,
+    SupersededArchiveStatus,
+    now_rfc3339,
+    rfc3339,
+)
 from mme_operator.reconcile.apply import ApplyResult
 from mme_operator.reconcile.desired import DesiredState
 from mme_operator.reconcile.loading import LoadOutcome, LoadVerdict, checked_before
@@ -26,9 +32,11 @@ from mme_operator.reconcile.plan import (
     DeleteEndpoint,
     Plan,
     RemoveScaling,
+    ServingPrevious,
     SupersededArchive,
     UpdateEndpoint,
     archive_conflicts,
+    settle_superseded,
 )
 from mme_operator.sagemaker.autoscaling import DesiredScaling, ObservedScaling
 from mme_operator.sizing.choice import Sizing
@@ -254,9 +262,17 @@ def model_statuses(
     previous: ModelEndpointStatus | None,
     unavailable: Mapping[str, str],
     superseded: Sequence[SupersededArchive] = (),
+    serving: Mapping[str, ServingPrevious] | None = None,
 ) -> list[ModelStatus]:
-    """Per-model status: TargetModel, key, sha256, state, warm-up, previous archive."""
-    kept = {s.model_name: s for s in superseded}
+    """Per-model status: TargetModel, key, sha256, state, warm-up, previous archive.
+
+    A model in ``serving`` (its new archive is not in S3) reports the archive that still
+    serves it, Available, with why the new one is missing: clients keep sending that one.
+    """
+    kept: dict[str, SupersededArchive] = {}
+    for s in sorted(superseded, key=lambda s: s.expires_at):
+        kept[s.model_name] = s  # the latest superseded archive of each model
+    serving = serving or {}
     archives = {a.model_name: a for a in desired.archives}
     warmed_before = {
         m.target_model
@@ -284,6 +300,27 @@ def model_statuses(
             "previous_s3_key": old.key if old else None,
             "previous_expires_at": rfc3339(old.expires_at) if old else None,
         }
+        fallback = serving.get(model.name)
+        if fallback is not None:
+            stored = observed.archives.get(fallback.key)
+            why = error or "it is not uploaded yet"
+            out.append(
+                ModelStatus(
+                    name=model.name,
+                    target_model=fallback.target_model,
+                    s3_key=fallback.key,
+                    sha256=stored.sha256 if stored else None,
+                    etag=stored.etag if stored else None,
+                    state=ModelState.AVAILABLE,
+                    message=f"the new version is not in S3 ({why}); still serving "
+                    f"{fallback.target_model}",
+                    warmed_up=True
+                    if model.warmup and fallback.target_model in warmed_before
+                    else None,
+                    **previous_fields,
+                )
+            )
+            continue
         if error is not None or archive is None:
             out.append(
                 ModelStatus(
@@ -524,7 +561,8 @@ def reconciled_status(
     """The status after one observe / plan / apply pass."""
     generation = desired.resource.metadata.generation
     sm = desired.sagemaker
-    models = model_statuses(desired, observed, result, previous, unavailable, plan.superseded)
+    superseded, serving = settle_superseded(plan, result.uploaded.keys())
+    models = model_statuses(desired, observed, result, previous, unavailable, superseded, serving)
     conditions = list((previous.conditions if previous else None) or [])
     conditions = spec_is_valid(conditions, generation)
 
@@ -541,6 +579,12 @@ def reconciled_status(
             if any(m.name in conflicting for m in failed)
             else Reason.SOURCE_ERROR,
             "; ".join(f"model {m.name!r}: {m.message}" for m in failed),
+        )
+    elif serving:
+        artifacts = (
+            ConditionStatus.FALSE,
+            Reason.SERVING_PREVIOUS,
+            "; ".join(f"model {m.name!r}: {m.message}" for m in models if m.name in serving),
         )
     elif pending:
         artifacts = (
@@ -650,6 +694,16 @@ def reconciled_status(
         retry_update_consumed=retry_consumed,
         model_count=len(models),
         models=models,
+        superseded_archives=[
+            SupersededArchiveStatus(
+                model=s.model_name,
+                target_model=s.target_model,
+                s3_key=s.key,
+                expires_at=rfc3339(s.expires_at),
+            )
+            for s in superseded
+        ]
+        or None,
         message="; ".join([ready[2], *notes]),
         **(sizing_fields(sizing) if sizing is not None else {}),
     )

@@ -25,6 +25,7 @@ from mme_operator.sagemaker.resources import (
     DesiredEndpoint,
     DesiredEndpointConfig,
     DesiredModel,
+    is_claimed,
 )
 
 if TYPE_CHECKING:
@@ -40,13 +41,16 @@ T = TypeVar("T")
 
 
 class NotOwnedError(Exception):
-    """A resource the operator was asked to delete does not carry this owner's uid tag."""
+    """A resource the operator was asked to change does not carry this owner's uid tag.
+
+    The message never names the other owner: it goes into this tenant's status and events.
+    """
 
     def __init__(self, kind: str, name: str, owner_uid: str | None) -> None:
         self.kind = kind
         self.name = name
         self.owner_uid = owner_uid
-        owner = f"owner-uid tag {owner_uid!r}" if owner_uid else "no owner-uid tag"
+        owner = "another owner's tag" if owner_uid else "no owner-uid tag"
         super().__init__(
             f"SageMaker {kind} {name!r} is not owned by this ModelEndpoint ({owner}); "
             "it was left in place"
@@ -233,8 +237,17 @@ class SageMakerGateway:
 
     # -- creates and updates -------------------------------------------------------------
 
-    def add_tags(self, arn: str, tags: Sequence[TagTypeDef]) -> None:
-        """Tag a resource (e.g. to adopt an endpoint)."""
+    def adopt_endpoint(self, name: str, arn: str, tags: Sequence[TagTypeDef]) -> None:
+        """Tag an endpoint no ModelEndpoint holds as ours (the only AddTags after a create).
+
+        Its tags are read afresh first: one that has meanwhile gained any ``mme-operator.io/``
+        tag (another ModelEndpoint created or adopted it) raises :class:`NotOwnedError` and
+        is not touched.
+        """
+        self._forget("tags", arn)
+        found = self.tags_of(arn)
+        if is_claimed(found):
+            raise NotOwnedError("Endpoint", name, found.get(OWNER_UID_TAG) or "?")
         self._forget("tags", arn)
         self._client.add_tags(ResourceArn=arn, Tags=list(tags))
 
@@ -280,7 +293,7 @@ class SageMakerGateway:
         return CreateResult(arn=existing["EndpointArn"], created=False)
 
     def update_endpoint(
-        self, name: str, config_name: str, *, retain_instance_count: bool = False
+        self, name: str, config_name: str, owner_uid: str, *, retain_instance_count: bool = False
     ) -> str:
         """Start rolling the endpoint onto ``config_name``; returns the endpoint ARN.
 
@@ -289,8 +302,12 @@ class SageMakerGateway:
         the live instance count and weight that autoscaling set, so a change of image or
         instance type does not shrink a scaled-out fleet to ``spec.instanceCount``.
         SageMaker refuses an update while one is in progress; that error classifies as
-        RETRYABLE.
+        RETRYABLE. Raises :class:`NotOwnedError` (and changes nothing) for an endpoint
+        ``owner_uid`` does not own: the plan never asks for that, this makes sure.
         """
+        state = self.describe_endpoint(name)
+        if state is not None:
+            self._require_owned("Endpoint", name, state.arn, owner_uid)
         self._forget("endpoint", name)
         response = self._client.update_endpoint(
             EndpointName=name,

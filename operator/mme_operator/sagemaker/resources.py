@@ -9,6 +9,7 @@ removing a model only touches objects under the S3 prefix and leaves every name 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -105,6 +106,15 @@ def ownership_tags(resource: ModelEndpoint) -> list[TagTypeDef]:
         if not key.lower().startswith(TAG_PREFIX):
             tags.append({"Key": key, "Value": value})
     return tags
+
+
+def is_claimed(tags: Mapping[str, str]) -> bool:
+    """Whether a resource's tags say some ModelEndpoint holds it (any ``mme-operator.io/`` key).
+
+    Only a resource without any such tag may be adopted: one whose owner tag names another
+    ModelEndpoint, or that merely says it is managed, is someone's.
+    """
+    return any(key.lower().startswith(TAG_PREFIX) for key in tags)
 
 
 def model_data_url(resource: ModelEndpoint) -> str:

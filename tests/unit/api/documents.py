@@ -62,7 +62,9 @@ MINIMAL: dict[str, Any] = {
         "executionRoleArn": "arn:aws:iam::123456789012:role/mme",
         "artifacts": {"bucket": "models-eu"},
         "instanceType": "ml.g4dn.xlarge",
-        "models": [{"name": "resnet", "source": "s3://b/resnet/", "platform": "pytorch_libtorch"}],
+        "models": [
+            {"name": "resnet", "source": "s3://src/resnet/", "platform": "pytorch_libtorch"}
+        ],
     },
 }
 

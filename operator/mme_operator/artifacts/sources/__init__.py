@@ -35,6 +35,7 @@ from mme_operator.artifacts.sources.base import (
 from mme_operator.artifacts.sources.file import FileSource, file_path
 from mme_operator.artifacts.sources.file_hashes import file_hashes
 from mme_operator.artifacts.sources.https import HttpsSource, check_url_allowed
+from mme_operator.artifacts.sources.network import AddressPolicy
 from mme_operator.artifacts.sources.s3 import S3Source
 from mme_operator.settings import Settings, get_settings
 
@@ -102,6 +103,11 @@ def open_source(
             max_bytes=limit,
             max_expansion_ratio=ratio,
             timeout=settings.https_timeout_seconds,
+            connect_timeout=settings.https_connect_timeout_seconds,
+            deadline=settings.https_deadline_seconds,
+            policy=AddressPolicy.from_setting(
+                settings.https_allowed_networks, allow_loopback=allow_insecure_localhost
+            ),
             allow_insecure_localhost=allow_insecure_localhost,
         )
     if scheme == "file":

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import ipaddress
 import posixpath
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -38,12 +39,31 @@ from mme_operator.artifacts.sources.base import (
     open_local,
     temp_path,
 )
+from mme_operator.artifacts.sources.network import (
+    AddressPolicy,
+    BlockedAddressError,
+    ConnectFailedError,
+    PinnedHTTPHandler,
+    PinnedHTTPSHandler,
+)
 
 _LOCAL_HOSTS = ("localhost",)
 
 
 def check_url_allowed(url: str, allow_insecure_localhost: bool) -> None:
-    parsed = urllib.parse.urlsplit(url)
+    """Refuse what is not ``https://host[:port]/...`` (one line, never the URL's secrets).
+
+    Where the host may be reached is checked at connect time (see ``network.py``).
+    """
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        port = parsed.port
+    except ValueError:
+        raise InvalidSourceError("source URL is malformed (e.g. its port is not 1-65535)") from None
+    if parsed.username is not None or parsed.password is not None or "@" in parsed.netloc:
+        raise InvalidSourceError("source URL holds user info (user:password@): refused")
+    if port == 0:
+        raise InvalidSourceError("source URL has port 0: refused")
     scheme = parsed.scheme.lower()
     if scheme == "https" and parsed.hostname:
         return
@@ -55,7 +75,7 @@ def check_url_allowed(url: str, allow_insecure_localhost: bool) -> None:
             local = host in _LOCAL_HOSTS
         if local:
             return
-    raise InvalidSourceError(f"source {url!r}: only https:// URLs are allowed")
+    raise InvalidSourceError(f"source {_display_url(url)}: only https:// URLs are allowed")
 
 
 def _display_url(url: str) -> str:
@@ -63,7 +83,11 @@ def _display_url(url: str) -> str:
     signing and carry secrets, neither of which belongs in a fingerprint or a log line."""
     p = urllib.parse.urlsplit(url)
     host = p.hostname or ""
-    netloc = f"{host}:{p.port}" if p.port else host
+    try:
+        port = p.port
+    except ValueError:
+        port = None
+    netloc = f"{host}:{port}" if port else host
     return urllib.parse.urlunsplit((p.scheme, netloc, p.path, "", ""))
 
 
@@ -80,8 +104,11 @@ class _SchemeCheckingRedirects(urllib.request.HTTPRedirectHandler):
 class HttpsSource:
     """One file served over ``https://`` (a ``.tar.gz`` URL is read as an archive).
 
-    ``timeout`` bounds every socket operation (connect and each read), so a stalled
-    server fails the download instead of hanging the reconcile.
+    ``timeout`` bounds every read, ``connect_timeout`` the connect and ``deadline`` the
+    whole download, so a stalled server fails the download instead of hanging the
+    reconcile. Connections go only where ``policy`` allows, to the address it checked
+    (see ``network.py``); no proxy from the environment is used (it would connect on the
+    source's behalf, past the check).
     """
 
     def __init__(
@@ -91,6 +118,9 @@ class HttpsSource:
         max_bytes: int,
         max_expansion_ratio: float | None = None,
         timeout: float,
+        connect_timeout: float | None = None,
+        deadline: float | None = None,
+        policy: AddressPolicy | None = None,
         allow_insecure_localhost: bool = False,
     ) -> None:
         check_url_allowed(uri, allow_insecure_localhost)
@@ -98,8 +128,16 @@ class HttpsSource:
         self.max_bytes = max_bytes
         self.limits = archive_limits(max_bytes, max_expansion_ratio)
         self.timeout = timeout
+        self.deadline = deadline
+        if policy is None:
+            # Tests' plain http to loopback reaches loopback; otherwise public addresses only.
+            policy = AddressPolicy.from_setting("", allow_loopback=allow_insecure_localhost)
+        connect = connect_timeout if connect_timeout is not None else timeout
         self._opener = urllib.request.build_opener(
-            _SchemeCheckingRedirects(allow_insecure_localhost)
+            urllib.request.ProxyHandler({}),
+            PinnedHTTPSHandler(policy, connect),
+            PinnedHTTPHandler(policy, connect),
+            _SchemeCheckingRedirects(allow_insecure_localhost),
         )
         self._display = _display_url(uri)
         self._fingerprint: str | None = None
@@ -117,8 +155,21 @@ class HttpsSource:
         except urllib.error.HTTPError as exc:
             exc.close()
             raise self._http_error(exc.code) from exc
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-            raise SourceFetchError(f"fetching {self._display} failed: {exc}") from exc
+        except urllib.error.URLError as exc:
+            reason = exc.reason
+            if isinstance(reason, BlockedAddressError):
+                raise InvalidSourceError(f"source {self._display}: {reason}") from None
+            if isinstance(reason, ConnectFailedError):
+                raise SourceFetchError(f"fetching {self._display} failed: {reason}") from None
+            if isinstance(reason, InvalidSourceError):  # a redirect refused
+                raise reason from None
+            raise SourceFetchError(self._no_answer()) from None
+        except (TimeoutError, ConnectionError, OSError):
+            raise SourceFetchError(self._no_answer()) from None
+
+    def _no_answer(self) -> str:
+        # One message for a TLS handshake or an answer that did not come (or broke off).
+        return f"fetching {self._display} failed: no usable answer within {self.timeout:g}s"
 
     def _http_error(self, code: int) -> ArtifactError:
         if code in (404, 410):
@@ -139,17 +190,23 @@ class HttpsSource:
         """Copy the body to ``sink`` with the size limit and timeout; return its sha256."""
         digest = hashlib.sha256()
         total = 0
+        ends = time.monotonic() + self.deadline if self.deadline else None
         try:
             while chunk := response.read(COPY_CHUNK):
+                if ends is not None and time.monotonic() > ends:
+                    raise SourceFetchError(
+                        f"downloading {self._display} took longer than its deadline "
+                        f"({self.deadline:g}s, MME_HTTPS_DEADLINE_SECONDS)"
+                    )
                 total += len(chunk)
                 check_size(self._display, total, self.max_bytes)
                 digest.update(chunk)
                 sink(chunk)
-        except (TimeoutError, ConnectionError, OSError) as exc:
+        except (TimeoutError, ConnectionError, OSError):
             raise SourceFetchError(
                 f"downloading {self._display} failed after {total} bytes "
-                f"(timeout {self.timeout:g}s): {exc}"
-            ) from exc
+                f"(read timeout {self.timeout:g}s passed, or the connection broke)"
+            ) from None
         return digest.hexdigest()
 
     def size_bytes(self) -> int | None:
