@@ -15,8 +15,8 @@ flush, so the next block starts on a byte boundary. Every inflater reads it: gzi
 zlib, Python's ``tarfile``, GNU tar, the SageMaker containers.
 
 The choice: four slices of 4 KiB spread over the block are deflated; where they shrink
-to :data:`DEFLATE_PAYS` or less the block is deflated, and kept deflated only where that
-is smaller than storing it. Everything the output depends on (block offsets, the sample,
+to :data:`DEFLATE_PAYS` or less the block is deflated, and kept deflated only where the
+whole block shrank that much too (a sample can mislead: a tar header before weights). Everything the output depends on (block offsets, the sample,
 what each compressor is given) is a function of the stream's bytes alone, never of how
 they were handed over or of thread timing: the same input gives the same bytes.
 
@@ -56,8 +56,8 @@ WINDOW = 32 * 1024
 SAMPLE_SLICES = 4
 SAMPLE_SLICE_BYTES = 4096
 DEFLATE_PAYS = 0.9
-"""A block is deflated where its sample deflates to this fraction of its size or less:
-a saving under 10% does not pay for deflating at a third of the speed of storing."""
+"""A block is deflated where it deflates to this fraction of its size or less: a saving
+under 10% does not pay for deflating at a third of the speed of storing (or less)."""
 
 GZIP_HEADER = bytes([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 0xFF])
 """Magic, deflate, no flags (no name), mtime 0, no extra flags, OS unknown."""
@@ -138,7 +138,7 @@ def encode_block(
         data = b"".join(pieces)
         deflated = deflater.compress(data) + deflater.flush(zlib.Z_SYNC_FLUSH)
         stored_size = size + 5 * -(-size // STORED_MAX)
-        if len(deflated) < stored_size:
+        if len(deflated) <= DEFLATE_PAYS * stored_size:  # a sample can mislead: check
             return [deflated]
     return _stored(pieces, size)
 
@@ -202,7 +202,7 @@ class GzipBlockWriter:
         compressor: Compressor,
         level: int,
         workers: int = 2,
-        depth: int = 4,
+        depth: int = 2,
     ) -> None:
         self._compressor: Compressor = compressor
         self._level = level

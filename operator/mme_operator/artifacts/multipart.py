@@ -34,6 +34,7 @@ logger = logging.getLogger("mme_operator.artifacts")
 
 MAX_PARTS = 10000
 _GROW_EVERY = 1000
+_READ_BYTES = 64 * 1024
 
 
 class FileRange:
@@ -54,7 +55,10 @@ class FileRange:
 
     def read(self, size: int | None = -1) -> bytes:
         left = self.length - self.position
-        want = left if size is None or size < 0 else min(size, left)
+        # At most 64 KiB at a time (a short read, as raw files give): botocore reads each
+        # part through, to hash and to send it, in every upload thread, and 1 MiB buffers
+        # would stay in each thread's malloc arena. Only read() with no size reads it all.
+        want = left if size is None or size < 0 else min(size, left, _READ_BYTES)
         if want <= 0:
             return b""
         data = os.pread(self.fd, want, self.offset + self.position)

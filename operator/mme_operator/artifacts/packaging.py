@@ -20,8 +20,8 @@ directories, regular files and hard links to its own earlier files, never a symb
 
 The gzip stream deflates only the blocks of about 1 MiB where deflating pays and stores
 the rest (:mod:`mme_operator.artifacts.gzip_stream`): weights go at close to the speed
-of reading them, text still shrinks as it did. Deflating is ISA-L level 1, with zlib
-level 1 as the fallback when ``isal`` cannot be imported. The tar stream inside is the
+of reading them, text shrinks a little more than it did. Deflating is ISA-L level 2,
+with zlib level 1 as the fallback when ``isal`` cannot be imported. The tar stream inside is the
 one earlier versions wrote, byte for byte: only how it is compressed changed, so an
 archive extracts to the same files whichever version made it.
 """
@@ -52,10 +52,20 @@ from mme_operator.artifacts.gzip_stream import (
 from mme_operator.artifacts.naming import _check_model_name, check_weights_filename
 from mme_operator.artifacts.sources import EntryType, ModelSource, SourceContent, SourceEntry
 
-__all__ = ["ISAL_AVAILABLE", "Compressor", "PackagedArchive", "package_content", "package_model"]
+__all__ = [
+    "COMPRESS_LEVELS",
+    "ISAL_AVAILABLE",
+    "Compressor",
+    "PackagedArchive",
+    "package_content",
+    "package_model",
+]
 
 DEFAULT_COMPRESSOR: Compressor = "isal" if ISAL_AVAILABLE else "zlib"
-COMPRESS_LEVEL = 1
+COMPRESS_LEVELS: dict[Compressor, int] = {"isal": 2, "zlib": 1}
+"""Deflate level of the blocks that are deflated. ISA-L level 2 compresses text about 1%
+better than the level 1 earlier versions used for the whole stream, at the same speed;
+zlib, the fallback, is kept fast."""
 FILE_MODE = 0o644
 DIR_MODE = 0o755
 _COPY_BUFFER = 1024 * 1024
@@ -222,7 +232,9 @@ def package_content(
             layout = plan_layout(name, opened, weights_filename, uri)
             with open(partial, "w+b", buffering=0) as raw:  # readable: an upload reads it
                 writer = GzipBlockWriter(
-                    _FileSink(raw.fileno(), on_written), compressor=compressor, level=COMPRESS_LEVEL
+                    _FileSink(raw.fileno(), on_written),
+                    compressor=compressor,
+                    level=COMPRESS_LEVELS[compressor],
                 )
                 try:
                     _write_tar(writer, name, config_pbtxt, layout, uri)
