@@ -40,6 +40,8 @@ import logging
 import os
 import random
 import string
+import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -122,6 +124,16 @@ def peak_rss_mib() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def s3_client(endpoint: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+    )
 
 
 def empty_bucket(s3: Any, bucket: str) -> None:
@@ -216,8 +228,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of limit and package")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch directory")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--only", choices=INPUTS, help=argparse.SUPPRESS)  # one input, here
+    parser.add_argument("--endpoint", help=argparse.SUPPRESS)  # the S3 server to use
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    if args.only:
+        s3 = s3_client(args.endpoint)
+        with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+            result = measure(args.only, args.size_mb, args.repeat, Path(tmp), s3)
+        print(json.dumps(result))
+        return
 
     report: dict[str, Any] = {
         "size_mb": args.size_mb,
@@ -225,17 +245,16 @@ def main() -> None:
         "load_average_before": os.getloadavg(),
         "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
     }
-    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp, moto_s3_process() as endpoint:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",
-        )
-        s3.create_bucket(Bucket="bench")
+    with moto_s3_process() as endpoint:
+        s3_client(endpoint).create_bucket(Bucket="bench")
         for kind in INPUTS:
-            report[kind] = measure(kind, args.size_mb, args.repeat, Path(tmp), s3)
+            # Each input in a fresh process: its peak RSS is its own, not the last one's.
+            child = [sys.executable, __file__, "--only", kind, "--endpoint", endpoint]
+            child += ["--size-mb", str(args.size_mb), "--repeat", str(args.repeat)]
+            if args.workdir:
+                child += ["--workdir", str(args.workdir)]
+            done = subprocess.run(child, check=True, capture_output=True, text=True)
+            report[kind] = json.loads(done.stdout.strip().splitlines()[-1])
     report["load_average_after"] = os.getloadavg()
 
     if args.json:
