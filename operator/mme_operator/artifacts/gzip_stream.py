@@ -80,6 +80,11 @@ def _deflated_size(data: bytes, compressor: Compressor, level: int) -> int:
 
 
 _crc32: Callable[[Chunk, int], int] = _isal_zlib.crc32 if ISAL_AVAILABLE else zlib.crc32
+# Where the CRC-32 of blocks can be joined, each block's is taken by its encoder (in
+# parallel) and joined in order; otherwise the ordered thread takes it of every block.
+_crc32_combine: Callable[[int, int, int], int] | None = (
+    _isal_zlib.crc32_combine if ISAL_AVAILABLE else None
+)
 
 
 def _gather(pieces: Sequence[Chunk], start: int, length: int) -> bytes:
@@ -141,6 +146,18 @@ def encode_block(
         if len(deflated) <= DEFLATE_PAYS * stored_size:  # a sample can mislead: check
             return [deflated]
     return _stored(pieces, size)
+
+
+def _encode_job(
+    pieces: Sequence[Chunk], window: bytes, compressor: Compressor, level: int
+) -> tuple[int | None, list[Chunk]]:
+    """A block's CRC-32 (where it can be joined to the stream's later) and encoding."""
+    crc = None
+    if _crc32_combine is not None:
+        crc = 0
+        for piece in pieces:
+            crc = _crc32(piece, crc)
+    return crc, encode_block(pieces, window, compressor, level)
 
 
 class _Stage:
@@ -257,9 +274,7 @@ class GzipBlockWriter:
 
     def _submit(self) -> None:
         pieces, self._pieces, self._filled = self._pieces, [], 0
-        future = self._pool.submit(
-            encode_block, pieces, self._window, self._compressor, self._level
-        )
+        future = self._pool.submit(_encode_job, pieces, self._window, self._compressor, self._level)
         size = sum(len(p) for p in pieces)
         tail = _gather(pieces, max(size - WINDOW, 0), min(size, WINDOW))
         self._window = (self._window + tail)[-WINDOW:]
@@ -277,9 +292,12 @@ class GzipBlockWriter:
             self._sink.put(self._hashed([_FINAL_EMPTY_STORED + trailer]))
             return
         pieces, future = item
-        encoded = future.result()
-        for piece in pieces:
-            self._crc = _crc32(piece, self._crc)
+        crc, encoded = future.result()
+        if crc is not None and _crc32_combine is not None:
+            self._crc = _crc32_combine(self._crc, crc, sum(len(p) for p in pieces))
+        else:
+            for piece in pieces:
+                self._crc = _crc32(piece, self._crc)
         self._sink.put(self._hashed(encoded))
 
     def close(self) -> None:
