@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("mme_operator.artifacts")
 
 MAX_PARTS = 10000
+MIN_PART_BYTES = 5 * 1024**2
 _GROW_EVERY = 1000
 _READ_BYTES = 64 * 1024
 
@@ -115,7 +116,7 @@ class ArchiveUpload:
         self.key = key
         self.extra_args = dict(extra_args)
         self.threshold = threshold
-        self.part_size = part_size
+        self.part_size = max(part_size, MIN_PART_BYTES)  # S3 refuses smaller parts
         self.progress = progress or (lambda _n: None)
         # As the managed transfer does: parts carry CRC32 checksums S3 verifies.
         self.checksum = (
