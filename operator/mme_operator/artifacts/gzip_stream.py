@@ -11,20 +11,24 @@ at the end) whose deflate stream (RFC 1951) is a run of non-final blocks closed 
 empty final stored block. A stored block is its bytes in sub-blocks of at most 65535
 bytes; a deflated block is a raw deflate stream primed with the 32 KiB before it (what
 the inflater's window holds then, however those bytes were written) and ended by a sync
-flush, so the next block starts on a byte boundary. Every inflater reads it: gzip,
-zlib, Python's ``tarfile``, GNU tar, the SageMaker containers.
+flush, so the next block starts on a byte boundary. Stored and deflated blocks in one
+stream are plain RFC 1951 (zlib itself writes stored blocks for incompressible input), so
+every inflater reads it: gzip, zlib, Python's ``tarfile``, GNU tar (tested), and the
+``tar``/zlib a SageMaker container extracts archives with.
 
 The choice: four slices of 4 KiB spread over the block are deflated; where they shrink
 to :data:`DEFLATE_PAYS` or less the block is deflated, and kept deflated only where the
-whole block shrank that much too (a sample can mislead: a tar header before weights). Everything the output depends on (block offsets, the sample,
-what each compressor is given) is a function of the stream's bytes alone, never of how
-they were handed over or of thread timing: the same input gives the same bytes.
+whole block shrank that much too (a sample can mislead: a tar header before weights).
+Everything the output depends on (block offsets, the sample, what each compressor is
+given) is a function of the stream's bytes alone, never of how they were handed over or
+of thread timing: the same input gives the same bytes.
 
 Work is spread over threads: the caller (the tar writer, reading sources) fills blocks;
-a small pool chooses and encodes them (compression, where chosen, runs on several
-cores); one thread takes the encoded blocks in order, updates the CRC-32 and the
-archive's sha256, and hands them to the sink. At most ``depth`` blocks are in flight,
-so memory stays a few MiB whatever the input's size.
+a small pool chooses and encodes them and takes each block's CRC-32 (compression, where
+chosen, runs on several cores); one thread takes the encoded blocks in order, joins the
+CRC-32s and updates the archive's sha256; another hands them to the sink (the file).
+Queues between them hold ``depth`` blocks each, so memory stays a few MiB whatever the
+input's size.
 """
 
 from __future__ import annotations
