@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import io
+import random
 import tarfile
 import threading
 import time
@@ -182,3 +183,28 @@ def write_tree(root: Path, files: dict[str, bytes]) -> Path:
 
 
 TreeWriter = Callable[[Path, dict[str, bytes]], Path]
+
+
+def text_bytes(size: int, seed: int) -> bytes:
+    """Deterministic text that deflates the way vocabularies and configs do (to ~30%)."""
+    rng = random.Random(seed)
+    vocab = [f"tok{rng.randrange(10**6)}" for _ in range(3000)]
+    out = bytearray()
+    while len(out) < size:
+        out += f"{rng.choice(vocab)}\t{rng.randrange(50000)}\t{rng.random():.5f}\n".encode()
+    return bytes(out[:size])
+
+
+def mixed_model(root: Path) -> Path:
+    """A model directory as exported models look: weights (random, zero padding, text-like
+    tables) beside a vocabulary and a small config; the same bytes every time."""
+    rng = random.Random(7)
+    weights = rng.randbytes(2 * 1024**2) + bytes(2 * 1024**2) + text_bytes(2 * 1024**2, 1)
+    return write_tree(
+        root,
+        {
+            "1/model.onnx": weights,
+            "1/vocab.txt": text_bytes(1024**2 + 12345, 2),
+            "1/config.json": b'{"hidden": 768, "layers": 12}\n',
+        },
+    )

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import zlib
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,30 @@ def test_content_changed_after_it_was_named_is_not_packaged_under_that_name(
     with pytest.raises(SourceChangedError, match="changed while it was packaged"):
         package_model("m", 'name: "m"', source, "model.onnx", tmp_path / "out.tar.gz")
     assert not (tmp_path / "out.tar.gz").exists()
+
+
+def test_packaging_checks_the_crc32_kept_with_the_digest_and_old_lines_by_sha256(
+    tmp_path: Path,
+) -> None:
+    root, work = tmp_path / "models", tmp_path / "work"
+    weights = root / "model.onnx"
+    root.mkdir()
+    weights.write_bytes(os.urandom(3 * 1024**2))
+    settings = Settings(work_dir=str(work))
+    open_source(weights.as_uri(), settings=settings, file_roots=[root]).fingerprint()
+    (line,) = (work / CACHE_FILE_NAME).read_text().splitlines()
+    row = json.loads(line)
+    # Taken in the same read as the sha256: packaging checks it instead of a second sha256.
+    assert row["crc32"] == zlib.crc32(weights.read_bytes())
+
+    # A line an earlier version wrote has no CRC: a changed file is still refused.
+    del row["crc32"]
+    earlier = tmp_path / "earlier-work"  # a new work dir: read afresh, as after a restart
+    earlier.mkdir()
+    (earlier / CACHE_FILE_NAME).write_text(json.dumps(row) + "\n")
+    settings = Settings(work_dir=str(earlier))
+    source = open_source(weights.as_uri(), settings=settings, file_roots=[root])
+    source.fingerprint()  # from the line, no read
+    weights.write_bytes(os.urandom(3 * 1024**2))
+    with pytest.raises(SourceChangedError, match="changed while it was packaged"):
+        package_model("m", 'name: "m"', source, "model.onnx", tmp_path / "out.tar.gz")

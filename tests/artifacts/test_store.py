@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import io
 import logging
 import os
+import subprocess
+import sys
+import tarfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+import boto3
 import pytest
 from mme_operator.artifacts import (
     ArtifactConflictError,
@@ -14,9 +25,12 @@ from mme_operator.artifacts import (
     DesiredArchive,
     ModelSource,
     NotOwnedError,
+    SourceChangedError,
+    SourceContent,
     desired_archive,
     open_source,
 )
+from mme_operator.local.s3_process import moto_s3_process
 from mme_operator.settings import Settings
 
 from tests.artifacts.conftest import write_tree
@@ -197,3 +211,203 @@ def test_large_archive_goes_up_in_parallel_parts_and_logs_progress(
     messages = [r.getMessage() for r in caplog.records]
     assert any("progress=100%" in m for m in messages)
     assert any(m.startswith("Uploaded archive key=") for m in messages)
+
+
+def test_a_multipart_upload_records_the_etag_s3_lists(
+    s3: Any, bucket: str, store: ArtifactStore, models: Models, tmp_path: Path
+) -> None:
+    big = models.desired("big", os.urandom(12 * 1024**2))
+    stored = store.upload(big, models.source(big.source_uri), tmp_path / "work")
+    listed = store.list_archives()[big.key]
+    assert stored.etag == listed.etag  # the next pass knows it as ours without a HEAD
+    assert stored.size == listed.size
+
+
+class GatedSource:
+    """A real ``file://`` directory source whose last file waits for ``gate`` to open.
+
+    What it stands for: a source still being read (a slow volume, a long download). When
+    the last file is opened, ``before_last`` runs (after the gate, or after ``timeout``).
+    """
+
+    def __init__(
+        self, inner: ModelSource, gate: threading.Event, before_last: Callable[[], None]
+    ) -> None:
+        self.inner = inner
+        self.gate = gate
+        self.before_last = before_last
+        self.opened_by_gate: bool | None = None
+
+    @property
+    def uri(self) -> str:
+        return self.inner.uri
+
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint()
+
+    def size_bytes(self) -> int | None:
+        return self.inner.size_bytes()
+
+    @contextlib.contextmanager
+    def open_content(self, workdir: Path) -> Iterator[SourceContent]:
+        with self.inner.open_content(workdir) as content:
+            *first, last = content.entries
+            assert last.open is not None
+            open_last = last.open
+
+            def gated() -> contextlib.AbstractContextManager[BinaryIO]:
+                self.opened_by_gate = self.gate.wait(timeout=30)
+                self.before_last()
+                return open_last()
+
+            yield SourceContent(
+                single_file=content.single_file,
+                entries=[*first, dataclasses.replace(last, open=gated)],
+            )
+
+
+def parts_at_s3(s3: Any, bucket: str, key: str) -> int:
+    """Parts S3 holds of the unfinished multipart uploads of ``key``."""
+    uploads = s3.list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads", [])
+    return sum(
+        len(s3.list_parts(Bucket=bucket, Key=key, UploadId=u["UploadId"]).get("Parts", []))
+        for u in uploads
+    )
+
+
+def open_when_a_part_is_at_s3(s3: Any, bucket: str, key: str, gate: threading.Event) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not gate.is_set():
+        if parts_at_s3(s3, bucket, key):
+            gate.set()
+        time.sleep(0.02)
+
+
+def two_file_model(models: Models, name: str) -> tuple[DesiredArchive, Path]:
+    """A directory source: 12 MiB of weights (two 5 MiB parts) and then a second file."""
+    root = write_tree(
+        models.root / name,
+        {"1/a-weights.bin": os.urandom(12 * 1024**2), "1/b-last.bin": os.urandom(1024**2)},
+    )
+    uri = root.as_uri()
+    desired = desired_archive(
+        prefix=PREFIX,
+        model_name=name,
+        config_pbtxt=config(name),
+        source_uri=uri,
+        fingerprint=models.source(uri).fingerprint(),
+        weights_filename="model.onnx",
+    )
+    return desired, root
+
+
+def test_parts_go_up_while_the_source_is_still_being_read(
+    s3: Any, bucket: str, store: ArtifactStore, models: Models, tmp_path: Path
+) -> None:
+    desired, root = two_file_model(models, "streamed")
+    gate = threading.Event()
+    source = GatedSource(models.source(desired.source_uri), gate, lambda: None)
+    watcher = threading.Thread(
+        target=open_when_a_part_is_at_s3, args=(s3, bucket, desired.key, gate)
+    )
+    watcher.start()
+    stored = store.upload(desired, source, tmp_path / "work")
+    watcher.join()
+    # The last file was opened only once S3 held a part of the archive: the upload
+    # did not wait for packaging to end.
+    assert source.opened_by_gate is True
+    body = s3.get_object(Bucket=bucket, Key=desired.key)["Body"].read()
+    assert len(body) == stored.size
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        for rel in ("1/a-weights.bin", "1/b-last.bin"):
+            member = tar.extractfile(f"streamed/{rel}")
+            assert member is not None and member.read() == (root / rel).read_bytes()
+
+
+def test_a_source_that_changes_mid_upload_leaves_no_part_and_no_object(
+    s3: Any, bucket: str, store: ArtifactStore, models: Models, tmp_path: Path
+) -> None:
+    desired, root = two_file_model(models, "changing")
+    gate = threading.Event()
+
+    def rewrite_last() -> None:  # same size, other bytes: only its digest tells
+        (root / "1" / "b-last.bin").write_bytes(os.urandom(1024**2))
+
+    source = GatedSource(models.source(desired.source_uri), gate, rewrite_last)
+    watcher = threading.Thread(
+        target=open_when_a_part_is_at_s3, args=(s3, bucket, desired.key, gate)
+    )
+    watcher.start()
+    with pytest.raises(SourceChangedError, match="changed while it was packaged"):
+        store.upload(desired, source, tmp_path / "work")
+    watcher.join()
+    assert source.opened_by_gate is True  # parts were at S3 when it failed
+    assert s3.list_multipart_uploads(Bucket=bucket, Prefix=desired.key).get("Uploads", []) == []
+    assert desired.key not in snapshot(s3, bucket)
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+UPLOAD_2GIB = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    import boto3
+    from mme_operator.artifacts import ArtifactStore, desired_archive, open_source
+    from mme_operator.settings import Settings
+    endpoint, bucket, src, work = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+    settings = Settings(file_roots=str(src.parent))  # the defaults: 64 MiB parts, 8 at once
+    s3 = boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )
+    uri = src.as_uri()
+    desired = desired_archive(
+        prefix="big/", model_name="big", config_pbtxt="name: 'big'", source_uri=uri,
+        fingerprint=open_source(uri, settings=settings).fingerprint(),
+        weights_filename="model.onnx",
+    )
+    store = ArtifactStore(s3, bucket, "big/", "owner", settings=settings)
+    stored = store.upload(desired, open_source(uri, settings=settings), work)
+    status = Path("/proc/self/status").read_text()
+    hwm = next(line for line in status.splitlines() if line.startswith("VmHWM"))
+    print(desired.key, stored.size, int(hwm.split()[1]) * 1024)
+    """
+)
+
+
+@pytest.fixture
+def own_moto_server() -> Iterator[str]:
+    """moto's S3 in a process of its own: 2 GiB of parts must not sit in the test's memory."""
+    with moto_s3_process() as url:
+        yield url
+
+
+@pytest.mark.slow
+def test_a_2gib_model_is_packaged_and_uploaded_in_under_100_mib(
+    own_moto_server: str, tmp_path: Path
+) -> None:
+    src = tmp_path / "volume" / "model.bin"
+    src.parent.mkdir()
+    chunk = os.urandom(1024**2)  # repeats 1 MiB apart: far beyond deflate's 32 KiB window
+    with open(src, "wb") as f:
+        for _ in range(2048):
+            f.write(chunk)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=own_moto_server,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    s3.create_bucket(Bucket="big")
+    result = subprocess.run(
+        [sys.executable, "-c", UPLOAD_2GIB, own_moto_server, "big", str(src), str(tmp_path / "w")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    key, size, peak_rss = result.stdout.split()
+    assert int(size) > 2 * 1024**3  # stored, not deflated
+    assert s3.head_object(Bucket="big", Key=key)["ContentLength"] == int(size)
+    assert int(peak_rss) < 100 * 1024**2, f"peak RSS {int(peak_rss) / 1024**2:.0f} MiB"

@@ -4,6 +4,7 @@ endpoint that EndpointReady reports InService, and names the models that cannot 
 from __future__ import annotations
 
 from mme_operator.api import ConditionType, ModelEndpointStatus, Reason, parse_resource
+from mme_operator.api.resource import derive_endpoint_name
 from mme_operator.artifacts import StoredArchive
 from mme_operator.reconcile import build_desired, plan_reconcile
 from mme_operator.reconcile.apply import ApplyError, ApplyResult
@@ -27,6 +28,8 @@ DOC = {
         ],
     },
 }
+
+ENDPOINT = derive_endpoint_name("ml", "warm")
 
 
 def status_of(endpoint_status: str, result: ApplyResult) -> ModelEndpointStatus:
@@ -64,7 +67,7 @@ def test_a_cold_model_on_an_inservice_endpoint_is_warmed_by_the_next_pass() -> N
     reason, message = found[ConditionType.MODELS_WARM]
     assert reason == Reason.WARMING_UP
     assert "must be InService" not in message
-    assert "models echo not warmed up yet; endpoint ml-warm is InService" in message
+    assert f"models echo not warmed up yet; endpoint {ENDPOINT} is InService" in message
     assert "models ghost cannot be warmed up: they failed" in message
 
 
@@ -73,4 +76,4 @@ def test_a_cold_model_on_a_creating_endpoint_waits_for_inservice() -> None:
 
     assert found[ConditionType.ENDPOINT_READY][0] != Reason.IN_SERVICE
     message = found[ConditionType.MODELS_WARM][1]
-    assert "models echo are warmed up once endpoint ml-warm is InService" in message
+    assert f"models echo are warmed up once endpoint {ENDPOINT} is InService" in message

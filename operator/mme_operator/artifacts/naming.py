@@ -16,8 +16,11 @@ from dataclasses import dataclass
 
 from mme_operator.api.spec import MODEL_NAME_PATTERN
 
-# Bump when the archive layout or the tar/gzip encoding changes in a way that changes
-# content: every model then gets a new name and is re-uploaded once.
+# Bump when what an archive extracts to changes (the layout, or any byte of the tar
+# stream): every model then gets a new name and is re-uploaded once. How the tar stream
+# is compressed may change without a bump: an instance that cached a TargetModel and one
+# that downloads it again get the same files. (Stored/deflated blocks replaced the single
+# deflate stream without one: the tar stream is byte for byte the same, a test pins it.)
 # 2: a source's own config.pbtxt is merged under the spec's (it was replaced), and a source
 # of an ensemble and its steps is packaged as one archive.
 PACKAGING_FORMAT_VERSION = "2"

@@ -36,6 +36,7 @@ from mme_operator.artifacts.errors import (
     NotOwnedError,
     SourceChangedError,
 )
+from mme_operator.artifacts.multipart import ArchiveUpload
 from mme_operator.artifacts.naming import ARCHIVE_SUFFIX, DesiredArchive
 from mme_operator.artifacts.packaging import DEFAULT_COMPRESSOR, Compressor, package_model
 from mme_operator.artifacts.prepared import PreparedArchives
@@ -74,8 +75,7 @@ class StoredArchive:
     model_name: str | None
     fingerprint: str | None = None
     etag: str | None = None
-    """As listed; after our own upload, PutObject's answer (None after a multipart upload,
-    whose managed transfer does not return it: the next pass HEADs that key once)."""
+    """As listed; after our own upload, what PutObject or CompleteMultipartUpload answered."""
     config_changes: tuple[str, ...] = ()
     """After our own upload: what the spec overrode or added in the source's config.pbtxt."""
 
@@ -146,11 +146,15 @@ def transfer_config_from_settings(settings: Settings) -> TransferConfig:
 
 
 class _UploadProgress:
-    """boto3 transfer callback: logs percent and MB/s every 10% or few seconds, not more."""
+    """Upload callback: logs percent and MB/s every 10% or few seconds, not more.
 
-    def __init__(self, key: str, total: int) -> None:
+    While the archive is still being packaged its size is not known (``total`` None):
+    the log then says so instead of a percent.
+    """
+
+    def __init__(self, key: str, total: int | None) -> None:
         self.key = key
-        self.total = max(total, 1)
+        self.total = total
         self.done = 0
         self.started = time.monotonic()
         self.last_time = self.started
@@ -161,20 +165,25 @@ class _UploadProgress:
         with self.lock:
             self.done += transferred
             now = time.monotonic()
-            percent = min(100, self.done * 100 // self.total)
-            if percent < 100 and (
+            percent = (
+                None if self.total is None else min(100, self.done * 100 // max(self.total, 1))
+            )
+            if percent != 100 and (
                 now - self.last_time < 1.0
-                or (percent < self.last_percent + 10 and now - self.last_time < _PROGRESS_SECONDS)
+                or (
+                    (percent is None or percent < self.last_percent + 10)
+                    and now - self.last_time < _PROGRESS_SECONDS
+                )
             ):
                 return
             if percent == 100 and self.last_percent == 100:
                 return
-            self.last_time, self.last_percent = now, percent
+            self.last_time, self.last_percent = now, percent or 0
             rate = self.done / max(now - self.started, 1e-6) / 1e6
         logger.info(
-            "Uploading archive key=%s progress=%d%% bytes=%d rate_mb_s=%.1f",
+            "Uploading archive key=%s progress=%s bytes=%d rate_mb_s=%.1f",
             self.key,
-            percent,
+            "packaging" if percent is None else f"{percent}%",
             self.done,
             rate,
         )
@@ -329,51 +338,56 @@ class ArtifactStore:
             raise SourceChangedError(
                 f"source {desired.source_uri} changed since its archive name was computed; retrying"
             )
+        metadata = {
+            META_OWNER: self.owner_uid,
+            META_MODEL: desired.model_name,
+            META_FINGERPRINT: fingerprint_digest(desired.fingerprint),
+            META_MANAGED_BY: MANAGED_BY,
+        }
+        if ready is not None:
+            metadata[META_SHA256] = ready.sha256
+        extra: dict[str, Any] = {"ContentType": CONTENT_TYPE, "Metadata": metadata}
+        if self.kms_key_id:
+            extra["ServerSideEncryption"] = "aws:kms"
+            extra["SSEKMSKeyId"] = self.kms_key_id
+        progress = _UploadProgress(desired.key, ready.size if ready else None)
+        upload = ArchiveUpload(
+            self.s3,
+            self.bucket,
+            desired.key,
+            extra,
+            threshold=self.transfer_config.multipart_threshold,
+            part_size=self.transfer_config.multipart_chunksize,
+            concurrency=self.transfer_config.max_request_concurrency,
+            progress=progress,
+        )
         workdir.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(dir=workdir, prefix="mme-upload-"))
+        started = time.monotonic()
         try:
-            started = time.monotonic()
-            packaged = ready or package_model(
-                desired.model_name,
-                desired.config_pbtxt,
-                source,
-                desired.weights_filename,
-                scratch / desired.target_model,
-                compressor=compressor,
-            )
-            packed = time.monotonic()
-            extra: dict[str, Any] = {
-                "ContentType": CONTENT_TYPE,
-                "Metadata": {
-                    META_OWNER: self.owner_uid,
-                    META_SHA256: packaged.sha256,
-                    META_MODEL: desired.model_name,
-                    META_FINGERPRINT: fingerprint_digest(desired.fingerprint),
-                    META_MANAGED_BY: MANAGED_BY,
-                },
-            }
-            if self.kms_key_id:
-                extra["ServerSideEncryption"] = "aws:kms"
-                extra["SSEKMSKeyId"] = self.kms_key_id
-            etag = None
-            if packaged.size < self.transfer_config.multipart_threshold:
-                # One PutObject, whose answer carries the ETag the next listing will show:
-                # the next pass knows the key is ours without a HEAD.
-                with packaged.path.open("rb") as body:
-                    put = self.s3.put_object(
-                        Bucket=self.bucket, Key=desired.key, Body=body, **extra
-                    )
-                etag = put.get("ETag")
+            if ready is not None:
+                with ready.path.open("rb") as archive:
+                    upload.written(archive.fileno(), ready.size)
+                packaged = ready
             else:
-                self.s3.upload_file(
-                    str(packaged.path),
-                    self.bucket,
-                    desired.key,
-                    ExtraArgs=extra,
-                    Config=self.transfer_config,
-                    Callback=_UploadProgress(desired.key, packaged.size),
+                # Parts go up while the rest is packaged (see artifacts.multipart).
+                packaged = package_model(
+                    desired.model_name,
+                    desired.config_pbtxt,
+                    source,
+                    desired.weights_filename,
+                    scratch / desired.target_model,
+                    compressor=compressor,
+                    on_written=upload.written,
                 )
+            packed = time.monotonic()
+            progress.total = packaged.size
+            etag = upload.finish(packaged.size, {META_SHA256: packaged.sha256})
+            progress(0)
             done = time.monotonic()
+        except BaseException:
+            upload.abort()
+            raise
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
             if ready is not None:

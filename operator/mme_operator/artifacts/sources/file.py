@@ -147,7 +147,8 @@ class FileSource:
         self._identities[path] = identity
 
     def _open(self, path: Path, rel: str) -> contextlib.AbstractContextManager[BinaryIO]:
-        return open_verified(path, self._digests[path], f"source {self._uri}: {rel}")
+        crc = self.hashes.crc32(self._identities[path])  # taken with the digest, if it was
+        return open_verified(path, self._digests[path], f"source {self._uri}: {rel}", crc)
 
     def _open_hashing(self, path: Path, rel: str) -> contextlib.AbstractContextManager[BinaryIO]:
         return open_hashing(
