@@ -24,7 +24,7 @@ def _document(models: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_every_typed_triton_field_is_accepted_and_kept(control_plane: ControlPlane) -> None:
-    source_only = {"name": "add-sub", "source": "s3://b/add_sub/"}
+    source_only = {"name": "add-sub", "source": "s3://bucket/add_sub/"}
     doc = _document([TYPED, SEQUENCE, source_only])
     control_plane.apply([doc])
     stored = yaml.safe_load(

@@ -194,7 +194,7 @@ def test_every_typed_field_renders_through_the_schema() -> None:
 def test_a_queue_policy_per_priority_level_is_rendered_in_level_order() -> None:
     model = {
         "name": "ranked",
-        "source": "s3://b/ranked/",
+        "source": "s3://bucket/ranked/",
         "backend": "python",
         "maxBatchSize": 8,
         "dynamicBatching": {
