@@ -171,7 +171,16 @@ class ControlPlane:
 CHART = ROOT / "helm" / "mme-operator"
 # The chart installs only with an image named (none is published); no kubelet pulls it here.
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mme-operator"
-RBAC_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+RBAC_KINDS = {
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    # What narrows the RBAC: the operator writes only the ConfigMaps it creates.
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
 
 
 def find_helm() -> str | None:
@@ -196,5 +205,6 @@ def render_chart(helm: str, release: str, namespace: str, *set_args: str) -> lis
 
 
 def rbac_documents(docs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The ServiceAccount, (Cluster)Roles and bindings among rendered chart documents."""
+    """The ServiceAccount, (Cluster)Roles, bindings and the ConfigMap admission policy among
+    rendered chart documents."""
     return [dict(doc) for doc in docs if doc["kind"] in RBAC_KINDS]

@@ -164,6 +164,7 @@ def test_the_rendered_chart_passes_kubeconform(
     if values == "full":
         # Every optional part is there, so every template is checked.
         assert {"NetworkPolicy", "ServiceMonitor", "Role", "RoleBinding"} <= kinds
+        assert {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} <= kinds
 
 
 def test_the_full_values_switch_every_optional_part_on() -> None:

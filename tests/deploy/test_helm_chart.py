@@ -168,7 +168,15 @@ def test_every_rendered_manifest_matches_the_kubernetes_schema(
 def test_default_install_runs_one_hardened_kopf_process_for_all_namespaces(helm: str) -> None:
     docs = render(helm)
     assert sorted(doc["kind"] for doc in docs) == sorted(
-        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment"]
+        [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+            "Service",
+            "Deployment",
+        ]
     )
     deployment = the(docs, "Deployment")
     assert deployment["spec"]["replicas"] == 1
@@ -227,6 +235,52 @@ def test_default_rbac_is_the_least_kopf_needs_cluster_wide(helm: str) -> None:
             "namespace": NAMESPACE,
         }
     ]
+
+
+VAP_API = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
+
+
+def policy_kinds(docs: list[dict[str, Any]]) -> list[str]:
+    return sorted(doc["kind"] for doc in docs if doc["kind"].startswith("ValidatingAdmission"))
+
+
+def template_for(helm: str, kube_version: str, *extra: str) -> list[dict[str, Any]]:
+    args = ["template", RELEASE, str(CHART), "-n", NAMESPACE, "--kube-version", kube_version]
+    result = run_helm(helm, *args, "--set", f"image.repository={IMAGE}", *extra)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def test_the_configmap_policy_binds_the_operators_service_account_only(helm: str) -> None:
+    both = ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+    for set_args in ((), ("watchNamespace=ml",), ("rbac.create=false",)):
+        docs = render(helm, *set_args)
+        assert policy_kinds(docs) == both, set_args
+        policy, binding = the(docs, both[0]), the(docs, both[1])
+        account = the(docs, "ServiceAccount")["metadata"]["name"]
+        [match] = policy["spec"]["matchConditions"]
+        assert match["expression"] == (
+            f'request.userInfo.username == "system:serviceaccount:{NAMESPACE}:{account}"'
+        )
+        assert policy["spec"]["failurePolicy"] == "Fail"
+        [rule] = policy["spec"]["matchConstraints"]["resourceRules"]
+        assert rule["resources"] == ["configmaps"]
+        assert rule["operations"] == ["CREATE", "UPDATE", "DELETE"]
+        assert {v["reason"] for v in policy["spec"]["validations"]} == {"Forbidden"}
+        assert binding["spec"] == {
+            "policyName": policy["metadata"]["name"],
+            "validationActions": ["Deny"],
+        }
+    assert policy_kinds(render(helm, "rbac.configMapPolicy=false")) == []
+
+
+def test_the_configmap_policy_needs_a_server_that_serves_it(helm: str) -> None:
+    # ValidatingAdmissionPolicy is GA (admissionregistration.k8s.io/v1) from 1.30: a 1.28 or
+    # 1.29 cluster gets the RBAC alone, unless it says it serves the v1 kind.
+    assert policy_kinds(template_for(helm, "1.29.9")) == []
+    assert len(policy_kinds(template_for(helm, "1.29.9", "--api-versions", VAP_API))) == 2
+    assert len(policy_kinds(template_for(helm, "1.30.0"))) == 2
+    assert len(policy_kinds(template_for(helm, "v1.30.4-eks-a737599"))) == 2
 
 
 def test_watch_namespace_confines_write_access_to_that_namespace(helm: str) -> None:

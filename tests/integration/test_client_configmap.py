@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
 from typing import Any
 
+import kopf
 import pytest
 
 from tests.integration.conftest import (
@@ -209,3 +211,67 @@ async def test_a_configmap_the_operator_did_not_create_is_never_written_or_taken
     await world.wait_gone("app")
     kept = await configmap(world, "app-models")
     assert kept is not None and kept["data"] == before["data"]
+
+
+async def test_the_operator_writes_its_configmap_under_the_charts_admission_policy(
+    world: World, request: pytest.FixtureRequest
+) -> None:
+    real = kube_connection(request)
+    if real is None:
+        pytest.skip("admission policies need the real API server")
+    plane = real[1]
+    login: kopf.ConnectionInfo = request.getfixturevalue("operator_login")
+    assert login.token is not None
+    plane.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "tenant-config", "namespace": NAMESPACE},
+                "data": {"key": "value"},
+            }
+        ]
+    )
+
+    # The operator's login (the chart's RBAC and its ConfigMap policy) may not touch a
+    # tenant's ConfigMap: the API server says so once it has loaded the policy.
+    def tenant_write() -> subprocess.CompletedProcess[str]:
+        patch = json.dumps({"data": {"key": "taken"}})
+        return plane.kubectl(
+            "patch", "configmap", "tenant-config", "-n", NAMESPACE, "--type=merge", "-p", patch,
+            "--dry-run=server", token=login.token, check=False,
+        )  # fmt: skip
+
+    deadline = time.monotonic() + 30
+    while "mme-operator may only" not in (done := tenant_write()).stderr:
+        assert time.monotonic() < deadline, (
+            f"the chart's policy is not enforced: {done.stdout}{done.stderr}"
+        )
+        await asyncio.sleep(0.3)
+
+    # ...and the operator, under that policy, still creates and updates its own.
+    doc = world.manifest("policed", [await world.onnx_model("bert")])
+    await world.apply(doc)
+    ready = await world.ready("policed")
+    assert condition(ready, "ConfigMapWritten") == {}  # set only when a write is refused
+    found = await configmap(world, "policed-models")
+    assert found is not None
+    assert found["data"]["bert"] == ready["status"]["models"][0]["targetModel"]
+    doc["spec"]["models"][0]["maxBatchSize"] = 8
+    await world.apply(doc)
+
+    async def updated() -> bool:
+        now = await world.env.get("policed", NAMESPACE)
+        mapping = await configmap(world, "policed-models")
+        return bool(
+            now
+            and mapping
+            and now["status"]["models"][0]["targetModel"] == mapping["data"]["bert"]
+            and mapping["data"]["bert"] != found["data"]["bert"]
+        )
+
+    await eventually(updated, "the ConfigMap patched with the new TargetModel", timeout=30)
+    warnings = {e["reason"] for e in await world.events("policed") if e["type"] == "Warning"}
+    assert not warnings & {"ConfigMapFailed", "ConfigMapNotOwned"}
+    tenant = plane.get("configmap", "tenant-config", "-n", NAMESPACE)
+    assert tenant["data"] == {"key": "value"}
