@@ -145,7 +145,18 @@ class ControlPlane:
     def install_crds(self) -> None:
         """Apply crds/ and wait until the server serves them."""
         self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
-        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRDS))
+        # kubectl wait fails at once ("status.conditions accessor error") on a CRD whose
+        # status the server has not written yet, which a loaded machine shows: ask again.
+        deadline = time.monotonic() + 60
+        while True:
+            done = self.kubectl(
+                "wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRDS), check=False
+            )
+            if done.returncode == 0:
+                return
+            if "accessor error" not in done.stderr or time.monotonic() > deadline:
+                raise AssertionError(f"CRDs not established: {done.stderr.strip()}")
+            time.sleep(0.5)
 
     def ensure_namespace(self, name: str) -> None:
         self.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}])
