@@ -150,3 +150,65 @@ async def test_a_model_that_refuses_the_probe_input_counts_as_loaded(world: Worl
     empty = await invoke(world, endpoint, plain_status["targetModel"], {"inputs": []})
     assert empty is not None and "expected 1 inputs but got 0" in empty.response["Error"]["Message"]
     assert not [e for e in await world.events("picky") if e["type"] == "Warning"]
+
+
+# A Python-backend directory with its own config: the warm-up's inputs are nowhere in the spec.
+SOURCE_CONFIG = """\
+name: "recorder"
+backend: "python"
+max_batch_size: 4
+input [
+  { name: "INPUT0" data_type: TYPE_FP32 dims: [ -1, 3 ] },
+  { name: "TEXT" data_type: TYPE_STRING dims: [ 1 ] },
+  { name: "HINT" data_type: TYPE_FP32 dims: [ 1 ] optional: true }
+]
+output [ { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ -1, 3 ] } ]
+instance_group [{ kind: KIND_CPU }]
+"""
+RECORDING_PY = """\
+import json
+
+import triton_python_backend_utils as pb_utils
+
+SEEN = {seen!r}
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            x = pb_utils.get_input_tensor_by_name(request, "INPUT0").as_numpy()
+            text = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy()
+            with open(SEEN, "a") as f:
+                seen = {{"INPUT0": list(x.shape), "TEXT": [t.decode() for t in text.flat]}}
+                f.write(json.dumps(seen) + "\\n")
+            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUTPUT0", x * 2)]))
+        return responses
+"""
+
+
+@pytest.mark.settings(drift_check_interval_seconds=1)
+async def test_a_directory_given_by_name_and_source_is_warmed_up_with_its_config_s_inputs(
+    world: World,
+) -> None:
+    directory = world.files / "recorder"
+    (directory / "1").mkdir(parents=True)
+    seen = world.files / "seen.jsonl"
+    (directory / "config.pbtxt").write_text(SOURCE_CONFIG)
+    (directory / "1" / "model.py").write_text(RECORDING_PY.format(seen=str(seen)))
+    model = {"name": "recorder", "source": directory.as_uri(), "warmup": True}
+    await world.apply(world.manifest("recorder", [model]))
+
+    ready = await world.ready("recorder", timeout=60)
+    [status] = ready["status"]["models"]
+    assert status["warmedUp"] is True and status["loaded"] is True
+    assert condition(ready, "ModelsWarm")["reason"] == "WarmedUp"
+    # The model ran on the generated inputs: batch 1, -1 as 1, a short string; HINT left out.
+    assert [json.loads(line) for line in seen.read_text().splitlines()] == [
+        {"INPUT0": [1, 1, 3], "TEXT": ["0"]}
+    ]
+    # Its config was read back from the archive once; the steady state reads nothing more.
+    calls = dict(world.calls)
+    await asyncio.sleep(3)
+    assert world.calls["GetObject"] == calls["GetObject"]
+    assert world.calls["InvokeEndpoint"] == calls["InvokeEndpoint"]
