@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -187,16 +188,21 @@ class TritonPythonModel:
 """
 
 
-@pytest.mark.settings(drift_check_interval_seconds=1)
-async def test_a_directory_given_by_name_and_source_is_warmed_up_with_its_config_s_inputs(
-    world: World,
-) -> None:
+def recorder(world: World) -> tuple[dict[str, object], Path]:
+    """A ``warmup: true`` model given by name + source, and the file its model.py writes."""
     directory = world.files / "recorder"
     (directory / "1").mkdir(parents=True)
     seen = world.files / "seen.jsonl"
     (directory / "config.pbtxt").write_text(SOURCE_CONFIG)
     (directory / "1" / "model.py").write_text(RECORDING_PY.format(seen=str(seen)))
-    model = {"name": "recorder", "source": directory.as_uri(), "warmup": True}
+    return {"name": "recorder", "source": directory.as_uri(), "warmup": True}, seen
+
+
+@pytest.mark.settings(drift_check_interval_seconds=1)
+async def test_a_directory_given_by_name_and_source_is_warmed_up_with_its_config_s_inputs(
+    world: World,
+) -> None:
+    model, seen = recorder(world)
     await world.apply(world.manifest("recorder", [model]))
 
     ready = await world.ready("recorder", timeout=60)
@@ -212,3 +218,31 @@ async def test_a_directory_given_by_name_and_source_is_warmed_up_with_its_config
     await asyncio.sleep(3)
     assert world.calls["GetObject"] == calls["GetObject"]
     assert world.calls["InvokeEndpoint"] == calls["InvokeEndpoint"]
+
+
+@pytest.mark.settings(drift_check_interval_seconds=1)
+async def test_an_archive_config_that_cannot_be_read_back_is_retried_not_warmed_up(
+    world: World,
+) -> None:
+    model, seen = recorder(world)
+    world.env.aws.faults.error(
+        "AccessDenied", "Access Denied", 403, operations="GetObject", service="s3"
+    )
+    await world.apply(world.manifest("unread", [model]))
+    waiting = await world.wait_for(
+        "unread",
+        lambda obj: condition(obj, "ModelsWarm").get("reason") == "WarmUpFailed",
+        "ModelsWarm=False WarmUpFailed",
+        timeout=60,
+    )
+    assert "s3:GetObject" in condition(waiting, "ModelsWarm")["message"]
+    assert waiting["status"]["models"][0].get("warmedUp") is not True
+    assert not seen.exists()  # no request without the config's inputs was sent
+    assert world.calls["InvokeEndpoint"] == 0
+
+    world.env.aws.faults.reset()
+    ready = await world.ready("unread", timeout=60)
+    assert ready["status"]["models"][0]["warmedUp"] is True
+    assert [json.loads(line) for line in seen.read_text().splitlines()] == [
+        {"INPUT0": [1, 1, 3], "TEXT": ["0"]}
+    ]
