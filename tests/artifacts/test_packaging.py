@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import shutil
 import subprocess
@@ -13,14 +14,17 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from mme_operator.api import ModelSpec
 from mme_operator.artifacts import (
+    ArchiveConfigError,
     InvalidSourceError,
     ModelSource,
     UnsafeArchiveError,
     open_source,
     package_model,
 )
-from mme_operator.triton import parse_model_config
+from mme_operator.artifacts.packaging import read_served_config
+from mme_operator.triton import default_model_filename, parse_model_config, render_model_config
 
 from tests.artifacts.conftest import (
     make_tar,
@@ -357,3 +361,32 @@ def test_a_1gb_model_packs_without_holding_it_in_memory(tmp_path: Path) -> None:
         # Stop at the weights' header: skipping 1 GiB through tarfile's stream is slow.
         weights = next(m for m in tar if m.name == "big/1/model.onnx")
     assert weights.size == 1024**3
+
+
+def test_the_served_config_is_read_from_the_first_bytes_of_an_ensemble_archive(
+    tmp_path: Path,
+) -> None:
+    models = Path(__file__).resolve().parents[1] / "models"
+    model = ModelSpec.model_validate(
+        {"name": "pipeline", "source": (models / "add_sub_ensemble").as_uri()}
+    )
+    archive = package_model(
+        "pipeline",
+        render_model_config(model),
+        open_source(model.source, file_roots=["/"]),
+        default_model_filename(model),
+        tmp_path / "pipeline.tar.gz",
+    )
+    assert [m[0] for m in members(archive.path)][:2] == ["pipeline", "pipeline/config.pbtxt"]
+    head = archive.path.read_bytes()[:4096]  # what a ranged GET of the start brings
+    served = parse_model_config(read_served_config(io.BytesIO(head), "pipeline.tar.gz"))
+    assert (served.name, served.platform) == ("pipeline", "ensemble")
+    assert [t.name for t in served.input] == ["INPUT0", "INPUT1"]
+
+
+def test_an_archive_not_starting_with_a_model_directory_has_no_served_config(
+    tmp_path: Path,
+) -> None:
+    path = make_tar(tmp_path / "odd.tar.gz", [("weights.bin", b"w"), ("m/config.pbtxt", b"")])
+    with pytest.raises(ArchiveConfigError, match="does not start with a model directory"):
+        read_served_config(io.BytesIO(path.read_bytes()), "odd.tar.gz")

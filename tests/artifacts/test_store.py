@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 import boto3
 import pytest
 from mme_operator.artifacts import (
+    ArchiveConfigError,
     ArtifactConflictError,
     ArtifactStore,
     DesiredArchive,
@@ -30,6 +31,7 @@ from mme_operator.artifacts import (
     desired_archive,
     open_source,
 )
+from mme_operator.artifacts.packaging import SERVED_CONFIG_HEAD_BYTES
 from mme_operator.local.s3_process import moto_s3_process
 from mme_operator.settings import Settings
 
@@ -411,3 +413,21 @@ def test_a_2gib_model_is_packaged_and_uploaded_in_under_100_mib(
     assert int(size) > 2 * 1024**3  # stored, not deflated
     assert s3.head_object(Bucket="big", Key=key)["ContentLength"] == int(size)
     assert int(peak_rss) < 100 * 1024**2, f"peak RSS {int(peak_rss) / 1024**2:.0f} MiB"
+
+
+def test_the_served_config_is_read_back_from_the_start_of_an_uploaded_archive(
+    s3: Any, bucket: str, store: ArtifactStore, models: Models, tmp_path: Path
+) -> None:
+    weights = os.urandom(3 * SERVED_CONFIG_HEAD_BYTES)  # stored, not deflated: a big archive
+    onnx = models.desired("onnx", weights, batch=4)
+    store.sync([onnx], models.source, tmp_path / "work")
+    assert s3.head_object(Bucket=bucket, Key=onnx.key)["ContentLength"] > SERVED_CONFIG_HEAD_BYTES
+    assert store.served_config(onnx.key) == config("onnx", 4)
+
+
+def test_an_object_that_is_not_an_archive_has_no_served_config(
+    s3: Any, bucket: str, store: ArtifactStore
+) -> None:
+    s3.put_object(Bucket=bucket, Key=f"{PREFIX}junk-0.tar.gz", Body=b"not gzip at all")
+    with pytest.raises(ArchiveConfigError, match=r"cannot read config\.pbtxt from the first bytes"):
+        store.served_config(f"{PREFIX}junk-0.tar.gz")

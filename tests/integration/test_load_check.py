@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -150,3 +151,98 @@ async def test_a_model_that_refuses_the_probe_input_counts_as_loaded(world: Worl
     empty = await invoke(world, endpoint, plain_status["targetModel"], {"inputs": []})
     assert empty is not None and "expected 1 inputs but got 0" in empty.response["Error"]["Message"]
     assert not [e for e in await world.events("picky") if e["type"] == "Warning"]
+
+
+# A Python-backend directory with its own config: the warm-up's inputs are nowhere in the spec.
+SOURCE_CONFIG = """\
+name: "recorder"
+backend: "python"
+max_batch_size: 4
+input [
+  { name: "INPUT0" data_type: TYPE_FP32 dims: [ -1, 3 ] },
+  { name: "TEXT" data_type: TYPE_STRING dims: [ 1 ] },
+  { name: "HINT" data_type: TYPE_FP32 dims: [ 1 ] optional: true }
+]
+output [ { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ -1, 3 ] } ]
+instance_group [{ kind: KIND_CPU }]
+"""
+RECORDING_PY = """\
+import json
+
+import triton_python_backend_utils as pb_utils
+
+SEEN = {seen!r}
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            x = pb_utils.get_input_tensor_by_name(request, "INPUT0").as_numpy()
+            text = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy()
+            with open(SEEN, "a") as f:
+                seen = {{"INPUT0": list(x.shape), "TEXT": [t.decode() for t in text.flat]}}
+                f.write(json.dumps(seen) + "\\n")
+            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUTPUT0", x * 2)]))
+        return responses
+"""
+
+
+def recorder(world: World) -> tuple[dict[str, object], Path]:
+    """A ``warmup: true`` model given by name + source, and the file its model.py writes."""
+    directory = world.files / "recorder"
+    (directory / "1").mkdir(parents=True)
+    seen = world.files / "seen.jsonl"
+    (directory / "config.pbtxt").write_text(SOURCE_CONFIG)
+    (directory / "1" / "model.py").write_text(RECORDING_PY.format(seen=str(seen)))
+    return {"name": "recorder", "source": directory.as_uri(), "warmup": True}, seen
+
+
+@pytest.mark.settings(drift_check_interval_seconds=1)
+async def test_a_directory_given_by_name_and_source_is_warmed_up_with_its_config_s_inputs(
+    world: World,
+) -> None:
+    model, seen = recorder(world)
+    await world.apply(world.manifest("recorder", [model]))
+
+    ready = await world.ready("recorder", timeout=60)
+    [status] = ready["status"]["models"]
+    assert status["warmedUp"] is True and status["loaded"] is True
+    assert condition(ready, "ModelsWarm")["reason"] == "WarmedUp"
+    # The model ran on the generated inputs: batch 1, -1 as 1, a short string; HINT left out.
+    ran = [json.loads(line) for line in seen.read_text().splitlines()]
+    assert ran and all(r == {"INPUT0": [1, 1, 3], "TEXT": ["0"]} for r in ran), ran
+    # Its config was read back from the archive once; the steady state reads nothing more.
+    calls = dict(world.calls)
+    await asyncio.sleep(3)
+    assert world.calls["GetObject"] == calls["GetObject"]
+    assert world.calls["InvokeEndpoint"] == calls["InvokeEndpoint"]
+
+
+@pytest.mark.settings(drift_check_interval_seconds=1)
+async def test_an_archive_config_that_cannot_be_read_back_is_retried_not_warmed_up(
+    world: World,
+) -> None:
+    model, seen = recorder(world)
+    world.env.aws.faults.error(
+        "AccessDenied", "Access Denied", 403, operations="GetObject", service="s3"
+    )
+    await world.apply(world.manifest("unread", [model]))
+    waiting = await world.wait_for(
+        "unread",
+        lambda obj: condition(obj, "ModelsWarm").get("reason") == "WarmUpFailed",
+        "ModelsWarm=False WarmUpFailed",
+        timeout=60,
+    )
+    assert "s3:GetObject" in condition(waiting, "ModelsWarm")["message"]
+    assert waiting["status"]["models"][0].get("warmedUp") is not True
+    assert not seen.exists()  # no request without the config's inputs was sent
+    assert world.calls["InvokeEndpoint"] == 0
+
+    world.env.aws.faults.reset()
+    ready = await world.ready("unread", timeout=60)
+    assert ready["status"]["models"][0]["warmedUp"] is True
+    # Every request the model saw had the config's inputs. (A retry pass that waited on the
+    # object's lock may repeat the warm-up from the status it read before: one or two lines.)
+    ran = [json.loads(line) for line in seen.read_text().splitlines()]
+    assert ran and all(r == {"INPUT0": [1, 1, 3], "TEXT": ["0"]} for r in ran), ran

@@ -6,7 +6,79 @@ from __future__ import annotations
 import json
 
 import botocore.exceptions
-from mme_operator.reconcile.loading import LoadVerdict, container_message, judge_invocation
+from mme_operator.api import ModelSpec
+from mme_operator.reconcile.loading import (
+    LoadVerdict,
+    config_inputs,
+    container_message,
+    inputs_from_archive,
+    judge_invocation,
+    probe_request,
+    spec_inputs,
+    zeros_request,
+)
+from mme_operator.triton import parse_model_config
+
+SOURCE_CONFIG = """
+name: "tokenize"
+backend: "python"
+max_batch_size: 8
+input [
+  { name: "TEXT" data_type: TYPE_STRING dims: [ -1 ] },
+  { name: "IDS" data_type: TYPE_INT64 dims: [ 2, -1 ] },
+  { name: "MASK" data_type: TYPE_BOOL dims: [ 3 ] },
+  { name: "HINT" data_type: TYPE_FP32 dims: [ 1 ] optional: true }
+]
+output [ { name: "OUT" data_type: TYPE_FP32 dims: [ -1 ] } ]
+"""
+
+
+def test_a_warm_up_request_is_generated_from_a_parsed_config_pbtxt() -> None:
+    request = zeros_request(config_inputs(parse_model_config(SOURCE_CONFIG)))
+    assert request == {
+        "inputs": [
+            {"name": "TEXT", "shape": [1, 1], "datatype": "BYTES", "data": ["0"]},
+            {"name": "IDS", "shape": [1, 2, 1], "datatype": "INT64", "data": [0, 0]},
+            {"name": "MASK", "shape": [1, 3], "datatype": "BOOL", "data": [False] * 3},
+        ]
+    }  # HINT is optional: left out
+
+
+def test_a_config_without_batching_gets_no_batch_dimension() -> None:
+    config = parse_model_config(
+        'backend: "python" input [{ name: "X" data_type: TYPE_FP16 dims: [ 4 ] }]'
+    )
+    assert zeros_request(config_inputs(config)) == {
+        "inputs": [{"name": "X", "shape": [4], "datatype": "FP16", "data": [0] * 4}]
+    }
+
+
+def test_the_spec_and_the_config_declaring_the_same_inputs_give_the_same_request() -> None:
+    model = ModelSpec.model_validate(
+        {
+            "name": "tokenize",
+            "source": "s3://b/tokenize/",
+            "backend": "python",
+            "maxBatchSize": 8,
+            "inputs": [
+                {"name": "TEXT", "dataType": "TYPE_STRING", "dims": [-1]},
+                {"name": "IDS", "dataType": "TYPE_INT64", "dims": [2, -1]},
+                {"name": "MASK", "dataType": "TYPE_BOOL", "dims": [3]},
+                {"name": "HINT", "dataType": "TYPE_FP32", "dims": [1], "optional": True},
+            ],
+        }
+    )
+    parsed = config_inputs(parse_model_config(SOURCE_CONFIG))
+    assert spec_inputs(model) == parsed
+    assert probe_request(model, warm_up=True) == probe_request(model, warm_up=True, inputs=parsed)
+    assert not inputs_from_archive(model, warm_up=True)  # the spec's inputs: no S3 read
+
+
+def test_only_a_warm_up_of_a_model_without_spec_inputs_reads_the_archive() -> None:
+    by_source = ModelSpec.model_validate({"name": "add-sub", "source": "s3://b/add_sub/"})
+    assert inputs_from_archive(by_source, warm_up=True)
+    assert not inputs_from_archive(by_source, warm_up=False)
+    assert json.loads(probe_request(by_source, warm_up=False)) == {"inputs": []}
 
 
 def model_error(status: int, message: str) -> botocore.exceptions.ClientError:

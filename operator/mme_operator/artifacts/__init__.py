@@ -9,6 +9,7 @@ packaged while they are named, so a first upload reads them once), and the
 """
 
 from mme_operator.artifacts.errors import (
+    ArchiveConfigError,
     ArtifactConflictError,
     ArtifactError,
     InvalidSourceError,
@@ -50,6 +51,7 @@ from mme_operator.artifacts.store import (
 
 __all__ = [
     "PACKAGING_FORMAT_VERSION",
+    "ArchiveConfigError",
     "ArtifactConflictError",
     "ArtifactError",
     "ArtifactStore",

@@ -53,3 +53,7 @@ class NotOwnedError(ArtifactError):
 
 class ArtifactConflictError(ArtifactError):
     """The archive's key is already taken by an object this ModelEndpoint does not own."""
+
+
+class ArchiveConfigError(ArtifactError):
+    """An uploaded archive's config.pbtxt cannot be read back from the start of the archive."""

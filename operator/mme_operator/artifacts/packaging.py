@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mme_operator.artifacts.errors import (
+    ArchiveConfigError,
     SourceChangedError,
 )
 from mme_operator.artifacts.gzip_stream import (
@@ -51,6 +52,7 @@ __all__ = [
     "PackagedArchive",
     "package_content",
     "package_model",
+    "read_served_config",
 ]
 
 DEFAULT_COMPRESSOR: Compressor = "isal" if ISAL_AVAILABLE else "zlib"
@@ -61,6 +63,9 @@ zlib, the fallback, is kept fast."""
 FILE_MODE = 0o644
 DIR_MODE = 0o755
 _COPY_BUFFER = 1024 * 1024
+SERVED_CONFIG_HEAD_BYTES = 1024 * 1024
+"""How much of an archive's start :func:`read_served_config` is given: the served
+directory's config.pbtxt (the archive's second member) lies well within it."""
 _IOV_MAX = 1024
 
 WrittenCallback = Callable[[int, int], None]
@@ -257,3 +262,32 @@ def _add_entry(
     with entry.open() as handle:
         reader = _ExactReader(handle, entry.size, f"{uri}: {entry.path}")
         tar.addfile(_info(path, tarfile.REGTYPE, FILE_MODE, entry.size), reader)
+
+
+def read_served_config(stream: BinaryIO, what: str) -> str:
+    """The served model's ``config.pbtxt`` from the start of an archive this module wrote.
+
+    :func:`_write_tar` writes the served directory first and its config.pbtxt right after
+    it, so the first two members are enough: ``stream`` may be just the archive's first
+    bytes (a ranged GET), inflated as far as those members and no further.
+    """
+    try:
+        with tarfile.open(fileobj=stream, mode="r|gz") as tar:
+            directory, config = tar.next(), tar.next()
+            if (
+                directory is None
+                or not directory.isdir()
+                or config is None
+                or not config.isfile()
+                or config.name != f"{directory.name}/config.pbtxt"
+            ):
+                raise ArchiveConfigError(
+                    f"{what} does not start with a model directory and its config.pbtxt"
+                )
+            handle = tar.extractfile(config)
+            assert handle is not None  # a regular file
+            return handle.read().decode("utf-8")
+    except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError) as exc:
+        raise ArchiveConfigError(
+            f"cannot read config.pbtxt from the first bytes of {what}: {exc}"
+        ) from exc

@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
@@ -38,7 +38,13 @@ from mme_operator.artifacts.errors import (
 )
 from mme_operator.artifacts.multipart import ArchiveUpload
 from mme_operator.artifacts.naming import ARCHIVE_SUFFIX, DesiredArchive
-from mme_operator.artifacts.packaging import DEFAULT_COMPRESSOR, Compressor, package_model
+from mme_operator.artifacts.packaging import (
+    DEFAULT_COMPRESSOR,
+    SERVED_CONFIG_HEAD_BYTES,
+    Compressor,
+    package_model,
+    read_served_config,
+)
 from mme_operator.artifacts.prepared import PreparedArchives
 from mme_operator.artifacts.sources import ModelSource
 from mme_operator.settings import S3_HEAD_CONCURRENCY, Settings, get_settings
@@ -292,6 +298,23 @@ class ArtifactStore:
                 _remember_ownership(self.bucket, obj, head)
                 stored[obj.key] = head
         return dict(sorted(stored.items()))
+
+    def served_config(self, key: str) -> str:
+        """The ``config.pbtxt`` the archive at ``key`` serves (the merged one, as uploaded).
+
+        One ranged GET of the archive's first bytes (:data:`SERVED_CONFIG_HEAD_BYTES`), read
+        only as far as the config: the weights after it are never transferred in full.
+        """
+        self._check_key(key)
+        answer = self.s3.get_object(
+            Bucket=self.bucket, Key=key, Range=f"bytes=0-{SERVED_CONFIG_HEAD_BYTES - 1}"
+        )
+        body = answer["Body"]
+        try:
+            # A stream read forward only, which is all that tarfile's "r|gz" mode asks for.
+            return read_served_config(cast(BinaryIO, body), f"s3://{self.bucket}/{key}")
+        finally:
+            body.close()
 
     def list_objects(self) -> dict[str, StoredArchive]:
         """Every ``.tar.gz`` directly under the prefix, with its ownership metadata (read-only)."""

@@ -17,8 +17,9 @@ from pathlib import Path
 import botocore.exceptions
 
 from mme_operator import metrics
-from mme_operator.api import EventReason, Reason
+from mme_operator.api import EventReason, ModelSpec, Reason
 from mme_operator.artifacts import (
+    ArchiveConfigError,
     ArtifactError,
     ArtifactStore,
     ModelSource,
@@ -31,6 +32,8 @@ from mme_operator.reconcile.desired import DesiredState
 from mme_operator.reconcile.loading import (
     LoadOutcome,
     LoadVerdict,
+    config_inputs,
+    inputs_from_archive,
     judge_invocation,
     probe_request,
 )
@@ -45,6 +48,7 @@ from mme_operator.sagemaker.errors import (
     is_missing_bucket,
 )
 from mme_operator.sagemaker.gateway import NotOwnedError, SageMakerGateway
+from mme_operator.triton import TritonConfigError, parse_model_config
 
 log = logging.getLogger("mme_operator.reconcile")
 
@@ -256,11 +260,16 @@ class Executor:
         if name in result.model_errors:
             return  # its upload failed this pass: nothing new to load
         model = next(m for m in self.desired.resource.spec.models if m.name == name)
-        body = probe_request(model, warm_up=action.warm_up)
         failure: BaseException | None = None
         try:
+            body = self._probe_body(action, model)
             self.gateway.invoke(action.endpoint_name, target, body, "application/json")
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        except (
+            botocore.exceptions.BotoCoreError,
+            botocore.exceptions.ClientError,
+            ArchiveConfigError,
+            TritonConfigError,
+        ) as exc:
             failure = exc
         outcome = judge_invocation(failure)
         result.loads[name] = outcome
@@ -280,6 +289,17 @@ class Executor:
             self.emit(Reason.WARMED_UP, f"warmed up model {name!r} ({target})")
         else:
             self.emit(Reason.LOADED, f"model {name!r} ({target}) loaded on the endpoint")
+
+    def _probe_body(self, action: p.LoadCheck, model: ModelSpec) -> bytes:
+        """The load check's request. A warm-up of a model whose spec declares no inputs
+        (they come from its source's own config.pbtxt) is generated from the config its
+        archive carries: read back from S3 here, once per TargetModel (the check runs until
+        it is answered), as the upload may have been passes or a restart ago."""
+        inputs = None
+        if inputs_from_archive(model, warm_up=action.warm_up):
+            served = self.store.served_config(self.desired.prefix + action.target_model)
+            inputs = config_inputs(parse_model_config(served))
+        return probe_request(model, warm_up=action.warm_up, inputs=inputs)
 
 
 def nothing_uploaded(action: p.Action, result: ApplyResult) -> ApplyError:

@@ -17,6 +17,10 @@ answers of a real tritonserver:
 - Not known yet: anything else (throttling, ``ModelNotReadyException`` while a large model is
   still loading, 507 when the instance is out of memory, the network). Tried again later.
 
+A warm-up (``warmup: true``) is a real inference of zeros shaped like the model's inputs:
+the spec's, or, for a model whose spec declares none (a source with its own config.pbtxt),
+those of the config the archive carries, read back from S3 at the check.
+
 Once per TargetModel: the outcome is kept in the model's status (``loaded``), so the steady
 state makes no invocation at all.
 """
@@ -31,6 +35,7 @@ from typing import Any
 import botocore.exceptions
 
 from mme_operator.api import DataType, ModelEndpointStatus, ModelSpec, ModelStatus
+from mme_operator.api.triton_schema import model_config_pb2
 from mme_operator.sagemaker.errors import describe_error
 
 # Triton's load errors: model_lifecycle ("load failed for model"), the repository manager
@@ -96,27 +101,82 @@ def judge_invocation(exc: BaseException | None) -> LoadOutcome:
     return LoadOutcome(LoadVerdict.UNKNOWN, describe_error(exc))
 
 
-def probe_request(model: ModelSpec, *, warm_up: bool) -> bytes:
-    """The body of the load check: a real inference of zeros for ``warmup: true``, else a
-    request with no inputs, which a loaded model refuses before running anything."""
+@dataclass(frozen=True)
+class ProbeInput:
+    """One input tensor of a warm-up request: its name, Triton data type and dims."""
+
+    name: str
+    data_type: str
+    """Triton's name, e.g. ``TYPE_FP32``."""
+    dims: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ProbeInputs:
+    """What a warm-up request is generated from: the inputs a model declares."""
+
+    inputs: tuple[ProbeInput, ...]
+    max_batch_size: int
+
+
+def spec_inputs(model: ModelSpec) -> ProbeInputs:
+    """The inputs ``spec.models[]`` declares (optional ones left out)."""
+    return ProbeInputs(
+        tuple(
+            ProbeInput(t.name, str(t.data_type), tuple(t.dims))
+            for t in model.inputs or []
+            if not t.optional
+        ),
+        model.max_batch_size,
+    )
+
+
+def config_inputs(config: model_config_pb2.ModelConfig) -> ProbeInputs:
+    """The inputs a parsed ``config.pbtxt`` declares (optional ones left out): the config the
+    archive carries, for a model whose inputs come from its source's own config."""
+    return ProbeInputs(
+        tuple(
+            ProbeInput(t.name, model_config_pb2.DataType.Name(t.data_type), tuple(t.dims))
+            for t in config.input
+            if not t.optional
+        ),
+        config.max_batch_size,
+    )
+
+
+def inputs_from_archive(model: ModelSpec, *, warm_up: bool) -> bool:
+    """Whether the warm-up request needs the inputs of the config the archive carries: a
+    ``warmup: true`` model whose spec declares none (they come from its source's config)."""
+    return warm_up and not model.inputs
+
+
+def probe_request(model: ModelSpec, *, warm_up: bool, inputs: ProbeInputs | None = None) -> bytes:
+    """The body of the load check: a real inference of zeros for ``warmup: true`` (from
+    ``inputs``, else the spec's), else a request with no inputs, which a loaded model refuses
+    before running anything."""
     if not warm_up:
         return json.dumps({"inputs": []}).encode()
-    return json.dumps(zeros_request(model)).encode()
+    return json.dumps(zeros_request(inputs or spec_inputs(model))).encode()
 
 
-def zeros_request(model: ModelSpec) -> dict[str, Any]:
-    """A KServe v2 inference request of zeros matching the model's declared inputs."""
+STRING_FILL = "0"
+"""What a TYPE_STRING (KServe BYTES) input of a warm-up request holds: a short string."""
+
+
+def zeros_request(declared: ProbeInputs) -> dict[str, Any]:
+    """A KServe v2 inference request of zeros matching ``declared``: -1 dims as 1, the batch
+    dimension (1) first when the model batches, strings as :data:`STRING_FILL`."""
     inputs = []
-    for tensor in model.inputs or []:
+    for tensor in declared.inputs:
         shape = [max(d, 1) for d in tensor.dims]
-        if model.max_batch_size > 0:
+        if declared.max_batch_size > 0:
             shape = [1, *shape]
         count = 1
         for d in shape:
             count *= d
         fill: Any = 0
         if tensor.data_type == DataType.TYPE_STRING:
-            fill = ""
+            fill = STRING_FILL
         elif tensor.data_type == DataType.TYPE_BOOL:
             fill = False
         datatype = (
