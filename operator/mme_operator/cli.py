@@ -379,8 +379,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from mme_operator.readiness import KubeConfigError, check_kube_config
     from mme_operator.runner import OperatorOptions, run_operator
     from mme_operator.settings import get_settings
+    from mme_operator.tenancy import PolicyError, load_policy
 
     settings = get_settings()
+    try:
+        load_policy(settings.tenancy_policy_file, settings.tenancy_open)
+    except PolicyError as error:
+        print(f"mme-operator run: {error}", file=sys.stderr)
+        return EXIT_INVALID
     # Before any thread starts: the arenas made later obey the cap.
     limit_arenas(settings.malloc_arena_max)
     try:
