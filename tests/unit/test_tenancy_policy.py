@@ -206,6 +206,7 @@ def test_a_bad_policy_file_is_one_line(tmp_path: Path):
     bad.write_text("mode: closed\n")
     with pytest.raises(PolicyError, match=r"^tenancy policy .*: mode: Input should be"):
         load_policy(str(bad))
+    bad = tmp_path / "policy2.yaml"
     bad.write_text("defaults: {archivePrefix: [x]}\n")
     with pytest.raises(PolicyError, match=r"defaults\.archivePrefix: Extra inputs"):
         load_policy(str(bad))
@@ -214,3 +215,33 @@ def test_a_bad_policy_file_is_one_line(tmp_path: Path):
     good = tmp_path / "good.yaml"
     good.write_text("defaults:\n  executionRoleArns: [" + ROLE + "]\n")
     assert load_policy(str(good)).defaults.execution_role_arns == [ROLE]
+
+
+def test_validate_with_a_policy_refuses_in_one_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    import yaml
+    from mme_operator.cli import main
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("defaults:\n  executionRoleArns: [" + ROLE + "]\n")
+    first = copy.deepcopy(BODY)
+    second = copy.deepcopy(BODY)
+    second["metadata"]["name"] = "grab"
+    second["spec"]["artifacts"]["prefix"] = "team-a/"
+    manifests = tmp_path / "endpoints.yaml"
+    manifests.write_text(yaml.safe_dump_all([first, second]))
+    assert main(["validate", "-f", str(manifests)]) == 0
+    capsys.readouterr()
+    assert main(["validate", "-f", str(manifests), "--policy", str(policy)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        f"{manifests}: team-a/grab: refused by the tenancy policy: spec.artifacts.prefix: "
+        "'team-a/' is outside what namespace team-a may use ('team-a/grab/')",
+        f"{manifests}: team-a/grab: refused by the tenancy policy: spec.artifacts: "
+        "s3://models/team-a/ nests with another ModelEndpoint's archive location; give this "
+        "one a prefix of its own",
+    ]
+    policy.write_text("mode: closed\n")
+    assert main(["validate", "-f", str(manifests), "--policy", str(policy)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: tenancy policy {policy}: mode:")

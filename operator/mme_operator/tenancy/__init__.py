@@ -15,6 +15,7 @@ from mme_operator.tenancy.policy import (
     archive_location,
     load_policy,
     policy_problems,
+    read_policy,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "archive_location",
     "load_policy",
     "policy_problems",
+    "read_policy",
 ]

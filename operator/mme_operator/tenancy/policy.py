@@ -283,7 +283,12 @@ def adoption_allowed(resource: ModelEndpoint, policy: TenancyPolicy, setting: bo
 
 @lru_cache(maxsize=8)
 def load_policy(path: str | None, open_mode: bool = False) -> TenancyPolicy:
-    """The policy in the file at ``path`` (None: the built-in safe defaults); read once.
+    """:func:`read_policy`, read once per process (the operator's: the pod rolls on change)."""
+    return read_policy(path, open_mode)
+
+
+def read_policy(path: str | None, open_mode: bool = False) -> TenancyPolicy:
+    """The policy in the file at ``path`` (None: the built-in safe defaults).
 
     ``open_mode`` (MME_TENANCY_OPEN) makes any policy open. :class:`PolicyError` in one
     line when the file cannot be read or is not a policy.
