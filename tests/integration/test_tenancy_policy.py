@@ -7,6 +7,7 @@ were. Open mode (a single-team install) lets the same specs through.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +144,26 @@ async def test_open_mode_lets_a_single_team_use_anything(world: World) -> None:
     inner["spec"]["artifacts"]["prefix"] = "anywhere/inner/"
     await world.apply(inner)
     await world.ready("inner", timeout=30)
+
+
+@pytest.mark.settings(tenancy_open=False, tenancy_policy_file=POLICY)
+async def test_at_a_start_the_older_of_two_nesting_locations_wins(
+    world: World,
+    tenants: dict[str, Tenant],  # noqa: F811
+) -> None:
+    # Both exist before the operator starts (a restart, an upgrade): whichever kopf resumes
+    # first, the index of every location is full before any pass, so the older one wins.
+    await world.env.stop_operator()
+    a = tenants["team-a"]
+    nested = world.manifest("nested", [await world.onnx_model("two")])
+    nested["spec"]["artifacts"]["prefix"] = "team-a/shared/nested/"
+    first = world.manifest("first", [await world.onnx_model("one")])
+    first["spec"]["artifacts"]["prefix"] = "team-a/shared/"
+    a.apply(first)
+    await asyncio.sleep(1.1)  # creationTimestamp has whole seconds
+    a.apply(nested)
+    await world.env.start_operator()
+    await world.env.wait_ready("first", "team-a", timeout=30)
+    message = await refused(world, "team-a", "nested")
+    assert "nests with another ModelEndpoint's archive location" in message
+    assert await world.keys("team-a/shared/nested/") == []
