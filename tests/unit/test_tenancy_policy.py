@@ -245,3 +245,31 @@ def test_validate_with_a_policy_refuses_in_one_line_each(
     policy.write_text("mode: closed\n")
     assert main(["validate", "-f", str(manifests), "--policy", str(policy)]) == 2
     assert capsys.readouterr().err.startswith(f"error: tenancy policy {policy}: mode:")
+
+
+def test_file_roots_follow_real_paths_and_hosts_ignore_case(tmp_path: Path):
+    own, other = tmp_path / "team-a", tmp_path / "team-b"
+    own.mkdir()
+    other.mkdir()
+    (other / "m.onnx").write_bytes(b"x")
+    (own / "link").symlink_to(other)
+    policy = TenancyPolicy.model_validate(
+        {
+            "defaults": {
+                "executionRoleArns": [ROLE],
+                "fileRoots": [str(tmp_path / "{namespace}")],
+                "httpsHosts": ["Models.Example.com"],
+            }
+        }
+    )
+
+    def source(uri: str) -> list[str]:
+        model = {"name": "m", "source": uri, "platform": "onnxruntime_onnx"}
+        return policy_problems(resource(models=[model]), policy)
+
+    assert source(f"file://{own}/m.onnx") == []
+    for sneaky in (f"file://{own}/../team-b/m.onnx", f"file://{own}/link/m.onnx"):
+        (problem,) = source(sneaky)
+        assert "is not under a directory this namespace's sources may read" in problem
+    assert source("https://MODELS.example.com/m.onnx") == []
+    assert source("https://evil.example.com/m.onnx")

@@ -30,12 +30,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mme_operator.api.resource import ModelEndpoint
+from mme_operator.artifacts.errors import InvalidSourceError
+from mme_operator.artifacts.sources.file import file_path
 from mme_operator.safe_yaml import load_documents
 from mme_operator.sagemaker.images import (
     default_image,
@@ -194,17 +196,19 @@ def _source_problem(resource: ModelEndpoint, rule: Rule, model: str, uri: str) -
         return f"{where}: {uri} is not in an S3 location this namespace's sources may read"
     if scheme == "https":
         host = (urlsplit(uri).hostname or "").lower()
-        if _matches(host, rule.https_hosts):
+        if _matches(host, [pattern.lower() for pattern in rule.https_hosts]):
             return None
         return f"{where}: host {host} is not one this namespace's https sources may name"
     if scheme == "file":
         if "*" in rule.file_roots:
             return None
-        path = Path(urlsplit(uri).path)
-        roots = [Path(_filled(root, resource)) for root in rule.file_roots]
-        if any(path == root or root in path.parents for root in roots):
-            return None
-        return f"{where}: {path} is not under a directory this namespace's sources may read"
+        try:
+            # The reading's own rule (real paths, links resolved), on this namespace's roots.
+            file_path(uri, [_filled(root, resource) for root in rule.file_roots])
+        except InvalidSourceError:
+            path = unquote(urlsplit(uri).path)
+            return f"{where}: {path} is not under a directory this namespace's sources may read"
+        return None
     return None
 
 
