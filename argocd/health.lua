@@ -17,6 +17,7 @@ local terminal = {
   AccessDenied = true,
   NotOwned = true,
   NoServableModels = true,
+  PolicyDenied = true,
 }
 
 -- Progressing: the operator or SageMaker is still at it, or retries by itself. AwsError

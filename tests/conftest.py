@@ -25,6 +25,10 @@ from tests.cluster import (
     why_no_envtest,
 )
 
+# Tests not about tenancy use arbitrary prefixes, roles and images: the tenancy policy is
+# open for them (a single-team install). Tests of the policy set tenancy_open=False.
+os.environ.setdefault("MME_TENANCY_OPEN", "true")
+
 # Where the chart's ServiceAccount lives for the session's operator.
 OPERATOR_NAMESPACE = "mme-system"
 

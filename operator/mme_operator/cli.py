@@ -158,9 +158,46 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     manifests = _all_valid(args)
     if isinstance(manifests, int):
         return manifests
+    if args.policy is not None:
+        refused = _policy_refusals(manifests.found, args.policy)
+        if refused:
+            return _report(refused)
     for found in manifests.found:
         print(f"ok: {found.resource.metadata.namespace}/{found.resource.metadata.name}")
     return EXIT_OK
+
+
+def _policy_refusals(found: list[Found], path: str) -> list[str]:
+    """What the tenancy policy at ``path`` refuses, one line each; the inputs are each
+    other's neighbours (an earlier one is the older, as if applied in that order)."""
+    from mme_operator.tenancy import ArchiveLocation, PolicyError, policy_problems, read_policy
+
+    try:
+        policy = read_policy(path)
+    except PolicyError as error:
+        raise InputError(str(error)) from None
+    locations = [
+        ArchiveLocation(
+            one.label,
+            f"{index:09d}",
+            one.resource.spec.artifacts.bucket,
+            one.resource.artifact_prefix,
+        )
+        for index, one in enumerate(found)
+    ]
+    lines = []
+    for index, one in enumerate(found):
+        meta = one.resource.metadata
+        me = one.resource.model_copy(
+            update={
+                "metadata": meta.model_copy(
+                    update={"uid": one.label, "creation_timestamp": f"{index:09d}"}
+                )
+            }
+        )
+        for problem in policy_problems(me, policy, locations):
+            lines.append(f"{one.label}: refused by the tenancy policy: {problem}")
+    return lines
 
 
 def _add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -173,6 +210,12 @@ def _add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "valid; otherwise one line per problem on stderr, each naming its file.",
     )
     _add_file_option(parser)
+    parser.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="also check them against this tenancy policy (the chart's tenancy values as the "
+        "operator reads them; see docs/tenancy.md)",
+    )
     parser.set_defaults(handler=_cmd_validate)
 
 
@@ -379,8 +422,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from mme_operator.readiness import KubeConfigError, check_kube_config
     from mme_operator.runner import OperatorOptions, run_operator
     from mme_operator.settings import get_settings
+    from mme_operator.tenancy import PolicyError, load_policy
 
     settings = get_settings()
+    try:
+        load_policy(settings.tenancy_policy_file, settings.tenancy_open)
+    except PolicyError as error:
+        print(f"mme-operator run: {error}", file=sys.stderr)
+        return EXIT_INVALID
     # Before any thread starts: the arenas made later obey the cap.
     limit_arenas(settings.malloc_arena_max)
     try:

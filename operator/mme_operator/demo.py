@@ -61,7 +61,8 @@ def _inference_mode(out: TextIO) -> bool | None:
 async def _demo(out: TextIO, timeout: float) -> int:
     manifest = demo_manifest()
     bucket = manifest["spec"]["artifacts"]["bucket"]
-    overrides = {"file_roots": str(demo_models_dir())}
+    # One local team: the tenancy policy is open (its role is no platform-named one).
+    overrides = {"file_roots": str(demo_models_dir()), "tenancy_open": True}
     triton = _inference_mode(out)
     started = time.monotonic()
     async with LocalEnvironment(

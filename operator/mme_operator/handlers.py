@@ -48,6 +48,7 @@ from mme_operator.reconcile.status import set_condition
 from mme_operator.sagemaker.clients import AwsClients, make_clients
 from mme_operator.sagemaker.stopping import OperatorStopping
 from mme_operator.settings import Settings
+from mme_operator.tenancy import ArchiveLocation, archive_location
 
 log = logging.getLogger("mme_operator.handlers")
 
@@ -406,7 +407,11 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         return result
 
     def run_reconcile(
-        body: kopf.Body, patch: kopf.Patch, logger: Any, events: PassEvents | None = None
+        body: kopf.Body,
+        patch: kopf.Patch,
+        logger: Any,
+        locations: kopf.Index[str, ArchiveLocation],
+        events: PassEvents | None = None,
     ) -> None:
         events = events or PassEvents(body)
         namespace = str(body.metadata.namespace)
@@ -417,11 +422,13 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
                     f"namespace {namespace} holds its share of the workers; trying again",
                     delay=FAIR_SHARE_RETRY_SECONDS,
                 )
+            # Every other ModelEndpoint's archive location: the tenancy policy's nesting rules.
+            others = [loc for store in locations.values() for loc in store]
             outcome = locked_pass(
                 "reconcile",
                 body,
                 events,
-                reconcile,
+                functools.partial(reconcile, others=others),
                 _pass_outcome,
                 note=lambda done: events.note_failures(body.get("status"), done.status),
             )
@@ -436,12 +443,25 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         if outcome.retry_after is not None:
             raise kopf.TemporaryError(outcome.summary, delay=outcome.retry_after)
 
+    @kopf.index(*resource, registry=registry, id="archive_locations")
+    def archive_locations(body: kopf.Body, **_: Any) -> dict[str, ArchiveLocation] | None:
+        # kopf fills every index from the initial listing before any handler runs, so at a
+        # restart each pass already sees every older ModelEndpoint's location.
+        location = archive_location(body)
+        return None if location is None else {location.bucket: location}
+
     @kopf.on.resume(*resource, registry=registry)
     @kopf.on.create(*resource, registry=registry)
     @kopf.on.update(*resource, registry=registry)
     @_cut_short_by_stop
-    def reconcile_handler(body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
-        run_reconcile(body, patch, logger)
+    def reconcile_handler(
+        body: kopf.Body,
+        patch: kopf.Patch,
+        logger: Any,
+        archive_locations: kopf.Index[str, ArchiveLocation],
+        **_: Any,
+    ) -> None:
+        run_reconcile(body, patch, logger, archive_locations)
 
     @kopf.timer(
         *resource,
@@ -452,7 +472,12 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
     )
     @_cut_short_by_stop
     def drift_timer(
-        body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int = 0, **_: Any
+        body: kopf.Body,
+        patch: kopf.Patch,
+        logger: Any,
+        archive_locations: kopf.Index[str, ArchiveLocation],
+        retry: int = 0,
+        **_: Any,
     ) -> None:
         # retry > 0: kopf calls again a pass this timer started that had to wait (e.g. the
         # endpoint it re-created is Creating). check_drift skips anything not Ready, and no
@@ -464,7 +489,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
                 # interval. No event of its own: one that fails again the same way tells
                 # nothing new, and writes nothing.
                 logger.info("Trying again after %s", failed)
-                run_reconcile(body, patch, logger)
+                run_reconcile(body, patch, logger, archive_locations)
                 return
             with metrics.timed_pass("drift_check") as timer:
                 drift = check_drift(body, context.clients(_region(body)))
@@ -479,9 +504,9 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
             logger.info("Drift detected: %s; reconciling", drift)
             events = PassEvents(body)
             events.emit(EventReason.DRIFT_DETECTED, drift)
-            run_reconcile(body, patch, logger, events)
+            run_reconcile(body, patch, logger, archive_locations, events)
             return
-        run_reconcile(body, patch, logger)
+        run_reconcile(body, patch, logger, archive_locations)
 
     @kopf.on.delete(*resource, registry=registry)
     @_cut_short_by_stop

@@ -183,6 +183,19 @@ class Settings(BaseSettings):
     namespace: str | None = Field(
         default=None, description="Watch only this namespace; all when unset."
     )
+    tenancy_policy_file: str | None = Field(
+        default=None,
+        description="YAML file of the tenancy policy (what each namespace's ModelEndpoints "
+        "may use; the chart renders it from its tenancy values into a ConfigMap in the "
+        "operator's namespace). Unset: the safe defaults (archives only under "
+        "<namespace>/<name>/, no nesting, only the SageMaker Triton image, no execution role "
+        "allowed). Read once at start; a bad file stops `run` (exit 2).",
+    )
+    tenancy_open: bool = Field(
+        default=False,
+        description="Turn the tenancy policy off (a single-team install): any archive "
+        "location, source, execution role and image the IAM policy allows.",
+    )
 
     instance_catalogue_file: str | None = Field(
         default=None,

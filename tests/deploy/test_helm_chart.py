@@ -176,6 +176,7 @@ def test_default_install_runs_one_hardened_kopf_process_for_all_namespaces(helm:
             "ValidatingAdmissionPolicyBinding",
             "Service",
             "Deployment",
+            "ConfigMap",
         ]
     )
     deployment = the(docs, "Deployment")
@@ -213,9 +214,11 @@ def test_default_install_runs_one_hardened_kopf_process_for_all_namespaces(helm:
     assert env["MME_WORK_DIR"] == "/tmp"
     assert env["MME_METRICS_PORT"] == "8080"
     assert "MME_NAMESPACE" not in env
-    (mount,) = container["volumeMounts"]
-    (volume,) = pod["volumes"]
+    # The scratch volume, and the tenancy policy read-only (tests/deploy/test_tenancy_chart.py).
+    mount, policy_mount = container["volumeMounts"]
+    volume, policy_volume = pod["volumes"]
     assert mount == {"name": volume["name"], "mountPath": "/tmp"}
+    assert policy_mount["readOnly"] is True and "configMap" in policy_volume
     assert volume["emptyDir"]["sizeLimit"] == "20Gi"
 
     service = the(docs, "Service")
@@ -480,7 +483,9 @@ def test_numbers_given_with_set_become_strings(helm: str) -> None:
     assert operator_container(docs)["image"] == f"{IMAGE}:1"
     pod = the(docs, "Deployment")["spec"]["template"]
     assert pod["metadata"]["labels"]["tier"] == "1"
-    assert pod["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
+    annotations = dict(pod["metadata"]["annotations"])
+    assert annotations.pop("mme-operator.io/tenancy-policy")  # the policy's checksum
+    assert annotations == {"sidecar.istio.io/inject": "false"}
     assert pod["spec"]["nodeSelector"] == {"generation": "5"}
     assert the(docs, "ServiceAccount")["metadata"]["annotations"] == {"cost-center": "42"}
     kubernetes_validate.validate(the(docs, "Deployment"), K8S_VERSION, strict=True)

@@ -22,6 +22,7 @@ class ObjectMeta(BaseModel):
     name: str
     namespace: str = "default"
     uid: str = ""
+    creation_timestamp: str = Field(default="", alias="creationTimestamp")
     generation: int = Field(default=1)
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)

@@ -74,6 +74,8 @@ class Reason(StrEnum):
     LOAD_FAILED = "LoadFailed"
 
     CONFIG_MAP_NOT_OWNED = "ConfigMapNotOwned"
+    POLICY_DENIED = "PolicyDenied"
+    """The platform's tenancy policy refuses the spec: nothing is done in AWS."""
     SERVING_PREVIOUS = "ServingPrevious"
     """A model's new version is not in S3 (it failed): its previous archive keeps serving."""
 
@@ -123,6 +125,7 @@ EVENT_TYPES: dict[str, EventType] = {
     Reason.NO_SERVABLE_MODELS: _W,
     Reason.SERVING_PREVIOUS: _W,
     Reason.CONFIG_MAP_NOT_OWNED: _W,
+    Reason.POLICY_DENIED: _W,
     EventReason.CONFIGMAP_FAILED: _W,
     EventReason.FAILED: _W,
     # Progress and success: Normal.

@@ -54,6 +54,10 @@ from mme_operator.api.triton_config import (
 from mme_operator.sizing.catalogue import CatalogueError, get_catalogue
 
 TOP_LEVEL_FIELDS = ("apiVersion", "kind", "metadata", "spec", "status")
+# The metadata keys ObjectMeta reads, as Kubernetes spells them.
+_OBJECT_META_KEYS = frozenset(
+    field.alias or name for name, field in ObjectMeta.model_fields.items()
+)
 # Every field of Kubernetes' ObjectMeta: what the API server may hand the operator.
 METADATA_FIELDS = (
     "name",
@@ -641,7 +645,7 @@ def validate_resource(doc: Any) -> tuple[ModelEndpoint | None, list[Problem]]:
     if problems or spec is None or not isinstance(metadata, dict):
         return None, problems
     meta = ObjectMeta.model_validate(
-        {k: v for k, v in metadata.items() if k in ObjectMeta.model_fields and v is not None}
+        {k: v for k, v in metadata.items() if k in _OBJECT_META_KEYS and v is not None}
     )
     status = previous_status(doc.get("status"))
     return ModelEndpoint(metadata=meta, spec=spec, status=status), []

@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +54,7 @@ from mme_operator.reconcile.status import (
     bucket_missing_status,
     identity_changed_status,
     invalid_status,
+    policy_denied_status,
     reconciled_status,
     retried_by_itself,
     set_condition,
@@ -71,6 +72,13 @@ from mme_operator.sagemaker.images import ImageLookupError, image_problems
 from mme_operator.settings import Settings
 from mme_operator.sizing import CatalogueError, get_catalogue
 from mme_operator.sizing.choice import model_needs, size_endpoint
+from mme_operator.tenancy import (
+    ArchiveLocation,
+    TenancyPolicy,
+    adoption_allowed,
+    load_policy,
+    policy_problems,
+)
 from mme_operator.triton import TritonConfigError, default_model_filename
 
 log = logging.getLogger("mme_operator.reconcile")
@@ -172,13 +180,20 @@ def _prepare(
             default_grace_period_seconds=settings.archive_grace_period_seconds,
             sizing=sizing,
             load_check=settings.load_check,
-            adoption_allowed=settings.allow_endpoint_adoption,
+            adoption_allowed=adoption_allowed(
+                resource, tenancy_policy(settings), settings.allow_endpoint_adoption
+            ),
         )
     except ImageLookupError as exc:
         return [
             f"spec.image: {exc} (set spec.image, or a supported spec.region / spec.tritonVersion)"
         ]
     return resource, desired, unavailable
+
+
+def tenancy_policy(settings: Settings) -> TenancyPolicy:
+    """The platform's tenancy policy (read once; ``run`` checked it at start)."""
+    return load_policy(settings.tenancy_policy_file, settings.tenancy_open)
 
 
 def with_instance_type(resource: ModelEndpoint, instance_type: str) -> ModelEndpoint:
@@ -285,11 +300,13 @@ def reconcile(
     *,
     emit: EventSink | None = None,
     workdir: Path | None = None,
+    others: Sequence[ArchiveLocation] = (),
 ) -> Outcome:
     """Bring AWS to what the ModelEndpoint ``body`` declares, as far as possible now.
 
     Packaging happens in ``workdir`` (default: a new directory under the settings' work
-    dir), which the pass leaves as it found it.
+    dir), which the pass leaves as it found it. ``others``: the archive locations of the
+    other ModelEndpoints the operator watches (the tenancy policy's nesting rules).
     """
     with (
         _workdir(workdir, settings) as scratch,
@@ -297,7 +314,7 @@ def reconcile(
         # sizing rule (2.5 x MME_MAX_SOURCE_BYTES) holds.
         PreparedArchives(scratch, limit_bytes=settings.max_source_bytes // 2) as prepared,
     ):
-        return _reconcile(body, clients, settings, emit, scratch, prepared)
+        return _reconcile(body, clients, settings, emit, scratch, prepared, others)
 
 
 def _reconcile(
@@ -307,6 +324,7 @@ def _reconcile(
     emit: EventSink | None,
     scratch: Path,
     prepared: PreparedArchives,
+    others: Sequence[ArchiveLocation] = (),
 ) -> Outcome:
     previous = _previous_status(body)
     resource, _ = _validate(body)
@@ -314,6 +332,10 @@ def _reconcile(
     if changes:
         assert previous is not None
         return _settled(identity_changed_status(previous, _generation(body), changes), settings)
+    denied = policy_problems(resource, tenancy_policy(settings), others) if resource else []
+    if denied:
+        # Before any AWS call (sources included): nothing is read, written or touched.
+        return _settled(policy_denied_status(previous, _generation(body), denied), settings)
     bucket = None
     try:
         state = _prepare(body, clients, settings, prepared)
@@ -446,6 +468,10 @@ def _workdir(given: Path | None, settings: Settings) -> Iterator[Path]:
 
 def dry_run(body: Mapping[str, Any], clients: AwsClients, settings: Settings) -> Plan | list[str]:
     """The plan for ``body`` against the configured AWS, changing nothing."""
+    resource, _ = _validate(body)
+    denied = policy_problems(resource, tenancy_policy(settings)) if resource else []
+    if denied:
+        return [f"refused by the tenancy policy: {problem}" for problem in denied]
     prepared = _prepare(body, clients, settings)
     if isinstance(prepared, list):
         return prepared

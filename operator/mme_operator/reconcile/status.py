@@ -105,6 +105,22 @@ def invalid_status(
     return _stopped_status(previous, generation, Phase.FAILED, conditions, message)
 
 
+def policy_denied_status(
+    previous: ModelEndpointStatus | None, generation: int, problems: list[str]
+) -> ModelEndpointStatus:
+    """Status of a spec the platform's tenancy policy refuses: Failed, nothing done in AWS."""
+    message = "; ".join(problems)
+    conditions = set_condition(
+        list((previous.conditions if previous else None) or []),
+        ConditionType.READY,
+        ConditionStatus.FALSE,
+        Reason.POLICY_DENIED,
+        f"the platform's tenancy policy refuses this spec: {message}",
+        generation,
+    )
+    return _stopped_status(previous, generation, Phase.FAILED, conditions, message)
+
+
 def identity_changed_status(
     previous: ModelEndpointStatus, generation: int, changes: list[str]
 ) -> ModelEndpointStatus:
@@ -181,7 +197,7 @@ def aws_failed_status(
 
 
 RETRIED_EVERY_DRIFT_INTERVAL: frozenset[str] = frozenset(
-    {Reason.ACCESS_DENIED, Reason.AWS_ERROR, Reason.ENDPOINT_FAILED}
+    {Reason.ACCESS_DENIED, Reason.AWS_ERROR, Reason.ENDPOINT_FAILED, Reason.POLICY_DENIED}
 )
 """Reasons of a Failed ``Ready`` that the drift timer tries again; see :func:`retried_by_itself`."""
 
@@ -197,6 +213,8 @@ def retried_by_itself(status: ModelEndpointStatus | None) -> bool:
       whether observing or a step of the apply failed.
     - ``EndpointFailed``: SageMaker's state, which its message says may be put right there
       (delete the failed endpoint to have it re-created); looked at every interval too.
+    - ``PolicyDenied``: the tenancy policy; a nesting archive location stops refusing once
+      the other ModelEndpoint is gone. Checked again every interval (no AWS call).
     - ``InvalidSpec``, ``IdentityChanged``, ``NotOwned``, ``UpdateFailed``: only the user's
       change of the resource (spec or annotation) helps, and that change is itself a pass.
       Not tried again.
