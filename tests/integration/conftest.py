@@ -263,7 +263,13 @@ async def eventually(
 
 
 def clean_namespace(plane: ControlPlane, namespace: str) -> None:
-    """Remove every ModelEndpoint (finalizers dropped: its operator is gone) and event."""
+    """Remove every ModelEndpoint (finalizers dropped: its operator is gone), event and
+    models ConfigMap.
+
+    envtest runs no garbage collector, so a ModelEndpoint's ``<name>-models`` ConfigMap
+    outlives it here; left behind, it would be another owner's ConfigMap to the next test's
+    ModelEndpoint of the same name (which then refuses to write it).
+    """
     plane.kubectl("delete", PLURAL, "--all", "-n", namespace, "--wait=false")
     names = plane.kubectl("get", PLURAL, "-n", namespace, "-o", "name").stdout.split()
     for name in names:
@@ -272,6 +278,8 @@ def clean_namespace(plane: ControlPlane, namespace: str) -> None:
     for name in names:
         plane.wait_gone(name, "-n", namespace)
     plane.kubectl("delete", "events", "--all", "-n", namespace)
+    managed = "app.kubernetes.io/managed-by=mme-operator"
+    plane.kubectl("delete", "configmaps", "-l", managed, "-n", namespace)
 
 
 def kube_connection(request: pytest.FixtureRequest) -> tuple[KubeConnection, ControlPlane] | None:

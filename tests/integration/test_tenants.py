@@ -211,7 +211,10 @@ async def test_one_tenants_hanging_sources_do_not_hold_up_another(
             doc["spec"]["artifacts"]["prefix"] = f"team-a/hang-{i}/"
             tenants["team-a"].apply(doc)
         # team-a holds its share of the 8 workers ((8 - 1) // 2, team-b being active too).
-        await eventually(lambda: _at_least(tarpit, 3), "team-a's passes hanging in the tarpit")
+        # Eight applies and their first passes: seconds on a loaded 2-core machine.
+        await eventually(
+            lambda: _at_least(tarpit, 3), "team-a's passes hanging in the tarpit", timeout=60
+        )
         crowded = await time_to_ready("crowded")
         # Without the namespace fair share, team-b waited for a read deadline (8 s) or more.
         assert crowded < max(2 * alone, alone + 1.5), (alone, crowded)
