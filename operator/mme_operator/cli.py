@@ -546,7 +546,9 @@ def _plan_lines(resource: ModelEndpoint, settings: Settings) -> tuple[list[str],
         tags = gateway.tags_of(endpoint.arn) if endpoint else {}
         meta.uid = tags.get(OWNER_UID_TAG, "") if tags.get(OWNER_TAG) == owner else ""
         meta.uid = meta.uid or "not-yet-created"
-    plan = dry_run(resource.to_k8s() | {"metadata": meta.model_dump()}, clients, settings)
+    plan = dry_run(
+        resource.to_k8s() | {"metadata": meta.model_dump(by_alias=True)}, clients, settings
+    )
     if isinstance(plan, list):
         return [f"invalid: {line}" for line in plan], [f"invalid: {line}" for line in plan]
     blocked = plan.blocked
