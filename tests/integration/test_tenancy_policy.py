@@ -89,6 +89,9 @@ async def test_the_policy_refuses_what_a_namespace_may_not_use(
     a.apply(first)
     first_ready = await world.env.wait_ready("first", "team-a", timeout=30)
     first_before = await inventory(world, first_ready["status"]["endpointName"], "team-a/shared/")
+    # creationTimestamp has whole seconds: within one second the uid breaks the tie (a gap
+    # noted for the next session); here the newcomer is a second younger.
+    await asyncio.sleep(1.1)
     nested = world.manifest("nested", [await world.onnx_model("two")])
     calls = dict(world.calls)
     nested["spec"]["artifacts"]["prefix"] = "team-a/shared/nested/"
