@@ -48,7 +48,7 @@ from mme_operator.reconcile.status import set_condition
 from mme_operator.sagemaker.clients import AwsClients, make_clients
 from mme_operator.sagemaker.stopping import OperatorStopping
 from mme_operator.settings import Settings
-from mme_operator.tenancy import ArchiveLocation, archive_location
+from mme_operator.tenancy import ArchiveClaims, ArchiveLocation, archive_location
 
 log = logging.getLogger("mme_operator.handlers")
 
@@ -126,6 +126,8 @@ class OperatorContext:
     _guard: threading.Lock = field(default_factory=threading.Lock)
     shares: NamespaceShares | None = None
     """Each namespace's fair share of the workers (None: no limit, MME_NAMESPACE_FAIR_SHARE)."""
+    claims: ArchiveClaims = field(default_factory=ArchiveClaims)
+    """The archive locations admitted so far: which of two nesting ones keeps its place."""
 
     def __post_init__(self) -> None:
         if self.shares is None and self.settings.namespace_fair_share:
@@ -428,7 +430,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
                 "reconcile",
                 body,
                 events,
-                functools.partial(reconcile, others=others),
+                functools.partial(reconcile, others=others, claims=context.claims),
                 _pass_outcome,
                 note=lambda done: events.note_failures(body.get("status"), done.status),
             )

@@ -89,9 +89,8 @@ async def test_the_policy_refuses_what_a_namespace_may_not_use(
     a.apply(first)
     first_ready = await world.env.wait_ready("first", "team-a", timeout=30)
     first_before = await inventory(world, first_ready["status"]["endpointName"], "team-a/shared/")
-    # creationTimestamp has whole seconds: within one second the uid breaks the tie (a gap
-    # noted for the next session); here the newcomer is a second younger.
-    await asyncio.sleep(1.1)
+    # No pause: the newcomer may share the first's creation second and win a tie by uid;
+    # the first holds its place because it was admitted first.
     nested = world.manifest("nested", [await world.onnx_model("two")])
     calls = dict(world.calls)
     nested["spec"]["artifacts"]["prefix"] = "team-a/shared/nested/"
@@ -170,3 +169,59 @@ async def test_at_a_start_the_older_of_two_nesting_locations_wins(
     message = await refused(world, "team-a", "nested")
     assert "nests with another ModelEndpoint's archive location" in message
     assert await world.keys("team-a/shared/nested/") == []
+
+
+@pytest.mark.settings(tenancy_open=False, tenancy_policy_file=POLICY)
+async def test_of_two_nesting_newcomers_applied_together_one_is_admitted_for_good(
+    world: World,
+    tenants: dict[str, Tenant],  # noqa: F811
+) -> None:
+    # One kubectl call: the same creation second, and passes that may run side by side.
+    a = tenants["team-a"]
+    outer = world.manifest("outer", [await world.onnx_model("one")])
+    outer["spec"]["artifacts"]["prefix"] = "team-a/pair/"
+    inner = world.manifest("inner", [await world.onnx_model("two")])
+    inner["spec"]["artifacts"]["prefix"] = "team-a/pair/inner/"
+    a.apply(outer, inner)
+
+    def settled(obj: dict[str, Any]) -> bool:
+        reason = condition(obj, "Ready").get("reason")
+        return condition(obj, "Ready").get("status") == "True" or reason == "PolicyDenied"
+
+    found = {
+        name: await wait(world, "team-a", name, settled, "Ready or PolicyDenied")
+        for name in ("outer", "inner")
+    }
+    winners = [n for n, obj in found.items() if condition(obj, "Ready")["status"] == "True"]
+    losers = [n for n, obj in found.items() if denied(obj)]
+    assert len(winners) == 1 and len(losers) == 1, found
+    winner, loser = winners[0], losers[0]
+    await refused(world, "team-a", loser)
+    loser_prefix = "team-a/pair/inner/" if loser == "inner" else "team-a/pair/"
+    winner_prefix = "team-a/pair/" if winner == "outer" else "team-a/pair/inner/"
+    # The loser made nothing: the only archives under the pair are the winner's.
+    keys = await world.keys("team-a/pair/")
+    assert keys and all(k.startswith(winner_prefix) for k in keys), keys
+    if loser_prefix != "team-a/pair/":
+        assert await world.keys(loser_prefix) == []
+
+    # Later passes of both (an annotation change starts one) keep the same answer: the
+    # admitted one is never displaced, the refused one never admitted.
+    for round_ in range(3):
+        for name in (winner, loser):
+            a.plane.kubectl(
+                "annotate",
+                "--overwrite",
+                "modelendpoints",
+                name,
+                "-n",
+                "team-a",
+                f"example.com/round={round_}",
+                token=a.token,
+            )
+        await asyncio.sleep(1.5)
+    still = await world.env.get(winner, "team-a")
+    assert still is not None and condition(still, "Ready")["status"] == "True", still
+    again = await world.env.get(loser, "team-a")
+    assert again is not None and denied(again)
+    assert not again["status"].get("endpointName")

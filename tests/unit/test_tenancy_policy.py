@@ -11,6 +11,7 @@ from mme_operator.api import validate_resource
 from mme_operator.api.resource import ModelEndpoint
 from mme_operator.sagemaker.images import default_image
 from mme_operator.tenancy import (
+    ArchiveClaims,
     ArchiveLocation,
     PolicyError,
     TenancyPolicy,
@@ -86,6 +87,68 @@ def test_nesting_with_an_older_location_is_refused_and_the_older_is_not():
         assert policy_problems(mine, SAFE, [other(prefix, older=False)]) == []
     assert policy_problems(mine, SAFE, [other("team-a/prod/", bucket="elsewhere")]) == []
     assert policy_problems(mine, SAFE, [other("team-a/production/")]) == []
+
+
+SAME_SECOND = BODY["metadata"]["creationTimestamp"]
+
+
+def test_a_location_already_admitted_keeps_its_place_over_an_older_newcomer():
+    # Same second, and the other's uid sorts first: age alone would let it displace mine.
+    mine = resource(artifacts={"bucket": "models", "prefix": "team-a/prod/"})
+    rival = ArchiveLocation("uid-0", SAME_SECOND, "models", "team-a/")
+    held = ArchiveLocation("uid-a", SAME_SECOND, "models", "team-a/prod/", admitted=True)
+    assert policy_problems(mine, SAFE, [rival, held]) == []
+    # And the rival, checked against mine, is the one refused.
+    rival_body = copy.deepcopy(BODY)
+    rival_body["metadata"].update(uid="uid-0", name="x")
+    rival_body["spec"]["artifacts"] = {"bucket": "models", "prefix": "team-a/"}
+    policy = TenancyPolicy.model_validate(
+        {"defaults": {"executionRoleArns": [ROLE], "archivePrefixes": ["{namespace}/"]}}
+    )
+    rival_resource, _ = validate_resource(rival_body)
+    assert rival_resource is not None
+    problems = policy_problems(rival_resource, policy, [rival, held])
+    assert len(problems) == 1 and "nests with another" in problems[0]
+
+
+def test_of_two_same_second_newcomers_the_first_admitted_wins_whatever_the_uids():
+    claims = ArchiveClaims()
+    late_uid = copy.deepcopy(BODY)
+    late_uid["metadata"]["uid"] = "uid-z"
+    first, _ = validate_resource(late_uid)
+    assert first is not None
+    first_loc = ArchiveLocation("uid-z", SAME_SECOND, "models", "team-a/prod/")
+    second_loc = ArchiveLocation("uid-a", SAME_SECOND, "models", "team-a/prod/")
+    both = [first_loc, second_loc]
+    # uid-z is checked (and admitted) before uid-a is seen, though uid-a wins a tie by uid.
+    assert policy_problems(first, SAFE, [first_loc], claims) == []
+    second = resource()
+    problems = policy_problems(second, SAFE, both, claims)
+    assert len(problems) == 1 and "nests with another" in problems[0]
+    # Every later pass of the first still passes, and the second is still refused.
+    for _ in range(3):
+        assert policy_problems(first, SAFE, both, claims) == []
+        assert policy_problems(second, SAFE, both, claims)
+    # A refused one is not admitted, whatever else it does: only allowed passes claim.
+    assert not claims.has_admitted(second_loc)
+    # Seen together before either is admitted, the tie goes by uid, the same on every pass.
+    fresh = ArchiveClaims()
+    assert policy_problems(first, SAFE, both, fresh)
+    assert policy_problems(second, SAFE, both, fresh) == []
+    assert policy_problems(first, SAFE, both, fresh)
+
+
+def test_a_refused_pass_admits_nothing_and_a_deleted_claim_is_forgotten():
+    claims = ArchiveClaims()
+    denied = resource(executionRoleArn="arn:aws:iam::123456789012:role/other")
+    loc = ArchiveLocation("uid-a", SAME_SECOND, "models", "team-a/prod/")
+    assert policy_problems(denied, SAFE, [loc], claims)
+    assert not claims.has_admitted(loc)
+    assert policy_problems(resource(), SAFE, [loc], claims) == []
+    assert claims.has_admitted(loc)
+    gone = ArchiveLocation("uid-gone", SAME_SECOND, "models", "team-x/")
+    claims.admit(gone, present=[])
+    assert not claims.has_admitted(loc) and claims.has_admitted(gone)
 
 
 def test_an_s3_source_inside_another_archive_location_is_refused():
@@ -198,6 +261,13 @@ def test_archive_location_of_a_raw_body():
     assert archive_location(BODY) == ArchiveLocation(
         "uid-a", "2026-12-02T04:00:00Z", "models", "team-a/prod/"
     )
+    # Its status recording the same location says it holds it (a different one does not).
+    held = {**BODY, "status": {"artifactsLocation": "s3://models/team-a/prod/"}}
+    assert archive_location(held) == ArchiveLocation(
+        "uid-a", "2026-12-02T04:00:00Z", "models", "team-a/prod/", admitted=True
+    )
+    moved = {**BODY, "status": {"artifactsLocation": "s3://models/team-a/old/"}}
+    assert archive_location(moved).admitted is False  # type: ignore[union-attr]
     assert archive_location({"metadata": {}, "spec": "x"}) is None
 
 

@@ -73,6 +73,7 @@ from mme_operator.settings import Settings
 from mme_operator.sizing import CatalogueError, get_catalogue
 from mme_operator.sizing.choice import model_needs, size_endpoint
 from mme_operator.tenancy import (
+    ArchiveClaims,
     ArchiveLocation,
     TenancyPolicy,
     adoption_allowed,
@@ -301,12 +302,14 @@ def reconcile(
     emit: EventSink | None = None,
     workdir: Path | None = None,
     others: Sequence[ArchiveLocation] = (),
+    claims: ArchiveClaims | None = None,
 ) -> Outcome:
     """Bring AWS to what the ModelEndpoint ``body`` declares, as far as possible now.
 
     Packaging happens in ``workdir`` (default: a new directory under the settings' work
     dir), which the pass leaves as it found it. ``others``: the archive locations of the
-    other ModelEndpoints the operator watches (the tenancy policy's nesting rules).
+    other ModelEndpoints the operator watches (the tenancy policy's nesting rules), and
+    ``claims`` those it admitted (see :class:`ArchiveClaims`).
     """
     with (
         _workdir(workdir, settings) as scratch,
@@ -314,7 +317,7 @@ def reconcile(
         # sizing rule (2.5 x MME_MAX_SOURCE_BYTES) holds.
         PreparedArchives(scratch, limit_bytes=settings.max_source_bytes // 2) as prepared,
     ):
-        return _reconcile(body, clients, settings, emit, scratch, prepared, others)
+        return _reconcile(body, clients, settings, emit, scratch, prepared, others, claims)
 
 
 def _reconcile(
@@ -325,6 +328,7 @@ def _reconcile(
     scratch: Path,
     prepared: PreparedArchives,
     others: Sequence[ArchiveLocation] = (),
+    claims: ArchiveClaims | None = None,
 ) -> Outcome:
     previous = _previous_status(body)
     resource, _ = _validate(body)
@@ -332,7 +336,7 @@ def _reconcile(
     if changes:
         assert previous is not None
         return _settled(identity_changed_status(previous, _generation(body), changes), settings)
-    denied = policy_problems(resource, tenancy_policy(settings), others) if resource else []
+    denied = policy_problems(resource, tenancy_policy(settings), others, claims) if resource else []
     if denied:
         # Before any AWS call (sources included): nothing is read, written or touched.
         return _settled(policy_denied_status(previous, _generation(body), denied), settings)

@@ -7,6 +7,7 @@ namespace only, cannot change it. Validation and the reconcile both ask
 """
 
 from mme_operator.tenancy.policy import (
+    ArchiveClaims,
     ArchiveLocation,
     PolicyError,
     Rule,
@@ -19,6 +20,7 @@ from mme_operator.tenancy.policy import (
 )
 
 __all__ = [
+    "ArchiveClaims",
     "ArchiveLocation",
     "PolicyError",
     "Rule",

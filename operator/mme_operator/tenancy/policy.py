@@ -24,9 +24,11 @@ ModelEndpoint's archive location (restricted mode).
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -126,13 +128,15 @@ class TenancyPolicy(BaseModel):
 
 @dataclass(frozen=True)
 class ArchiveLocation:
-    """Where one ModelEndpoint keeps its archives, and which of two is older."""
+    """Where one ModelEndpoint keeps its archives, and whether it holds that place yet."""
 
     uid: str
     created: str
-    """``metadata.creationTimestamp`` (RFC 3339, so strings order as times)."""
+    """``metadata.creationTimestamp`` (RFC 3339, so strings order as times; whole seconds)."""
     bucket: str
     prefix: str
+    admitted: bool = False
+    """Its status records this location: a pass went past the policy with it (it holds it)."""
 
     def nests_with(self, bucket: str, prefix: str) -> bool:
         return self.bucket == bucket and (
@@ -144,6 +148,48 @@ class ArchiveLocation:
 
     def older_than(self, other: ArchiveLocation) -> bool:
         return (self.created, self.uid) < (other.created, other.uid)
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+@dataclass
+class ArchiveClaims:
+    """The archive locations this operator process admitted, in the order it did.
+
+    Which of two nesting locations keeps its place must not depend on timing:
+    ``creationTimestamp`` has whole seconds, so two ModelEndpoints applied in the same
+    second tie, and a tie broken by uid can let a newcomer displace one already serving.
+    So a location that was admitted (recorded in its status, or admitted by this process
+    since) always precedes one that was not; only between two not yet admitted does age
+    decide. Admission happens under one lock, so of two racing newcomers exactly one is
+    admitted and the other is refused, and the admitted one is never refused later.
+    """
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _admitted: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def has_admitted(self, location: ArchiveLocation) -> bool:
+        return self._admitted.get(location.uid) == (location.bucket, location.prefix)
+
+    def admit(self, location: ArchiveLocation, present: Iterable[str]) -> None:
+        """Record ``location``; forget the ModelEndpoints no longer ``present`` (deleted)."""
+        keep = set(present) | {location.uid}
+        for uid in [uid for uid in self._admitted if uid not in keep]:
+            del self._admitted[uid]
+        self._admitted[location.uid] = (location.bucket, location.prefix)
+
+
+def _precedes(other: ArchiveLocation, me: ArchiveLocation, claims: ArchiveClaims | None) -> bool:
+    """Whether ``other`` keeps its place over ``me`` where the two nest."""
+
+    def admitted(location: ArchiveLocation) -> bool:
+        return location.admitted or (claims is not None and claims.has_admitted(location))
+
+    if admitted(other) != admitted(me):
+        return admitted(other)
+    return other.older_than(me)
 
 
 def archive_location(body: object) -> ArchiveLocation | None:
@@ -159,11 +205,14 @@ def archive_location(body: object) -> ArchiveLocation | None:
     prefix = artifacts.get("prefix") or f"{metadata.get('namespace')}/{metadata.get('name')}/"
     if not isinstance(prefix, str):
         return None
+    status = body.get("status")
+    recorded = status.get("artifactsLocation") if isinstance(status, Mapping) else None
     return ArchiveLocation(
         uid=str(metadata.get("uid") or ""),
         created=str(metadata.get("creationTimestamp") or ""),
         bucket=artifacts["bucket"],
         prefix=prefix,
+        admitted=recorded == f"s3://{artifacts['bucket']}/{prefix}",
     )
 
 
@@ -216,12 +265,15 @@ def policy_problems(
     resource: ModelEndpoint,
     policy: TenancyPolicy,
     others: Sequence[ArchiveLocation] = (),
+    claims: ArchiveClaims | None = None,
 ) -> list[str]:
     """Why the policy refuses ``resource`` (one line each); empty when it is allowed.
 
-    ``others`` are the archive locations of the other ModelEndpoints the operator knows:
-    an older one's location that nests with this one's, and any of them holding an ``s3://``
-    source, refuse this one. Messages never name the other ModelEndpoint.
+    ``others`` are the archive locations of the ModelEndpoints the operator knows (this
+    one's may be among them): one that precedes this one (see :class:`ArchiveClaims`) and
+    nests with its location, and any of them holding an ``s3://`` source, refuse this one.
+    With ``claims`` (the operator's), an allowed location is admitted there, atomically
+    with the check. Messages never name the other ModelEndpoint.
     """
     if policy.open:
         return []
@@ -240,14 +292,16 @@ def policy_problems(
             f"spec.artifacts.prefix: {prefix!r} is outside what namespace {namespace} may use "
             f"({', '.join(repr(p) for p in allowed) or 'nothing'})"
         )
+    uid = resource.metadata.uid
     me = ArchiveLocation(
-        resource.metadata.uid, resource.metadata.creation_timestamp, bucket, prefix
+        uid,
+        resource.metadata.creation_timestamp,
+        bucket,
+        prefix,
+        admitted=any(
+            o.uid == uid and o.admitted and o.url == f"s3://{bucket}/{prefix}" for o in others
+        ),
     )
-    if any(o.uid != me.uid and o.older_than(me) and o.nests_with(bucket, prefix) for o in others):
-        problems.append(
-            f"spec.artifacts: s3://{bucket}/{prefix} nests with another ModelEndpoint's archive "
-            "location; give this one a prefix of its own"
-        )
     if not _matches(spec.execution_role_arn, rule.execution_role_arns):
         problems.append(
             f"spec.executionRoleArn: {spec.execution_role_arn} is not an execution role the "
@@ -274,6 +328,17 @@ def policy_problems(
                     f"spec.models[{model.name!r}].source: {model.source} is inside another "
                     "ModelEndpoint's archive location"
                 )
+    with claims.lock if claims is not None else contextlib.nullcontext():
+        if any(
+            o.uid != me.uid and o.nests_with(bucket, prefix) and _precedes(o, me, claims)
+            for o in others
+        ):
+            problems.append(
+                f"spec.artifacts: s3://{bucket}/{prefix} nests with another ModelEndpoint's "
+                "archive location; give this one a prefix of its own"
+            )
+        elif claims is not None and not problems:
+            claims.admit(me, (o.uid for o in others))
     return problems
 
 
