@@ -484,6 +484,8 @@ def inventory(
         if not any(k == "model" for k, _ in mine):
             found.lost.append(f"{obj['metadata']['name']}: model")
         for model in status.get("models") or []:
+            if model.get("servingS3Key"):  # serves while the model's new archive has not loaded
+                wanted_keys.add(model["servingS3Key"])
             key = model.get("s3Key")
             if key:
                 wanted_keys.add(key)

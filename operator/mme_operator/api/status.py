@@ -77,7 +77,7 @@ class Reason(StrEnum):
     POLICY_DENIED = "PolicyDenied"
     """The platform's tenancy policy refuses the spec: nothing is done in AWS."""
     SERVING_PREVIOUS = "ServingPrevious"
-    """A model's new version is not in S3 (it failed): its previous archive keeps serving."""
+    """A model's new version is not in S3 or failed to load: its previous archive keeps serving."""
 
 
 class EventReason(StrEnum):
@@ -222,6 +222,16 @@ class ModelStatus(ApiModel):
     )
     warmed_up: bool | None = Field(
         default=None, description="The warm-up invocation of this archive succeeded."
+    )
+    serving_target_model: str | None = Field(
+        default=None,
+        description="While targetModel has not loaded (state Loading or LoadFailed): the "
+        "TargetModel of the model's previous archive, which did load and still serves. The "
+        "clients' ConfigMap maps the model to it, and its archive is kept (no expiry) until "
+        "targetModel loads; then its grace period starts.",
+    )
+    serving_s3_key: str | None = Field(
+        default=None, description="S3 key of the archive that still serves (servingTargetModel)."
     )
     previous_target_model: str | None = Field(
         default=None,

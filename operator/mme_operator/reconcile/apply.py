@@ -142,37 +142,48 @@ class Executor:
         """
         result = ApplyResult()
         checks = [a for a in plan.actions if isinstance(a, p.LoadCheck)]
+        # Deletions that wait for a load check's answer run after the checks.
+        after = [a for a in plan.actions if isinstance(a, p.DeleteArchive) and a.once_loaded]
         for action in plan.actions:
-            if isinstance(action, p.LoadCheck):
+            if isinstance(action, p.LoadCheck) or action in after:
                 continue
             if plan.upload_first and not result.uploaded and isinstance(action, p.BILLED_ACTIONS):
                 result.error = nothing_uploaded(action, result)
                 return result
-            try:
-                self._do(action, result)
-            except (NotOwnedError, ArchiveNotOwnedError) as exc:
-                # Never delete what is not ours: note it, and go on with the rest.
-                result.notes.append(str(exc))
-                log.warning("Skipped %s: %s", action.describe(), exc)
-                continue
-            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-                kind = classify(exc)
-                retryable = kind is ErrorClass.RETRYABLE
-                message = f"{action.describe()} failed: {describe_error(exc)}"
-                reason = Reason.RETRYING if retryable else terminal_reason(exc)
-                if is_missing_bucket(exc):
-                    # Deleted since the pass observed it: the user can create it again.
-                    retryable, reason = True, Reason.BUCKET_MISSING
-                result.error = ApplyError(retryable, reason, message, action)
-                log.warning("AWS call failed (%s): %s", kind, message)
+            if not self._step(action, result):
                 return result
-            result.done.append(action)
         if checks:
             workers = max(1, min(self.load_check_concurrency, len(checks)))
             with ThreadPoolExecutor(workers, thread_name_prefix="load-check") as pool:
                 list(pool.map(lambda check: self._load_check(check, result), checks))
             result.done.extend(checks)
+        for action in after:
+            if not self._step(action, result):
+                return result
         return result
+
+    def _step(self, action: p.Action, result: ApplyResult) -> bool:
+        """Run one action; False when the run stops (``result.error`` says why)."""
+        try:
+            self._do(action, result)
+        except (NotOwnedError, ArchiveNotOwnedError) as exc:
+            # Never delete what is not ours: note it, and go on with the rest.
+            result.notes.append(str(exc))
+            log.warning("Skipped %s: %s", action.describe(), exc)
+            return True
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            kind = classify(exc)
+            retryable = kind is ErrorClass.RETRYABLE
+            message = f"{action.describe()} failed: {describe_error(exc)}"
+            reason = Reason.RETRYING if retryable else terminal_reason(exc)
+            if is_missing_bucket(exc):
+                # Deleted since the pass observed it: the user can create it again.
+                retryable, reason = True, Reason.BUCKET_MISSING
+            result.error = ApplyError(retryable, reason, message, action)
+            log.warning("AWS call failed (%s): %s", kind, message)
+            return False
+        result.done.append(action)
+        return True
 
     def _do(self, action: p.Action, result: ApplyResult) -> None:
         sm = self.desired.sagemaker
@@ -199,9 +210,12 @@ class Executor:
                     self.emit(
                         EventReason.CONFIG_MERGED, config_merged_message(archive.model_name, stored)
                     )
-            case p.DeleteArchive(key=key, once_uploaded=replacement):
+            case p.DeleteArchive(key=key, once_uploaded=replacement, once_loaded=model):
                 if replacement is not None and replacement not in result.uploaded:
                     return  # the replacement failed: the archive that serves stays
+                loaded = result.loads.get(model) if model else None
+                if model and (loaded is None or loaded.verdict is not LoadVerdict.LOADED):
+                    return  # the replacement has not loaded: the archive that serves stays
                 self.store.delete(key)
                 self.emit(
                     EventReason.DELETED, f"deleted stale archive s3://{self.desired.bucket}/{key}"

@@ -30,14 +30,16 @@ def models_configmap(
     """The ConfigMap for a ModelEndpoint's status; None until it has an endpoint name.
 
     Only models whose archive is in S3 are listed: a TargetModel is worth sending only once
-    SageMaker can load it.
+    SageMaker can load it. A model whose new version has not loaded (Loading, LoadFailed)
+    is mapped to the previous one that still serves it (``servingTargetModel``), and moves
+    to the new one once it has loaded.
     """
     if not status.endpoint_name:
         return None
     targets = {
-        m.name: m.target_model
+        m.name: m.serving_target_model or m.target_model
         for m in status.models or []
-        if m.target_model and m.state == ModelState.AVAILABLE
+        if m.serving_target_model or (m.target_model and m.state == ModelState.AVAILABLE)
     }
     data = dict(sorted(targets.items()))
     data[ENDPOINT_KEY] = status.endpoint_name

@@ -390,14 +390,23 @@ def _tell_serving_previous(
     status: ModelEndpointStatus, previous: ModelEndpointStatus | None, emit: EventSink | None
 ) -> None:
     """A Warning event for each model newly served from its previous archive (its new version
-    failed); once, not at every pass while it lasts."""
+    failed, to package or upload, or to load); once, not at every pass while it lasts."""
     if emit is None:
         return
-    before = {(m.name, m.message) for m in (previous.models or [] if previous else [])}
+    models = previous.models or [] if previous else []
+    before = {(m.name, m.message) for m in models}
+    unloaded = {(m.name, m.target_model) for m in models if m.state == ModelState.LOAD_FAILED}
     for model in status.models or []:
         telling = model.state == ModelState.AVAILABLE and model.message
         if telling and (model.name, model.message) not in before:
             emit(Reason.SERVING_PREVIOUS, f"model {model.name!r}: {model.message}")
+        broken = model.state == ModelState.LOAD_FAILED and model.serving_target_model
+        if broken and (model.name, model.target_model) not in unloaded:
+            emit(
+                Reason.SERVING_PREVIOUS,
+                f"model {model.name!r}: its new version {model.target_model} failed to load; "
+                f"still serving {model.serving_target_model}",
+            )
 
 
 def _settled(status: ModelEndpointStatus, settings: Settings, plan: Plan | None = None) -> Outcome:

@@ -28,14 +28,16 @@ state makes no invocation at all.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import botocore.exceptions
 
-from mme_operator.api import DataType, ModelEndpointStatus, ModelSpec, ModelStatus
+from mme_operator.api import DataType, ModelEndpointStatus, ModelSpec, ModelState, ModelStatus
 from mme_operator.api.triton_schema import model_config_pb2
+from mme_operator.artifacts.naming import DesiredArchive
 from mme_operator.sagemaker.errors import describe_error
 
 # Triton's load errors: model_lifecycle ("load failed for model"), the repository manager
@@ -206,3 +208,28 @@ def checked_before(
         for m in status.models or []
         if m.target_model and (m.loaded is True or (m.loaded is False and same_generation))
     }
+
+
+def served_archive(model: ModelStatus) -> tuple[str | None, str | None]:
+    """(S3 key, TargetModel) of the archive that served ``model`` at the last pass: the one
+    its status keeps serving while the current one has not loaded, else the current one."""
+    if model.serving_s3_key and model.serving_target_model:
+        return model.serving_s3_key, model.serving_target_model
+    return model.s3_key, model.target_model
+
+
+def serves(
+    load_check: bool,
+    status: ModelEndpointStatus,
+    archive: DesiredArchive,
+    ours: Callable[[str], bool],
+) -> bool:
+    """Whether a model's new ``archive`` serves already, by the last pass's ``status``: it is
+    in S3 (``ours``) and was Available there (loaded); or, not recorded yet, it needs no
+    load check (``load_check`` off: an archive in S3 is Available)."""
+    if not ours(archive.key):
+        return False
+    recorded = [m.state for m in status.models or [] if m.target_model == archive.target_model]
+    if recorded:
+        return ModelState.AVAILABLE in recorded
+    return not load_check

@@ -23,7 +23,7 @@ from mme_operator.reconcile.desired import (
     RETRY_UPDATE_ANNOTATION,
     DesiredState,
 )
-from mme_operator.reconcile.loading import checked_before
+from mme_operator.reconcile.loading import checked_before, served_archive, serves
 from mme_operator.reconcile.observe import TRANSITIONAL, ObservedForDeletion, ObservedState
 
 
@@ -49,10 +49,15 @@ class DeleteArchive(Action):
     key: str
     once_uploaded: str | None = None
     """Delete only if this pass uploaded that archive (the replacement of the one deleted)."""
+    once_loaded: str | None = None
+    """Delete only if this pass's load check of that model said its new TargetModel loaded
+    (run after the load checks)."""
 
     def describe(self) -> str:
-        if self.once_uploaded:
-            return f"delete superseded archive {self.key} once {self.once_uploaded} is uploaded"
+        once = [f"{self.once_uploaded} is uploaded"] if self.once_uploaded else []
+        once += [f"model {self.once_loaded!r} loaded its new version"] if self.once_loaded else []
+        if once:
+            return f"delete superseded archive {self.key} once {' and '.join(once)}"
         return f"delete stale archive {self.key}"
 
 
@@ -215,7 +220,7 @@ class Plan:
             for s in self.superseded
         )
         lines.extend(
-            f"keep serving {s.key} for model {name!r} until its new archive is in S3"
+            f"keep serving {s.key} for model {name!r} until its new archive is in S3 and loaded"
             for name, s in self.serving_previous
         )
         if self.wait:
@@ -231,12 +236,14 @@ MAX_SUPERSEDED = MAX_SUPERSEDED_ARCHIVES
 
 @dataclass(frozen=True)
 class ServingPrevious:
-    """A model still served from its last archive because its new one is not in S3 (yet).
+    """A model still served from its last archive because its new one does not serve (yet).
 
-    Its upload failed, its source could not be read, or another object holds its key: the
-    archive that served keeps serving (status and the client mapping keep its TargetModel)
-    and is kept however long that lasts. Once ``replacement`` is in S3 it becomes a
-    superseded archive, kept until ``expires_at`` (None: no grace period, it goes).
+    The new one is not in S3 (its upload failed, its source could not be read, another
+    object holds its key), or it is but the endpoint has not loaded it (Loading, or
+    LoadFailed): the archive that served keeps serving (status and the client mapping keep
+    its TargetModel) and is kept however long that lasts. Once ``replacement`` is in S3 and
+    loaded it becomes a superseded archive, kept until ``expires_at`` (None: no grace
+    period, it goes).
     """
 
     model_name: str
@@ -295,17 +302,24 @@ def superseded_archives(
     candidates = _recorded_superseded(status)
     serving: dict[str, ServingPrevious] = {}
     for model in status.models or []:
-        if not model.s3_key or not model.target_model or not ours(model.s3_key):
-            continue
         new = current.get(model.name)
-        if model.name in in_spec and (new is None or not ours(new.key)):
+        key, target = served_archive(model)
+        # A version that never loaded and is replaced in turn: superseded like any other.
+        unloaded = model.s3_key if model.s3_key != key else None
+        replaced = new is None or new.key != unloaded
+        if unloaded and model.target_model and replaced and expiry is not None and ours(unloaded):
+            candidates.append(SupersededArchive(model.name, unloaded, model.target_model, expiry))
+        if not key or not target or not ours(key):
+            continue
+        waiting = new is None or (
+            new.key != key and not serves(desired.load_check, status, new, ours)
+        )
+        if model.name in in_spec and waiting:
             serving[model.name] = ServingPrevious(
-                model.name, model.s3_key, model.target_model, new.key if new else None, expiry
+                model.name, key, target, new.key if new else None, expiry
             )
-        elif (new is None or new.key != model.s3_key) and expiry is not None:
-            candidates.append(
-                SupersededArchive(model.name, model.s3_key, model.target_model, expiry)
-            )
+        elif (new is None or new.key != key) and expiry is not None:
+            candidates.append(SupersededArchive(model.name, key, target, expiry))
     if expiry is None:
         return (), serving
     wanted = {a.key for a in desired.archives} | {s.key for s in serving.values()}
@@ -320,17 +334,20 @@ def superseded_archives(
 
 
 def settle_superseded(
-    plan: Plan, uploaded: Collection[str]
+    plan: Plan, uploaded: Collection[str], replaced: Collection[str] | None = None
 ) -> tuple[tuple[SupersededArchive, ...], dict[str, ServingPrevious]]:
     """After applying ``plan``: (superseded archives to record, models still served from one).
 
-    A model whose new archive this pass uploaded is no longer served from its previous one:
-    that one joins the superseded archives with the expiry the plan gave it.
+    A model whose new archive serves after this pass (``replaced``: the models whose new
+    archive is in S3 and loaded; without it, those whose new archive this pass uploaded)
+    is no longer served from its previous one: that one joins the superseded archives with
+    the expiry the plan gave it, which is when its grace period starts.
     """
     superseded = list(plan.superseded)
     serving: dict[str, ServingPrevious] = {}
     for name, previous in plan.serving_previous:
-        if previous.replacement is None or previous.replacement not in uploaded:
+        done = name in replaced if replaced is not None else previous.replacement in uploaded
+        if previous.replacement is None or not done:
             serving[name] = previous
         elif previous.expires_at is not None:
             superseded.append(
@@ -454,13 +471,13 @@ def plan_reconcile(
     superseded, serving = superseded_archives(desired, observed, status, now)
     keep = {s.key for s in superseded} | {s.key for s in serving.values()}
     plan = _plan_reconcile(desired, observed, status, unavailable, keep)
-    # Without a grace period, the archive that serves goes in the pass that uploads its
-    # replacement, and only if that upload succeeded.
+    # Without a grace period, the archive that serves goes in the pass where its
+    # replacement comes to serve: uploaded, and loaded where the load check runs.
     uploading = {a.archive.key for a in plan.actions if isinstance(a, UploadArchive)}
     swaps = tuple(
-        DeleteArchive(s.key, once_uploaded=s.replacement)
+        swap
         for s in serving.values()
-        if s.expires_at is None and s.replacement in uploading
+        if s.expires_at is None and (swap := serving_swap(desired, plan, s, uploading))
     )
     return dataclasses.replace(
         plan,
@@ -470,6 +487,26 @@ def plan_reconcile(
         # A previous archive kept through its grace period still serves its clients.
         upload_first=not keep and not servable_in_s3(desired, observed, unavailable),
     )
+
+
+def serving_swap(
+    desired: DesiredState, plan: Plan, serving: ServingPrevious, uploading: Collection[str]
+) -> DeleteArchive | None:
+    """Without a grace period: the deletion of the archive that serves, in the pass where its
+    replacement comes to serve; None when it cannot this pass (it stays).
+
+    With the load check, only once this pass's check of the model said the replacement
+    loaded (a new version Triton cannot load leaves the old one serving); without it, once
+    the replacement is uploaded.
+    """
+    if serving.replacement is None:
+        return None
+    uploaded = serving.replacement if serving.replacement in uploading else None
+    if any(isinstance(a, LoadCheck) and a.model_name == serving.model_name for a in plan.actions):
+        return DeleteArchive(serving.key, once_uploaded=uploaded, once_loaded=serving.model_name)
+    if uploaded is not None and not desired.load_check:
+        return DeleteArchive(serving.key, once_uploaded=uploaded)
+    return None
 
 
 def _plan_reconcile(

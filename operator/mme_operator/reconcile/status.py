@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from mme_operator.api import (
@@ -22,6 +22,8 @@ from mme_operator.api.status import (
     now_rfc3339,
     rfc3339,
 )
+from mme_operator.artifacts import StoredArchive
+from mme_operator.artifacts.naming import DesiredArchive
 from mme_operator.reconcile.apply import ApplyResult
 from mme_operator.reconcile.desired import DesiredState
 from mme_operator.reconcile.loading import LoadOutcome, LoadVerdict, checked_before
@@ -297,11 +299,7 @@ def model_statuses(
         for m in (previous.models if previous and previous.models else [])
         if m.warmed_up
     }
-    available_before = {
-        m.target_model
-        for m in (previous.models if previous and previous.models else [])
-        if m.state == ModelState.AVAILABLE
-    }
+    available_before = _available_before(previous)
     checked = checked_before(previous, desired.resource.metadata.generation)
     conflicts = archive_conflicts(desired, observed)
     out = []
@@ -319,7 +317,10 @@ def model_statuses(
             "previous_expires_at": rfc3339(old.expires_at) if old else None,
         }
         fallback = serving.get(model.name)
-        if fallback is not None:
+        if fallback is not None and (
+            error is not None
+            or not _replacement_in_s3(fallback, archive, result, observed, desired.owner_uid)
+        ):
             stored = observed.archives.get(fallback.key)
             why = error or "it is not uploaded yet"
             out.append(
@@ -346,21 +347,14 @@ def model_statuses(
                 )
             )
             continue
-        stored = result.uploaded.get(archive.key) or observed.archives.get(archive.key)
         warmed = archive.target_model in result.warmed or archive.target_model in warmed_before
-        loaded, message = _load_state(
-            result.loads.get(model.name), checked.get(archive.target_model)
+        stored, loaded, message, state = _archive_state(
+            desired, observed, result, archive, checked, available_before
         )
-        if stored is None:
-            state = ModelState.PENDING
-        elif loaded is False:
-            state = ModelState.LOAD_FAILED
-        elif loaded or not desired.load_check or archive.target_model in available_before:
-            # Available once loaded; and stays so through a load check that did not get
-            # an answer (an archive that was served before this check existed).
-            state = ModelState.AVAILABLE
-        else:
-            state = ModelState.LOADING
+        # Its previous version serves until this one has loaded (see ServingPrevious).
+        still = fallback if fallback is not None and state != ModelState.AVAILABLE else None
+        if still is not None and state == ModelState.LOADING:
+            message = f"not loaded yet; still serving {still.target_model}"
         out.append(
             ModelStatus(
                 name=model.name,
@@ -372,10 +366,88 @@ def model_statuses(
                 message=message if stored else None,
                 loaded=loaded if stored else None,
                 warmed_up=True if model.warmup and warmed else None,
+                serving_target_model=still.target_model if still else None,
+                serving_s3_key=still.key if still else None,
                 **previous_fields,
             )
         )
     return out
+
+
+def _available_before(previous: ModelEndpointStatus | None) -> set[str | None]:
+    """The TargetModels the last pass reported Available."""
+    return {
+        m.target_model
+        for m in (previous.models if previous and previous.models else [])
+        if m.state == ModelState.AVAILABLE
+    }
+
+
+def _archive_state(
+    desired: DesiredState,
+    observed: ObservedState,
+    result: ApplyResult,
+    archive: DesiredArchive,
+    checked: Mapping[str, ModelStatus],
+    available_before: Collection[str | None],
+) -> tuple[StoredArchive | None, bool | None, str | None, ModelState]:
+    """(stored, loaded, why not, state) of a model's current archive after this pass."""
+    stored = result.uploaded.get(archive.key) or observed.archives.get(archive.key)
+    loaded, message = _load_state(
+        result.loads.get(archive.model_name), checked.get(archive.target_model)
+    )
+    if stored is None:
+        state = ModelState.PENDING
+    elif loaded is False:
+        state = ModelState.LOAD_FAILED
+    elif loaded or not desired.load_check or archive.target_model in available_before:
+        # Available once loaded; and stays so through a load check that did not get
+        # an answer (an archive that was served before this check existed).
+        state = ModelState.AVAILABLE
+    else:
+        state = ModelState.LOADING
+    return stored, loaded, message, state
+
+
+def _replacement_in_s3(
+    fallback: ServingPrevious,
+    archive: DesiredArchive | None,
+    result: ApplyResult,
+    observed: ObservedState,
+    owner_uid: str,
+) -> bool:
+    """Whether the new archive of a model served from its previous one is in S3 (ours)."""
+    if archive is None or fallback.replacement != archive.key:
+        return False
+    stored = result.uploaded.get(archive.key) or observed.archives.get(archive.key)
+    return stored is not None and stored.owned_by(owner_uid)
+
+
+def replaced_models(
+    desired: DesiredState,
+    observed: ObservedState,
+    plan: Plan,
+    result: ApplyResult,
+    previous: ModelEndpointStatus | None,
+    unavailable: Mapping[str, str],
+) -> set[str]:
+    """The models served from their previous archive whose new one serves after this pass:
+    in S3, and loaded (Available)."""
+    archives = {a.model_name: a for a in desired.archives}
+    available_before = _available_before(previous)
+    checked = checked_before(previous, desired.resource.metadata.generation)
+    conflicts = archive_conflicts(desired, observed)
+    replaced = set()
+    for name, fallback in plan.serving_previous:
+        archive = archives.get(name)
+        if archive is None or archive.key != fallback.replacement:
+            continue
+        if name in unavailable or name in conflicts or name in result.model_errors:
+            continue
+        state = _archive_state(desired, observed, result, archive, checked, available_before)[3]
+        if state == ModelState.AVAILABLE:
+            replaced.add(name)
+    return replaced
 
 
 def _load_state(
@@ -483,7 +555,9 @@ def load_failed_message(broken: Sequence[ModelStatus]) -> str:
     """What Triton said about each model it could not load, and what heals it."""
     return (
         "; ".join(
-            f"model {m.name!r} ({m.target_model}) failed to load: {m.message}" for m in broken
+            f"model {m.name!r} ({m.target_model}) failed to load: {m.message}"
+            + (f"; still serving {m.serving_target_model}" if m.serving_target_model else "")
+            for m in broken
         )
         + "; fix the model's source (config.pbtxt, model files): its new archive is loaded "
         "and checked again"
@@ -579,7 +653,8 @@ def reconciled_status(
     """The status after one observe / plan / apply pass."""
     generation = desired.resource.metadata.generation
     sm = desired.sagemaker
-    superseded, serving = settle_superseded(plan, result.uploaded.keys())
+    replaced = replaced_models(desired, observed, plan, result, previous, unavailable)
+    superseded, serving = settle_superseded(plan, result.uploaded.keys(), replaced)
     models = model_statuses(desired, observed, result, previous, unavailable, superseded, serving)
     conditions = list((previous.conditions if previous else None) or [])
     conditions = spec_is_valid(conditions, generation)
@@ -598,11 +673,15 @@ def reconciled_status(
             else Reason.SOURCE_ERROR,
             "; ".join(f"model {m.name!r}: {m.message}" for m in failed),
         )
-    elif serving:
+    elif any(m.name in serving and not m.serving_target_model for m in models):
         artifacts = (
             ConditionStatus.FALSE,
             Reason.SERVING_PREVIOUS,
-            "; ".join(f"model {m.name!r}: {m.message}" for m in models if m.name in serving),
+            "; ".join(
+                f"model {m.name!r}: {m.message}"
+                for m in models
+                if m.name in serving and not m.serving_target_model
+            ),
         )
     elif pending:
         artifacts = (
