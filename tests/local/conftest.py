@@ -92,7 +92,7 @@ class Stack:
         )
         return name
 
-    def config(self, model: str, instance_type: str = "ml.g5.xlarge") -> str:
+    def config(self, model: str, instance_type: str = "ml.g5.xlarge", count: int = 1) -> str:
         name = unique("config")
         self.sm.create_endpoint_config(
             EndpointConfigName=name,
@@ -101,7 +101,7 @@ class Stack:
                     "VariantName": "AllTraffic",
                     "ModelName": model,
                     "InstanceType": instance_type,
-                    "InitialInstanceCount": 1,
+                    "InitialInstanceCount": count,
                 }
             ],
         )
