@@ -25,6 +25,8 @@ from mme_operator.reconcile.desired import (
 )
 from mme_operator.reconcile.loading import checked_before
 from mme_operator.reconcile.observe import TRANSITIONAL, ObservedForDeletion, ObservedState
+from mme_operator.reconcile.rollout import rolled_back_message
+from mme_operator.sagemaker.deployment import describe_rollout, is_alarm_rollback
 
 
 @dataclass(frozen=True)
@@ -513,9 +515,12 @@ def _plan_reconcile(
             "RollingBack": Reason.ROLLING_BACK,
             "Deleting": Reason.DELETING,
         }.get(endpoint.status, Reason.UPDATING)
+        rollout = f" ({describe_rollout(endpoint.rollout)})" if endpoint.rollout else ""
         return Plan(
             tuple(actions),
-            wait=Wait(reason, f"endpoint {name} is {endpoint.status}; waiting for it to settle"),
+            wait=Wait(
+                reason, f"endpoint {name} is {endpoint.status}{rollout}; waiting for it to settle"
+            ),
         )
 
     if endpoint.status == "Failed":
@@ -549,6 +554,11 @@ def _plan_reconcile(
         )
         token = desired.retry_update_token
         retry = failed and token is not None and token != status.retry_update_consumed
+        if failed and not retry and is_alarm_rollback(endpoint.failure_reason):
+            why = rolled_back_message(desired, endpoint)
+            return Plan(
+                tuple(actions), failed_config=config, blocked=Blocked(Reason.ROLLED_BACK, why)
+            )
         if failed and not retry:
             return Plan(
                 tuple(actions),
