@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from mme_operator.local.control_plane import SageMakerControlPlane
+from mme_operator.local.faults import FaultController
 
-from tests.local.conftest import Stack, unique
+from tests.local.conftest import ROLE, TRITON_IMAGE, Stack, unique
 
 
 def alarm(stack: Stack) -> str:
@@ -299,3 +301,64 @@ def test_rolling_refuses_a_multi_variant_endpoint(stack: Stack) -> None:
             EndpointConfigName=new,
             DeploymentConfig={"RollingUpdatePolicy": ROLLING},
         )
+
+
+class Clock:
+    """A clock the test moves: SageMaker's baking periods last up to an hour."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_rollout_past_its_execution_timeout_is_rolled_back() -> None:
+
+    clock = Clock()
+    plane = SageMakerControlPlane(1.0, FaultController(), lambda bucket: True, clock=clock)
+
+    def call(operation: str, **request: Any) -> dict[str, Any]:
+        return plane.dispatch("us-east-1", operation, request)
+
+    call(
+        "CreateModel",
+        ModelName="m",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={
+            "Image": TRITON_IMAGE,
+            "ModelDataUrl": "s3://b/mme/",
+            "Mode": "MultiModel",
+        },
+    )
+    for name, instance_type in (("old", "ml.g5.xlarge"), ("new", "ml.g5.2xlarge")):
+        variant = {"VariantName": "AllTraffic", "ModelName": "m", "InstanceType": instance_type}
+        call(
+            "CreateEndpointConfig",
+            EndpointConfigName=name,
+            ProductionVariants=[{**variant, "InitialInstanceCount": 4}],
+        )
+    call("CreateEndpoint", EndpointName="ep", EndpointConfigName="old")
+    clock.now += 2
+    linear = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "LINEAR",
+                "WaitIntervalInSeconds": 3600,
+                "LinearStepSize": {"Type": "INSTANCE_COUNT", "Value": 1},
+            },
+            "MaximumExecutionTimeoutInSeconds": 7200,
+        }
+    }
+    call("UpdateEndpoint", EndpointName="ep", EndpointConfigName="new", DeploymentConfig=linear)
+
+    clock.now += 3600
+    assert new_fleet(call("DescribeEndpoint", EndpointName="ep")) == ("Baking", 1)
+    clock.now += 3601  # past the time limit, during the second step
+    rolling_back = call("DescribeEndpoint", EndpointName="ep")
+    assert rolling_back["EndpointStatus"] == "RollingBack"
+    clock.now += 2
+    done = call("DescribeEndpoint", EndpointName="ep")
+    assert (done["EndpointStatus"], done["EndpointConfigName"]) == ("InService", "old")
+    assert "MaximumExecutionTimeoutInSeconds (7200 s)" in done["FailureReason"]
+    assert "alarm" not in done["FailureReason"].lower()
