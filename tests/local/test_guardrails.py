@@ -13,6 +13,7 @@ from mme_operator.local.control_plane import SageMakerControlPlane
 from mme_operator.local.faults import FaultController
 
 from tests.local.conftest import ROLE, TRITON_IMAGE, Stack, unique
+from tests.local.test_shapes import check
 
 
 def alarm(stack: Stack) -> str:
@@ -65,6 +66,7 @@ def watch(stack: Stack, endpoint: str, until: str, timeout: float = 15.0) -> lis
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         described = stack.sm.describe_endpoint(EndpointName=endpoint)
+        check("DescribeEndpoint", described)  # in botocore's shape at every step
         old = described["ProductionVariants"][0]["CurrentInstanceCount"]
         pending = new_fleet(described) if "PendingDeploymentSummary" in described else (None, None)
         row = (described["EndpointStatus"], *pending, old)
