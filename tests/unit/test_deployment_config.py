@@ -7,7 +7,9 @@ import copy
 from typing import Any
 
 import pytest
-from mme_operator.api import validate_resource
+from mme_operator.api import ModelEndpointStatus, Reason, validate_resource
+from mme_operator.api.status import RolloutStatus
+from mme_operator.reconcile import plan_reconcile
 from mme_operator.sagemaker.deployment import (
     deployment_request,
     describe_rollout,
@@ -16,6 +18,7 @@ from mme_operator.sagemaker.deployment import (
 )
 
 from tests.unit.test_api_validation import GOOD
+from tests.unit.test_plan import changed, desired_for, endpoint, observed
 
 CANARY = {
     "blueGreenUpdatePolicy": {
@@ -249,3 +252,30 @@ def test_a_rollback_is_told_from_other_failures_by_its_alarm() -> None:
     )
     assert not is_alarm_rollback("Injected failure: not enough capacity.")
     assert not is_alarm_rollback(None)
+
+
+def test_a_rolled_back_update_is_not_reapplied_and_says_so() -> None:
+
+    old = desired_for()
+    new = desired_for(changed(instanceType="ml.g5.2xlarge"))
+    old_config, new_config = old.sagemaker.endpoint_config.name, new.sagemaker.endpoint_config.name
+    status = ModelEndpointStatus(
+        endpoint_config_name=old_config, requested_endpoint_config_name=new_config
+    )
+
+    def after(failure: str, previous: ModelEndpointStatus = status) -> Any:
+        state = observed(new, endpoint=endpoint(new, config=old_config, failure=failure))
+        return plan_reconcile(new, state, previous)
+
+    by_alarm = after("Deployment rolled back: CloudWatch alarm(s) [x] went into ALARM state")
+    assert by_alarm.actions == ()
+    assert by_alarm.blocked is not None and by_alarm.blocked.reason == Reason.ROLLED_BACK
+    assert by_alarm.failed_config == new_config
+    assert f"{old_config} keeps serving" in by_alarm.blocked.message
+    # A reason without the word, after a pass saw the endpoint RollingBack from that config.
+    seen = status.model_copy(
+        update={"rollout": RolloutStatus(endpoint_config_name=new_config, phase="RollingBack")}
+    )
+    assert after("rolled back", seen).blocked.reason == Reason.ROLLED_BACK  # type: ignore[union-attr]
+    # Any other failed update stays UpdateFailed.
+    assert after("not enough capacity").blocked.reason == Reason.UPDATE_FAILED  # type: ignore[union-attr]

@@ -25,8 +25,8 @@ from mme_operator.reconcile.desired import (
 )
 from mme_operator.reconcile.loading import checked_before
 from mme_operator.reconcile.observe import TRANSITIONAL, ObservedForDeletion, ObservedState
-from mme_operator.reconcile.rollout import rolled_back_message
-from mme_operator.sagemaker.deployment import describe_rollout, is_alarm_rollback
+from mme_operator.reconcile.rollout import rolled_back, rolled_back_message
+from mme_operator.sagemaker.deployment import describe_rollout
 
 
 @dataclass(frozen=True)
@@ -554,7 +554,7 @@ def _plan_reconcile(
         )
         token = desired.retry_update_token
         retry = failed and token is not None and token != status.retry_update_consumed
-        if failed and not retry and is_alarm_rollback(endpoint.failure_reason):
+        if failed and not retry and rolled_back(status, config, endpoint.failure_reason):
             why = rolled_back_message(desired, endpoint)
             return Plan(
                 tuple(actions), failed_config=config, blocked=Blocked(Reason.ROLLED_BACK, why)

@@ -13,8 +13,22 @@ from mme_operator.api import ConditionStatus, ModelEndpointStatus, Reason
 from mme_operator.api.status import RolloutStatus
 from mme_operator.reconcile.desired import RETRY_UPDATE_ANNOTATION, DesiredState
 from mme_operator.reconcile.observe import ObservedState
-from mme_operator.sagemaker.deployment import describe_rollout
+from mme_operator.sagemaker.deployment import describe_rollout, is_alarm_rollback
 from mme_operator.sagemaker.gateway import EndpointState
+
+
+def rolled_back(status: ModelEndpointStatus, config: str, failure_reason: str | None) -> bool:
+    """Whether the failed update to ``config`` was an auto-rollback, not another failure.
+
+    Either its FailureReason names an alarm, or an earlier pass saw the endpoint
+    RollingBack from it (the phase SageMaker shows while an alarm's rollback runs).
+    """
+    seen = status.rollout
+    rolling_back = seen is not None and (seen.endpoint_config_name, seen.phase) == (
+        config,
+        "RollingBack",
+    )
+    return rolling_back or is_alarm_rollback(failure_reason)
 
 
 def rolled_back_message(desired: DesiredState, endpoint: EndpointState) -> str:
