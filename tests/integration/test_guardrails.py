@@ -7,28 +7,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.integration.conftest import World, condition, is_current, unique
+from tests.integration.conftest import World, condition, is_current
+from tests.local.conftest import put_ok_alarm
 
 NEW_TYPE = "ml.g5.2xlarge"
 
 
 async def put_alarm(world: World) -> str:
     """An alarm on the endpoint's 5xx errors in the local CloudWatch, state OK."""
-    name = unique("errors")
-    cloudwatch = world.env.aws.client("cloudwatch")
-    await world.aws(
-        cloudwatch.put_metric_alarm,
-        AlarmName=name,
-        Namespace="AWS/SageMaker",
-        MetricName="Invocation5XXErrors",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-    )
-    await set_alarm(world, name, "OK")
-    return name
+    return await world.aws(put_ok_alarm, cloudwatch=world.env.aws.client("cloudwatch"))
 
 
 async def set_alarm(world: World, name: str, state: str) -> None:

@@ -12,26 +12,19 @@ from botocore.exceptions import ClientError
 from mme_operator.local.control_plane import SageMakerControlPlane
 from mme_operator.local.faults import FaultController
 
-from tests.local.conftest import ROLE, TRITON_IMAGE, Stack, unique
+from tests.local.conftest import (
+    ROLE,
+    TRITON_IMAGE,
+    Stack,
+    model_archive,
+    put_ok_alarm,
+    unique,
+)
 from tests.local.test_shapes import check
 
 
 def alarm(stack: Stack) -> str:
-    """A CloudWatch alarm on the endpoint's 5xx errors, in the local CloudWatch (state OK)."""
-    name = unique("errors")
-    cloudwatch = stack.aws.client("cloudwatch")
-    cloudwatch.put_metric_alarm(
-        AlarmName=name,
-        Namespace="AWS/SageMaker",
-        MetricName="Invocation5XXErrors",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-    )
-    cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="quiet")
-    return name
+    return put_ok_alarm(stack.aws.client("cloudwatch"))
 
 
 def set_alarm(stack: Stack, name: str, state: str) -> None:
@@ -92,10 +85,18 @@ def test_a_canary_whose_alarm_goes_off_while_baking_rolls_back(stack: Stack) -> 
         assert time.monotonic() < deadline, "the canary never baked"
         time.sleep(0.03)
     set_alarm(stack, errors, "ALARM")
+    rolling_back = stack.wait(endpoint, "RollingBack")
+    check("DescribeEndpoint", rolling_back)
+    # All traffic is back on the old fleet while the new one goes.
+    assert new_fleet(rolling_back) == ("Deleting", 0)
+    assert rolling_back["ProductionVariants"][0]["CurrentInstanceCount"] == 2
+    stack.upload("m.tar.gz", model_archive())
+    runtime = stack.aws.client("sagemaker-runtime")
+    # The old fleet serves through the rollback.
+    answer = runtime.invoke_endpoint(EndpointName=endpoint, TargetModel="m.tar.gz", Body=b"{}")
+    assert answer["InvokedProductionVariant"] == "AllTraffic"
 
-    seen = watch(stack, endpoint, "InService")
-    assert ("RollingBack", "Deleting", 0, 2) in seen
-    done = stack.sm.describe_endpoint(EndpointName=endpoint)
+    done = stack.wait(endpoint, "InService")
     assert done["EndpointConfigName"] == old
     assert errors in done["FailureReason"] and "ALARM" in done["FailureReason"]
     assert "PendingDeploymentSummary" not in done
