@@ -14,6 +14,7 @@ local terminal = {
   LoadFailed = true,
   EndpointFailed = true,
   UpdateFailed = true,
+  RolledBack = true,
   AccessDenied = true,
   NotOwned = true,
   NoServableModels = true,

@@ -60,6 +60,24 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+def put_ok_alarm(cloudwatch: Any) -> str:
+    """A CloudWatch alarm on an endpoint's 5xx errors, set to OK: a deployment's auto-rollback
+    alarm, which a test then sets to ALARM with ``set_alarm_state``."""
+    name = unique("errors")
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        Namespace="AWS/SageMaker",
+        MetricName="Invocation5XXErrors",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="quiet")
+    return name
+
+
 class Stack:
     """Builds the SageMaker resources of one MME endpoint through boto3, as the operator would."""
 
@@ -92,7 +110,7 @@ class Stack:
         )
         return name
 
-    def config(self, model: str, instance_type: str = "ml.g5.xlarge") -> str:
+    def config(self, model: str, instance_type: str = "ml.g5.xlarge", count: int = 1) -> str:
         name = unique("config")
         self.sm.create_endpoint_config(
             EndpointConfigName=name,
@@ -101,7 +119,7 @@ class Stack:
                     "VariantName": "AllTraffic",
                     "ModelName": model,
                     "InstanceType": instance_type,
-                    "InitialInstanceCount": 1,
+                    "InitialInstanceCount": count,
                 }
             ],
         )

@@ -36,9 +36,8 @@ def test_update_shows_pending_deployment_then_switches_config(stack: Stack) -> N
     old, new = stack.config(model), stack.config(model, "ml.g5.2xlarge")
     name = stack.endpoint(old)
     deployment = {
-        "RollingUpdatePolicy": {
-            "MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1},
-            "WaitIntervalInSeconds": 0,
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}
         }
     }
 

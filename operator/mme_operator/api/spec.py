@@ -843,6 +843,144 @@ class SizingSpec(ApiModel):
     )
 
 
+# SageMaker's DeploymentConfig (UpdateEndpoint), field for field. Bounds from botocore's
+# sagemaker service model (shapes WaitIntervalInSeconds, TerminationWaitInSeconds,
+# MaximumExecutionTimeoutInSeconds, CapacitySizeValue, AlarmList, AlarmName; read 2026-12);
+# the rules between fields are in mme_operator.api.deployment (SageMaker docs: "Deployment
+# guardrails", "Exclusions"; API: TrafficRoutingConfig, RollingUpdatePolicy).
+WAIT_INTERVAL_MAX = 3600
+TERMINATION_WAIT_MAX = 3600
+EXECUTION_TIMEOUT_MIN = 600
+EXECUTION_TIMEOUT_MAX = 28800
+ROLLBACK_ALARMS_MAX = 10
+ALARM_NAME_MAX = 255
+
+
+class CapacitySizeType(StrEnum):
+    """How a capacity size counts: instances, or percent of the variant's instances."""
+
+    INSTANCE_COUNT = "INSTANCE_COUNT"
+    CAPACITY_PERCENT = "CAPACITY_PERCENT"
+
+
+class CapacitySizeSpec(ApiModel):
+    """SageMaker CapacitySize: a number of instances or a percentage of the fleet."""
+
+    type: CapacitySizeType = Field(description="INSTANCE_COUNT or CAPACITY_PERCENT.")
+    value: int = Field(ge=1, le=100_000, description="Instances, or percent (1-100).")
+
+
+class TrafficRoutingType(StrEnum):
+    """How blue/green shifts traffic to the new fleet."""
+
+    ALL_AT_ONCE = "ALL_AT_ONCE"
+    CANARY = "CANARY"
+    LINEAR = "LINEAR"
+
+
+class TrafficRoutingConfigSpec(ApiModel):
+    """SageMaker TrafficRoutingConfig: the steps traffic moves to the new fleet in."""
+
+    type: TrafficRoutingType = Field(
+        description="ALL_AT_ONCE (one step), CANARY (canarySize, then the rest) or LINEAR "
+        "(steps of linearStepSize)."
+    )
+    wait_interval_in_seconds: int = Field(
+        ge=0,
+        le=WAIT_INTERVAL_MAX,
+        description="Baking period after each step, while the alarms are watched (0-3600).",
+    )
+    canary_size: CapacitySizeSpec | None = Field(
+        default=None,
+        description="The canary (CANARY only): at most 50% of the variant's instances.",
+    )
+    linear_step_size: CapacitySizeSpec | None = Field(
+        default=None,
+        description="Each step (LINEAR only): 10-50% of the variant's instances.",
+    )
+
+
+class BlueGreenUpdatePolicySpec(ApiModel):
+    """SageMaker BlueGreenUpdatePolicy: a new fleet, traffic shifted to it, the old one removed."""
+
+    traffic_routing_configuration: TrafficRoutingConfigSpec = Field(
+        description="How traffic shifts to the new fleet."
+    )
+    termination_wait_in_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=TERMINATION_WAIT_MAX,
+        description="Wait before the old fleet is terminated once all traffic moved (0-3600).",
+    )
+    maximum_execution_timeout_in_seconds: int | None = Field(
+        default=None,
+        ge=EXECUTION_TIMEOUT_MIN,
+        le=EXECUTION_TIMEOUT_MAX,
+        description="Time limit of the whole deployment (600-28800).",
+    )
+
+
+class RollingUpdatePolicySpec(ApiModel):
+    """SageMaker RollingUpdatePolicy: the fleet replaced batch by batch."""
+
+    maximum_batch_size: CapacitySizeSpec = Field(
+        description="Instances replaced per step: 5-50% of the variant's instances."
+    )
+    wait_interval_in_seconds: int = Field(
+        ge=0, le=WAIT_INTERVAL_MAX, description="Baking period after each batch (0-3600)."
+    )
+    maximum_execution_timeout_in_seconds: int | None = Field(
+        default=None,
+        ge=EXECUTION_TIMEOUT_MIN,
+        le=EXECUTION_TIMEOUT_MAX,
+        description="Time limit of the whole deployment (600-28800).",
+    )
+    rollback_maximum_batch_size: CapacitySizeSpec | None = Field(
+        default=None,
+        description="Instances restored per step on rollback; default the whole old fleet at once.",
+    )
+
+
+class AlarmSpec(ApiModel):
+    """A CloudWatch alarm watched during the deployment's baking periods."""
+
+    alarm_name: str = Field(
+        min_length=1,
+        max_length=ALARM_NAME_MAX,
+        pattern=r"^.*\S.*$",
+        description="Name of an existing CloudWatch alarm in the endpoint's region.",
+    )
+
+
+class AutoRollbackSpec(ApiModel):
+    """SageMaker AutoRollbackConfig: alarms that roll the update back when they go to ALARM."""
+
+    alarms: list[AlarmSpec] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=ROLLBACK_ALARMS_MAX,
+        description=f"1-{ROLLBACK_ALARMS_MAX} CloudWatch alarms.",
+    )
+
+
+class DeploymentConfigSpec(ApiModel):
+    """SageMaker DeploymentConfig, sent with every UpdateEndpoint (deployment guardrails)."""
+
+    blue_green_update_policy: BlueGreenUpdatePolicySpec | None = Field(
+        default=None,
+        description="Blue/green: a new fleet, traffic shifted all at once, canary or linear.",
+    )
+    rolling_update_policy: RollingUpdatePolicySpec | None = Field(
+        default=None,
+        description="Rolling: the fleet replaced in batches (not with blueGreenUpdatePolicy).",
+    )
+    auto_rollback_configuration: AutoRollbackSpec | None = Field(
+        default=None,
+        description="CloudWatch alarms that roll the update back during baking; the endpoint "
+        "stays on its old config and the update is not retried until the spec changes.",
+    )
+
+
 IMMUTABLE_MESSAGE = (
     "{field} cannot change after creation (the AWS resources made for the old value would be "
     "left behind, still running): delete this ModelEndpoint and create a new one"
@@ -966,6 +1104,12 @@ class ModelEndpointSpec(ApiModel):
     )
     autoscaling: AutoscalingSpec | None = Field(
         default=None, description="Autoscaling of the instance count."
+    )
+    deployment_config: DeploymentConfigSpec | None = Field(
+        default=None,
+        description="Deployment guardrails of endpoint updates (SageMaker DeploymentConfig: "
+        "blue/green canary or linear, rolling, auto-rollback on CloudWatch alarms); unset: "
+        "SageMaker's default blue/green, all at once.",
     )
     deletion_policy: DeletionPolicy = Field(
         default=DeletionPolicy.DELETE,

@@ -58,6 +58,8 @@ class Reason(StrEnum):
     ENDPOINT_FAILED = "EndpointFailed"
     UPDATE_FAILED = "UpdateFailed"
     ROLLING_BACK = "RollingBack"
+    ROLLED_BACK = "RolledBack"
+    """An update's auto-rollback alarm went off: the endpoint serves its old config."""
     ACCESS_DENIED = "AccessDenied"
     AWS_ERROR = "AwsError"
     RETRYING = "Retrying"
@@ -114,6 +116,7 @@ EVENT_TYPES: dict[str, EventType] = {
     Reason.ENDPOINT_FAILED: _W,
     Reason.UPDATE_FAILED: _W,
     Reason.ROLLING_BACK: _W,
+    Reason.ROLLED_BACK: _W,
     Reason.ACCESS_DENIED: _W,
     Reason.AWS_ERROR: _W,
     Reason.RETRYING: _W,
@@ -287,6 +290,24 @@ class CapacityStatus(ApiModel):
     models: list[ModelCapacity] | None = Field(default=None, description="Per-model need.")
 
 
+class RolloutStatus(ApiModel):
+    """The last endpoint update (UpdateEndpoint) as it goes, and how it ended."""
+
+    endpoint_config_name: str = Field(description="The EndpointConfig being rolled out.")
+    phase: str = Field(
+        description="Started, then SageMaker's phase of the new fleet (Creating, "
+        "ActivatingTraffic, Baking, Updating, Deleting) or RollingBack; at the end Completed, "
+        "RolledBack (an auto-rollback alarm went off) or Failed."
+    )
+    new_instances: int | None = Field(
+        default=None, description="Instances of the new fleet taking traffic so far."
+    )
+    desired_instances: int | None = Field(
+        default=None, description="Instances the new fleet will have."
+    )
+    message: str | None = Field(default=None, description="What SageMaker says of it.")
+
+
 class ModelEndpointStatus(ApiModel):
     """Observed state of a ModelEndpoint."""
 
@@ -326,6 +347,11 @@ class ModelEndpointStatus(ApiModel):
         default=None,
         description="Value of the mme-operator.io/retry-update annotation last acted on "
         "(a failed update is retried once per new value).",
+    )
+    rollout: RolloutStatus | None = Field(
+        default=None,
+        description="The last endpoint update: its phase while it runs (deployment guardrails' "
+        "canary or linear steps and baking periods), then its outcome.",
     )
     model_count: int | None = Field(default=None, description="Number of models declared.")
     models: list[ModelStatus] | None = Field(default=None, description="Per-model status.")

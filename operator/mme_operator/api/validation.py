@@ -25,6 +25,7 @@ from mme_operator.api.aws_input import (
     key_problem,
     source_uri_problem,
 )
+from mme_operator.api.deployment import deployment_config_problems
 from mme_operator.api.resource import ModelEndpoint, ObjectMeta
 from mme_operator.api.spec import (
     API_VERSION,
@@ -276,6 +277,13 @@ def spec_problems(spec: ModelEndpointSpec, root: str = "spec") -> list[Problem]:
                     f"({scaling.min_instances}..{scaling.max_instances})",
                 )
             )
+    if spec.deployment_config is not None:
+        problems.extend(
+            Problem(path, message)
+            for path, message in deployment_config_problems(
+                spec.deployment_config, spec.instance_count, f"{root}.deploymentConfig"
+            )
+        )
     return problems
 
 

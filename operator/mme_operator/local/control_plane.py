@@ -19,6 +19,15 @@ from typing import Any
 from mme_operator.local.constraints import check_request
 from mme_operator.local.errors import AwsError, validation
 from mme_operator.local.faults import FaultController
+from mme_operator.local.guardrails import (
+    AlarmState,
+    Rollout,
+    deployment_errors,
+    member_errors,
+    plan_rollout,
+    rollback_reason,
+    tripped_alarms,
+)
 from mme_operator.sizing import get_catalogue
 
 ACCOUNT_ID = "123456789012"
@@ -105,6 +114,8 @@ class Deployment:
     deployment_config: dict[str, Any] | None = None
     instance_counts: dict[str, int] | None = None
     """Instance count per variant once deployed; None: the config's InitialInstanceCount."""
+    rollout: Rollout | None = None
+    """The steps of a guarded update (a DeploymentConfig); None: one step, all at once."""
 
 
 @dataclass
@@ -159,7 +170,8 @@ class SageMakerControlPlane:
     tells whether an S3 bucket exists (the moto backend), for the check SageMaker makes
     when it deploys a model whose data lives in S3. ``scaling_registered`` tells whether a
     variant is a scalable target of Application Auto Scaling (the moto backend), for the
-    check UpdateEndpoint makes before an instance-type change.
+    check UpdateEndpoint makes before an instance-type change. ``alarm_state`` reads a
+    CloudWatch alarm's state (the moto backend), for deployment guardrails' auto-rollback.
     """
 
     def __init__(
@@ -169,11 +181,13 @@ class SageMakerControlPlane:
         bucket_exists: BucketExists,
         clock: Callable[[], float] = time.time,
         scaling_registered: ScalingRegistered | None = None,
+        alarm_state: AlarmState | None = None,
     ) -> None:
         self.endpoint_delay = endpoint_delay
         self.faults = faults
         self._bucket_exists = bucket_exists
         self._scaling_registered = scaling_registered or (lambda region, resource_id: False)
+        self._alarm_state = alarm_state or (lambda region, name: None)
         self._clock = clock
         self._lock = threading.RLock()
         self._regions: dict[str, RegionState] = {}
@@ -191,7 +205,7 @@ class SageMakerControlPlane:
         check_request(request)
         with self._lock:
             state = self._region(region)
-            self._settle(state)
+            self._settle(state, region)
             result: dict[str, Any] = handler(state, region, request)
             return result
 
@@ -199,7 +213,7 @@ class SageMakerControlPlane:
         """An endpoint after settling its state, and the models of its serving config."""
         with self._lock:
             state = self._region(region)
-            self._settle(state)
+            self._settle(state, region)
             endpoint = state.endpoints.get(name.lower())
             if endpoint is None:
                 return None
@@ -212,7 +226,7 @@ class SageMakerControlPlane:
 
     # Lifecycle.
 
-    def _settle(self, state: RegionState) -> None:
+    def _settle(self, state: RegionState, region: str) -> None:
         """Apply every transition whose time has come."""
         now = self._clock()
         for key, endpoint in list(state.endpoints.items()):
@@ -222,6 +236,8 @@ class SageMakerControlPlane:
                     state.tags.pop(endpoint.arn, None)
                 continue
             pending = endpoint.pending
+            if pending is not None and pending.rollout is not None:
+                self._watch_rollout(endpoint, pending, pending.rollout, region, now)
             if pending is not None and now >= pending.done_at:
                 self._finish_deployment(endpoint, pending)
             if endpoint.status == "InService":
@@ -231,10 +247,31 @@ class SageMakerControlPlane:
                     endpoint.failure_reason = reason
                     endpoint.modified = now
 
+    def _watch_rollout(
+        self, endpoint: Endpoint, pending: Deployment, rollout: Rollout, region: str, now: float
+    ) -> None:
+        """Roll a guarded update back when an alarm is in ALARM or its time limit passed."""
+        if rollout.rollback_reason is not None:
+            return
+        tripped = tripped_alarms(rollout, region, now, self._alarm_state)
+        timed_out = rollout.timeout_at is not None and now >= rollout.timeout_at
+        if not tripped and not (timed_out and now < rollout.done_at):
+            return
+        rollout.rollback_reason = rollback_reason(tripped, rollout, now)
+        rollout.rollback_started = now
+        # All traffic returns to the old fleet at once (RollbackMaximumBatchSize aside);
+        # the new fleet is taken down while the endpoint is RollingBack.
+        pending.failure = rollout.rollback_reason
+        pending.done_at = now + self.endpoint_delay
+        endpoint.status = "RollingBack"
+        endpoint.modified = now
+
     def _finish_deployment(self, endpoint: Endpoint, pending: Deployment) -> None:
         endpoint.pending = None
         endpoint.modified = pending.done_at
         creating = endpoint.status == "Creating"
+        if endpoint.status == "RollingBack":
+            endpoint.status = "Updating"  # ends as a failed update: InService, old config
         if pending.deployment_config is not None or not creating:
             endpoint.last_deployment_config = pending.deployment_config
         if pending.failure is None:
@@ -467,21 +504,42 @@ class SageMakerControlPlane:
     ) -> dict[str, Any]:
         _required(req, "EndpointName", "EndpointConfigName")
         endpoint = self._endpoint(state, region, req["EndpointName"])
-        if endpoint.status in ("Creating", "Updating", "Deleting", "SystemUpdating"):
+        if endpoint.status in ("Creating", "Updating", "RollingBack", "Deleting", "SystemUpdating"):
             raise validation(f'Cannot update in-progress endpoint "{endpoint.arn}".')
         if endpoint.status == "Failed":
             raise validation(f'Cannot update failed endpoint "{endpoint.arn}".')
         config = self._config(state, region, req["EndpointConfigName"])
         self._refuse_scaled_instance_type_change(region, endpoint, config)
+        guardrails = req.get("DeploymentConfig")
+        counts = _retained_counts(endpoint, config, req)
+        first = config.variants[0]
+        instances = counts.get(first["VariantName"], int(first.get("InitialInstanceCount", 1)))
+        if guardrails is not None:
+            _check_constraints(member_errors(guardrails))
+            refused = deployment_errors(
+                guardrails,
+                endpoint.config.variants,
+                config.variants,
+                instances,
+                lambda name: self._alarm_state(region, name) is not None,
+            )
+            if refused:
+                raise validation(" ".join(refused))
         now = self._clock()
         failure = self.faults.take_update_failure() or self._deployment_failure(state, config)
+        rollout = (
+            plan_rollout(guardrails, instances, now, self.endpoint_delay)
+            if guardrails is not None and failure is None
+            else None
+        )
         endpoint.pending = Deployment(
             config,
             now,
-            now + self.endpoint_delay,
+            rollout.done_at if rollout is not None else now + self.endpoint_delay,
             failure,
-            req.get("DeploymentConfig"),
-            instance_counts=_retained_counts(endpoint, config, req),
+            guardrails,
+            instance_counts=counts,
+            rollout=rollout,
         )
         endpoint.status = "Updating"
         endpoint.modified = now
@@ -556,10 +614,15 @@ class SageMakerControlPlane:
                 self._variant_summary(state, v, endpoint.created, serving=False)
                 for v in endpoint.config.variants
             ]
-        elif endpoint.status in ("InService", "Updating", "Deleting"):
+        elif endpoint.status in ("InService", "Updating", "RollingBack", "Deleting"):
+            rollout = endpoint.pending.rollout if endpoint.pending else None
             out["ProductionVariants"] = [
                 self._variant_summary(
-                    state, v, endpoint.deployed_at, serving=True, counts=endpoint.instance_count(v)
+                    state,
+                    v,
+                    endpoint.deployed_at,
+                    serving=True,
+                    counts=_old_fleet_count(rollout, endpoint.instance_count(v), self._clock()),
                 )
                 for v in endpoint.config.variants
             ]
@@ -567,13 +630,15 @@ class SageMakerControlPlane:
             out["FailureReason"] = endpoint.failure_reason
         if endpoint.last_deployment_config is not None:
             out["LastDeploymentConfig"] = endpoint.last_deployment_config
-        if endpoint.status == "Updating" and endpoint.pending is not None:
+        if endpoint.status in ("Updating", "RollingBack") and endpoint.pending is not None:
             pending = endpoint.pending
             variants = []
             for v in pending.config.variants:
                 summary = self._variant_summary(state, v, pending.started, serving=False)
                 if "InstanceType" in v:
                     summary["InstanceType"] = v["InstanceType"]
+                if pending.rollout is not None:
+                    summary.update(_rollout_summary(pending.rollout, v, self._clock()))
                 variants.append(summary)
             out["PendingDeploymentSummary"] = {
                 "EndpointConfigName": pending.config.name,
@@ -786,6 +851,33 @@ def _retained_counts(
         for v in config.variants
         if v["VariantName"] in live
     }
+
+
+def _rollout_summary(rollout: Rollout, variant: dict[str, Any], now: float) -> dict[str, Any]:
+    """The new fleet's variant as DescribeEndpoint shows it during a guarded update."""
+    weight = float(variant.get("InitialVariantWeight", 1.0))
+    if rollout.rollback_reason is not None:
+        since = rollout.rollback_started or now
+        status = {"Status": "Deleting", "StartTime": since, "StatusMessage": "rolling back"}
+        new = 0
+    else:
+        step = rollout.step_at(now)
+        status = {"Status": step.status, "StartTime": step.start, "StatusMessage": step.message}
+        new = step.new_instances
+    return {
+        "VariantStatus": [status],
+        "CurrentInstanceCount": new,
+        "DesiredInstanceCount": rollout.instances,
+        "CurrentWeight": weight * new / rollout.instances,
+        "DesiredWeight": weight,
+    }
+
+
+def _old_fleet_count(rollout: Rollout | None, count: int, now: float) -> int:
+    """The old fleet's instances: linear and rolling updates take one out per new one."""
+    if rollout is None or not rollout.replaces_in_place or rollout.rollback_reason is not None:
+        return count
+    return max(0, count - rollout.step_at(now).new_instances)
 
 
 def _arn_of_model(config: EndpointConfig, variant: dict[str, Any]) -> str:

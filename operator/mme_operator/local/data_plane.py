@@ -341,7 +341,7 @@ class MultiModelRuntime:
         content_type: str | None,
     ) -> tuple[bytes, str, str]:
         """Serve one InvokeEndpoint; returns (body, content type, invoked variant)."""
-        if endpoint.status not in ("InService", "Updating"):
+        if endpoint.status not in ("InService", "Updating", "RollingBack"):
             raise _validation_error(f"Endpoint {endpoint.name} of account {ACCOUNT_ID} not found.")
         variant = endpoint.config.variants[0]
         model = models.get(str(variant.get("ModelName", "")).lower())

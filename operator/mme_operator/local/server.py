@@ -69,6 +69,14 @@ def _scaling_registered(region: str, resource_id: str) -> bool:
     return resource_id in backend.targets.get("sagemaker:variant:DesiredInstanceCount", {})
 
 
+def _alarm_state(region: str, name: str) -> str | None:
+    """A CloudWatch alarm's state in moto's backend (served on this same endpoint)."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    alarm = cloudwatch_backends[ACCOUNT_ID][region].alarms.get(name)
+    return None if alarm is None else str(alarm.state_value)
+
+
 def _read_object(bucket: str, key: str) -> bytes | None:
     from moto.s3.exceptions import MissingBucket, MissingKey
 
@@ -110,7 +118,11 @@ class LocalAWS:
         self.faults = FaultController()
         self._calls = CallCounter()
         self.sagemaker = SageMakerControlPlane(
-            endpoint_delay, self.faults, _bucket_exists, scaling_registered=_scaling_registered
+            endpoint_delay,
+            self.faults,
+            _bucket_exists,
+            scaling_registered=_scaling_registered,
+            alarm_state=_alarm_state,
         )
         self._triton_mode = triton
         self._triton: TritonServer | None = None

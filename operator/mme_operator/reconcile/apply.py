@@ -39,6 +39,7 @@ from mme_operator.reconcile.loading import (
 )
 from mme_operator.sagemaker import apply_scaling, remove_scaling
 from mme_operator.sagemaker.clients import AwsClients
+from mme_operator.sagemaker.deployment import deployment_request
 from mme_operator.sagemaker.errors import (
     ACCESS_DENIED_CODES,
     ErrorClass,
@@ -239,7 +240,15 @@ class Executor:
                 name=name, config_name=config, from_config=old, retain_instance_count=retain
             ):
                 result.requested_config = config
-                self.gateway.update_endpoint(name, config, owner, retain_instance_count=retain)
+                self.gateway.update_endpoint(
+                    name,
+                    config,
+                    owner,
+                    retain_instance_count=retain,
+                    deployment_config=deployment_request(
+                        self.desired.resource.spec.deployment_config
+                    ),
+                )
                 self.emit(EventReason.UPDATING, f"updating endpoint {name} from {old} to {config}")
             case p.DeleteEndpoint(name=name):
                 if self.gateway.delete_endpoint(name, owner):

@@ -25,6 +25,8 @@ from mme_operator.reconcile.desired import (
 )
 from mme_operator.reconcile.loading import checked_before, served_archive, serves
 from mme_operator.reconcile.observe import TRANSITIONAL, ObservedForDeletion, ObservedState
+from mme_operator.reconcile.rollout import rolled_back, rolled_back_message
+from mme_operator.sagemaker.deployment import describe_rollout
 
 
 @dataclass(frozen=True)
@@ -550,9 +552,12 @@ def _plan_reconcile(
             "RollingBack": Reason.ROLLING_BACK,
             "Deleting": Reason.DELETING,
         }.get(endpoint.status, Reason.UPDATING)
+        rollout = f" ({describe_rollout(endpoint.rollout)})" if endpoint.rollout else ""
         return Plan(
             tuple(actions),
-            wait=Wait(reason, f"endpoint {name} is {endpoint.status}; waiting for it to settle"),
+            wait=Wait(
+                reason, f"endpoint {name} is {endpoint.status}{rollout}; waiting for it to settle"
+            ),
         )
 
     if endpoint.status == "Failed":
@@ -586,6 +591,11 @@ def _plan_reconcile(
         )
         token = desired.retry_update_token
         retry = failed and token is not None and token != status.retry_update_consumed
+        if failed and not retry and rolled_back(status, config, endpoint.failure_reason):
+            why = rolled_back_message(desired, endpoint)
+            return Plan(
+                tuple(actions), failed_config=config, blocked=Blocked(Reason.ROLLED_BACK, why)
+            )
         if failed and not retry:
             return Plan(
                 tuple(actions),

@@ -40,6 +40,7 @@ from mme_operator.reconcile.plan import (
     archive_conflicts,
     settle_superseded,
 )
+from mme_operator.reconcile.rollout import rolled_back_ready, rollout_status
 from mme_operator.sagemaker.autoscaling import DesiredScaling, ObservedScaling
 from mme_operator.sizing.choice import Sizing
 
@@ -732,7 +733,10 @@ def reconciled_status(
     conditions = set_condition(conditions, ConditionType.AUTOSCALING_READY, *scaling, generation)
 
     # Ready summarises the others.
-    if plan.blocked is not None:
+    if plan.blocked is not None and plan.blocked.reason == Reason.ROLLED_BACK and error is None:
+        ready = rolled_back_ready(desired, observed, plan.blocked.message, len(models))
+        phase = Phase.READY
+    elif plan.blocked is not None:
         ready = (ConditionStatus.FALSE, plan.blocked.reason, plan.blocked.message)
         phase = Phase.FAILED
     elif error is not None:
@@ -789,6 +793,15 @@ def reconciled_status(
         requested_endpoint_config_name=requested,
         failed_endpoint_config_name=failed_config,
         retry_update_consumed=retry_consumed,
+        rollout=rollout_status(
+            observed,
+            previous,
+            started=next(
+                (a.config_name for a in result.done if isinstance(a, UpdateEndpoint)), None
+            ),
+            failed_config=plan.failed_config,
+            blocked_reason=plan.blocked.reason if plan.blocked else None,
+        ),
         model_count=len(models),
         models=models,
         superseded_archives=[

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import botocore.exceptions
 
+from mme_operator.sagemaker.deployment import Rollout, rollout_of
 from mme_operator.sagemaker.errors import ErrorClass, classify, is_already_exists, is_throttling
 from mme_operator.sagemaker.names import derived_name_pattern, name_prefix
 from mme_operator.sagemaker.resources import (
@@ -72,6 +73,8 @@ class EndpointState:
     """The EndpointConfig being rolled out while Updating."""
     current_instance_count: int | None = None
     desired_instance_count: int | None = None
+    rollout: Rollout | None = None
+    """The update under way (deployment guardrails' phase), from PendingDeploymentSummary."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,7 @@ class SageMakerGateway:
             pending_config_name=pending["EndpointConfigName"] if pending else None,
             current_instance_count=variant.get("CurrentInstanceCount") if variant else None,
             desired_instance_count=variant.get("DesiredInstanceCount") if variant else None,
+            rollout=rollout_of(found),
         )
 
     def instance_type_of(self, config_name: str) -> str | None:
@@ -293,7 +297,13 @@ class SageMakerGateway:
         return CreateResult(arn=existing["EndpointArn"], created=False)
 
     def update_endpoint(
-        self, name: str, config_name: str, owner_uid: str, *, retain_instance_count: bool = False
+        self,
+        name: str,
+        config_name: str,
+        owner_uid: str,
+        *,
+        retain_instance_count: bool = False,
+        deployment_config: Mapping[str, Any] | None = None,
     ) -> str:
         """Start rolling the endpoint onto ``config_name``; returns the endpoint ARN.
 
@@ -302,17 +312,20 @@ class SageMakerGateway:
         the live instance count and weight that autoscaling set, so a change of image or
         instance type does not shrink a scaled-out fleet to ``spec.instanceCount``.
         SageMaker refuses an update while one is in progress; that error classifies as
-        RETRYABLE. Raises :class:`NotOwnedError` (and changes nothing) for an endpoint
+        RETRYABLE. ``deployment_config`` (``spec.deploymentConfig``, see
+        :mod:`mme_operator.sagemaker.deployment`) goes with every update. Raises :class:`NotOwnedError` (and changes nothing) for an endpoint
         ``owner_uid`` does not own: the plan never asks for that, this makes sure.
         """
         state = self.describe_endpoint(name)
         if state is not None:
             self._require_owned("Endpoint", name, state.arn, owner_uid)
         self._forget("endpoint", name)
+        guardrails = {"DeploymentConfig": dict(deployment_config)} if deployment_config else {}
         response = self._client.update_endpoint(
             EndpointName=name,
             EndpointConfigName=config_name,
             RetainAllVariantProperties=retain_instance_count,
+            **guardrails,  # type: ignore[arg-type]
         )
         return response["EndpointArn"]
 
