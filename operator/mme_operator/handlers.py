@@ -508,6 +508,9 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
             return
         run_reconcile(body, patch, logger, archive_locations)
 
+    if settings.metrics_interval_seconds > 0:
+        register_cache_signals(registry, context)
+
     @kopf.on.delete(*resource, registry=registry)
     @_cut_short_by_stop
     def delete_handler(body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
@@ -522,6 +525,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
             )
         if deletion.done:
             metrics.ENDPOINTS.forget(str(body.metadata.uid))
+            metrics.CACHE.forget(str(body.metadata.uid))
         else:
             metrics.ENDPOINTS.set_phase(*_identity(body), Phase.DELETING)
         if not deletion.done:
@@ -534,5 +538,57 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         # Also an object whose finalizer someone removed, or deleted before it had ours:
         # its series go with it, so they are bounded by the live objects.
         metrics.ENDPOINTS.forget(str(body.metadata.uid))
+        metrics.CACHE.forget(str(body.metadata.uid))
 
     return registry
+
+
+def register_cache_signals(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
+    """The metrics timer: one GetMetricData per Ready endpoint per metrics interval, for
+    ``status.cache`` and ``CacheHealthy`` (reconcile/cache_signals.py); apart from the
+    drift timer, so the drift checks' AWS reads stay what they were."""
+    from mme_operator.reconcile.cache_signals import observe_cache
+    from mme_operator.sagemaker.metrics_read import CloudWatchClients, read_cache_metrics
+    from mme_operator.sizing import get_catalogue
+
+    settings = context.settings
+    interval = settings.metrics_interval_seconds
+    cloudwatch = CloudWatchClients(settings)
+
+    def read(region: str, endpoint: str, start: Any, end: Any) -> Any:
+        return read_cache_metrics(cloudwatch(region), endpoint, start, end)
+
+    @kopf.timer(
+        GROUP, VERSION, PLURAL, registry=registry, interval=interval, initial_delay=interval
+    )
+    @_cut_short_by_stop
+    def cache_signals_timer(body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
+        with metrics.timed_pass("cache_signals") as timer:
+            with context.lock(str(body.metadata.uid)):
+                status = observe_cache(body, read, settings, get_catalogue())
+            failed = status is not None and any(
+                c.type == ConditionType.CACHE_HEALTHY and c.reason == Reason.METRICS_UNAVAILABLE
+                for c in status.conditions or []
+            )
+            timer.outcome = "error" if failed else "success"
+        if status is None:
+            return
+        metrics.CACHE.record(*_identity(body), status)
+        _tell_cache_change(body, status)
+        patch.status.update(_status_patch(body.get("status"), status))
+
+
+def _tell_cache_change(body: kopf.Body, status: ModelEndpointStatus) -> None:
+    """A Warning event when CacheHealthy turns False (or changes why), a Normal one when it
+    turns True again; nothing while it stays as it was."""
+    before = previous_status(body.get("status"))
+    old = next(
+        (c for c in (before.conditions or [] if before else []) if c.type == "CacheHealthy"),
+        None,
+    )
+    new = next(c for c in status.conditions or [] if c.type == ConditionType.CACHE_HEALTHY)
+    if old is not None and (old.status, old.reason) == (new.status, new.reason):
+        return
+    was_false = old is not None and old.status == ConditionStatus.FALSE
+    if new.status == ConditionStatus.FALSE or (new.status == ConditionStatus.TRUE and was_false):
+        _post_event(body, new.reason, new.message)
