@@ -22,7 +22,7 @@ The verdict (:func:`classify`, pure):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -132,30 +132,77 @@ def with_fix(
     catalogue: InstanceCatalogue,
 ) -> Verdict:
     """The verdict with the sizing's fix appended when the condition is False."""
+    instance_type = status.instance_type or resource.spec.instance_type or ""
+    headroom = status.capacity.headroom_percent if status.capacity else DEFAULT_HEADROOM_PERCENT
+    needs = needs_from_status(status)
+    return _fixed(verdict, resource, needs, instance_type, headroom, metrics, catalogue)
+
+
+def _fixed(
+    verdict: Verdict,
+    resource: ModelEndpoint,
+    needs: Sequence[ModelNeed],
+    instance_type: str,
+    headroom: float,
+    metrics: CacheMetrics | None,
+    catalogue: InstanceCatalogue,
+) -> Verdict:
     state, reason, message = verdict
     if state != ConditionStatus.FALSE:
         return verdict
     spec = resource.spec
-    instance_type = status.instance_type or spec.instance_type or ""
-    headroom = status.capacity.headroom_percent if status.capacity else DEFAULT_HEADROOM_PERCENT
     observed = Observed(
         metrics.loaded_models if metrics else None,
         metrics.gpu_memory_percent if metrics else None,
     )
-    args = (
-        needs_from_status(status),
-        catalogue,
-        spec.region,
-        instance_type,
-        spec.instance_count,
-        headroom,
-    )
+    args = (needs, catalogue, spec.region, instance_type, spec.instance_count, headroom)
     if reason == Reason.THRASHING:
         fix = fix_thrashing(*args, observed=observed)
     else:
         limit = spec.serving.model_load_gpu_limit if spec.serving else None
         fix = fix_memory_pressure(*args, limit, observed=observed)
     return state, reason, f"{message}. Fix: {fix.message}"
+
+
+def endpoint_cache_report(
+    resource: ModelEndpoint,
+    needs: Sequence[ModelNeed],
+    headroom: float,
+    catalogue: InstanceCatalogue,
+    read: ReadMetrics,
+    settings: Settings,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """``mme-operator size --from-endpoint``: the endpoint's last metrics window, the
+    CacheHealthy verdict and the fix, as the JSON output has them. One GetMetricData."""
+    now = now or datetime.now(UTC)
+    start = now - timedelta(seconds=settings.metrics_window_seconds)
+    instance_type = resource.spec.instance_type or ""
+    out: dict[str, Any] = {
+        "endpointName": resource.endpoint_name,
+        "windowStart": rfc3339(start),
+        "readAt": rfc3339(now),
+    }
+    try:
+        metrics: CacheMetrics | None = read(
+            resource.spec.region, resource.endpoint_name, start, now
+        )
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        metrics = None
+        verdict: Verdict = (
+            ConditionStatus.UNKNOWN,
+            Reason.METRICS_UNAVAILABLE,
+            f"reading the endpoint's metrics failed: {describe_error(exc)}",
+        )
+    else:
+        verdict = classify(metrics, cache_disabled=_cache_disabled(resource))
+        verdict = _fixed(verdict, resource, needs, instance_type, headroom, metrics, catalogue)
+    if metrics is not None:
+        figures = cache_status(metrics, now, start, None)
+        out.update(figures.model_dump(by_alias=True, exclude_none=True, mode="json"))
+    state, reason, message = verdict
+    out["cacheHealthy"] = {"status": state.value, "reason": reason.value, "message": message}
+    return out
 
 
 def _cache_disabled(resource: ModelEndpoint) -> bool:
@@ -214,7 +261,17 @@ def observe_cache(
         log.warning("Cache metrics of %s: %s", status.endpoint_name, message)
         unavailable = (ConditionStatus.UNKNOWN, Reason.METRICS_UNAVAILABLE, message)
         return _with(status, before, unavailable, generation)
-    cache = CacheStatus(
+    cache = cache_status(metrics, now, start, config)
+    verdict = classify(metrics, cache_disabled=_cache_disabled(resource))
+    verdict = with_fix(verdict, resource, status, metrics, catalogue)
+    return _with(status, cache, verdict, generation)
+
+
+def cache_status(
+    metrics: CacheMetrics, now: datetime, start: datetime, config: str | None
+) -> CacheStatus:
+    """``status.cache`` from one window's metrics."""
+    return CacheStatus(
         read_at=rfc3339(now),
         window_start=rfc3339(start),
         endpoint_config_name=config,
@@ -227,9 +284,6 @@ def observe_cache(
         gpu_memory_utilization_percent=_round(metrics.gpu_memory_percent, 1),
         gpu_utilization_percent=_round(metrics.gpu_percent, 1),
     )
-    verdict = classify(metrics, cache_disabled=_cache_disabled(resource))
-    verdict = with_fix(verdict, resource, status, metrics, catalogue)
-    return _with(status, cache, verdict, generation)
 
 
 def _round(value: float | None, digits: int) -> float | None:

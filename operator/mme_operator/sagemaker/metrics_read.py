@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mme_operator.metrics import instrument_session
@@ -116,10 +116,16 @@ def summarize(results: Sequence[Mapping[str, Any]]) -> CacheMetrics:
 def read_cache_metrics(
     cloudwatch: CloudWatchClient, endpoint_name: str, start: datetime, end: datetime
 ) -> CacheMetrics:
-    """The endpoint's window ``[start, end)``: one GetMetricData call (a page holds 100,800
-    data points; 11 queries of 1-minute periods fit 6 days of window in one)."""
+    """The endpoint's window from ``start`` to ``end`` (now): one GetMetricData call (a page
+    holds 100,800 data points; 11 queries of 1-minute periods fit 6 days of window in one).
+
+    CloudWatch compares times at whole seconds: asked up to ``end`` itself, the data points
+    of its last second would be left out, so the call asks one period past it.
+    """
     answer = cloudwatch.get_metric_data(
-        MetricDataQueries=metric_queries(endpoint_name), StartTime=start, EndTime=end
+        MetricDataQueries=metric_queries(endpoint_name),
+        StartTime=start,
+        EndTime=end + timedelta(seconds=PERIOD_SECONDS),
     )
     return summarize(answer.get("MetricDataResults", []))
 
