@@ -279,6 +279,7 @@ class CacheSignalMetrics(Collector):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._samples: dict[str, CacheSample] = {}
+        self._gone: OrderedDict[str, None] = OrderedDict()
 
     def record(self, uid: str, namespace: str, name: str, status: ModelEndpointStatus) -> None:
         """Take the cache signals of ``status`` (a metrics read's result)."""
@@ -302,11 +303,16 @@ class CacheSignalMetrics(Collector):
             "gpu": ratio(cache.gpu_utilization_percent) if cache else None,
         }
         with self._lock:
-            self._samples[uid] = CacheSample(namespace, name, condition.reason, figures)
+            if uid not in self._gone:  # a read that ended after its object's deletion
+                self._samples[uid] = CacheSample(namespace, name, condition.reason, figures)
 
     def forget(self, uid: str) -> None:
+        """Drop the endpoint's series (it was deleted)."""
         with self._lock:
             self._samples.pop(uid, None)
+            self._gone[uid] = None
+            while len(self._gone) > _GONE_REMEMBERED:
+                self._gone.popitem(last=False)
 
     def describe(self) -> Iterable[Metric]:
         families = [GaugeMetricFamily(n, h, labels=ENDPOINT_LABELS) for n, _, h in self.GAUGES]

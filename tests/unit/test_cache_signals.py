@@ -7,8 +7,11 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import kopf
 import pytest
+from botocore.exceptions import ClientError
 from mme_operator.api import ConditionStatus, Reason
+from mme_operator.handlers import OperatorContext, register
 from mme_operator.reconcile.cache_signals import classify, observe_cache
 from mme_operator.sagemaker.metrics_read import CacheMetrics, metric_queries, summarize
 from mme_operator.settings import Settings
@@ -213,3 +216,32 @@ def test_nothing_is_read_for_an_endpoint_that_is_not_ready() -> None:
     reads = Reads(window())
     assert observe_cache(body, reads, Settings(), get_catalogue(), NOW) is None
     assert reads.windows == []
+
+
+def test_a_failed_read_is_metrics_unavailable_and_keeps_the_last_summary() -> None:
+    body = copy.deepcopy(BODY)
+    last = {"readAt": "2026-12-02T11:55:00Z", "windowStart": "2026-12-02T11:40:00Z"}
+    body["status"]["cache"] = {**last, "endpointConfigName": "config-a", "invocations": 100}
+
+    def denied(region: str, endpoint: str, start: datetime, end: datetime) -> CacheMetrics:
+        error = {"Code": "AccessDenied", "Message": "not authorized: cloudwatch:GetMetricData"}
+        raise ClientError({"Error": error}, "GetMetricData")
+
+    status = observe_cache(body, denied, Settings(), get_catalogue(), NOW)
+
+    assert status is not None and status.cache is not None
+    assert (condition(status).status, condition(status).reason) == (
+        "Unknown",
+        "MetricsUnavailable",
+    )
+    assert "GetMetricData" in condition(status).message
+    assert status.cache.invocations == 100 and status.cache.read_at == last["readAt"]
+
+
+@pytest.mark.parametrize(("interval", "timers"), [(0, 1), (60, 2)])
+def test_a_zero_metrics_interval_registers_no_metrics_timer(interval: float, timers: int) -> None:
+    registry = kopf.OperatorRegistry()
+    register(registry, OperatorContext(Settings(metrics_interval_seconds=interval)))
+    ids = [h.id for h in registry._spawning.get_all_handlers()]
+    assert len(ids) == timers
+    assert any("cache_signals" in i for i in ids) == (interval > 0)
