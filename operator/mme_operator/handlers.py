@@ -563,9 +563,21 @@ def register_cache_signals(registry: kopf.OperatorRegistry, context: OperatorCon
     )
     @_cut_short_by_stop
     def cache_signals_timer(body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
+        lock = context.lock(str(body.metadata.uid))
+        current = body.get("status", {}).get("observedGeneration") == body.metadata.get(
+            "generation"
+        )
+        # The patch carries the whole conditions list: while a pass is running (or a change
+        # waits for one), its conditions are newer than this body's, so this interval is
+        # skipped rather than written over them; the next one reads again.
+        if not current or not lock.acquire(blocking=False):
+            logger.debug("Cache metrics not read: a reconcile pass is due or running")
+            return
         with metrics.timed_pass("cache_signals") as timer:
-            with context.lock(str(body.metadata.uid)):
+            try:
                 status = observe_cache(body, read, settings, get_catalogue())
+            finally:
+                lock.release()
             failed = status is not None and any(
                 c.type == ConditionType.CACHE_HEALTHY and c.reason == Reason.METRICS_UNAVAILABLE
                 for c in status.conditions or []

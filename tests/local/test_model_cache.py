@@ -31,7 +31,14 @@ def big_archive() -> bytes:
     return model_archive({"m/config.pbtxt": BIG_CONFIG, "m/1/model.onnx": b"\x08\x07onnx"})
 
 
-def endpoint_of(stack: Stack, instance_type: str, count: int = 1, cache: str | None = None) -> str:
+def endpoint_of(
+    stack: Stack,
+    instance_type: str,
+    count: int = 1,
+    cache: str | None = None,
+    environment: dict[str, str] | None = None,
+    archive: bytes | None = None,
+) -> str:
     model = unique("model")
     container: dict[str, Any] = {
         "Image": TRITON_IMAGE,
@@ -40,6 +47,8 @@ def endpoint_of(stack: Stack, instance_type: str, count: int = 1, cache: str | N
     }
     if cache is not None:
         container["MultiModelConfig"] = {"ModelCacheSetting": cache}
+    if environment is not None:
+        container["Environment"] = environment
     stack.sm.create_model(ModelName=model, ExecutionRoleArn=ROLE, PrimaryContainer=container)
     config = unique("config")
     stack.sm.create_endpoint_config(
@@ -54,15 +63,15 @@ def endpoint_of(stack: Stack, instance_type: str, count: int = 1, cache: str | N
         ],
     )
     for key in MODELS:
-        stack.upload(key, big_archive())
+        stack.upload(key, archive or big_archive())
     return stack.endpoint(config)
 
 
-def replay(stack: Stack, endpoint: str, rounds: int) -> None:
-    """Every model in turn, ``rounds`` times: the hot set is all five."""
+def replay(stack: Stack, endpoint: str, rounds: int, models: int = len(MODELS)) -> None:
+    """The first ``models`` models in turn, ``rounds`` times: the hot set is all of them."""
     runtime = stack.aws.client("sagemaker-runtime")
     for _ in range(rounds):
-        for key in MODELS:
+        for key in MODELS[:models]:
             runtime.invoke_endpoint(EndpointName=endpoint, TargetModel=key, Body=b"{}")
 
 
@@ -156,6 +165,31 @@ def test_a_disabled_cache_unloads_after_every_invocation(stack: Stack) -> None:
     figures = window(stack, endpoint)
     assert (figures["requests"], figures["hits"], figures["unloads"]) == (10, 0, 10)
     assert figures["loaded"] == 0
+
+
+def test_the_model_load_gpu_limit_keeps_gpu_memory_below_it(stack: Stack) -> None:
+    # 15 copies: 3,841 MiB per model; four fill 94% of a T4, three under a limit of 0.8.
+    archive = model_archive(
+        {"m/config.pbtxt": BIG_CONFIG.replace("count: 16", "count: 15"), "m/1/model.onnx": b"x"}
+    )
+    full = endpoint_of(stack, "ml.g4dn.xlarge", archive=archive)
+    limited = endpoint_of(
+        stack,
+        "ml.g4dn.xlarge",
+        environment={"SAGEMAKER_TRITON_MODEL_LOAD_GPU_LIMIT": "0.8"},
+        archive=archive,
+    )
+
+    replay(stack, full, rounds=3, models=4)
+    replay(stack, limited, rounds=3, models=4)
+
+    unlimited = window(stack, full)
+    assert (unlimited["hits"], unlimited["unloads"]) == (8, 0)
+    assert unlimited["memory"] > 90
+    capped = window(stack, limited)
+    assert capped["memory"] <= 80
+    assert capped["unloads"] > 0
+    assert len(stack.aws.loaded_models(limited)) == 3
 
 
 def test_a_model_larger_than_the_instance_is_refused_507(stack: Stack) -> None:

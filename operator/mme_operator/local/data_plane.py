@@ -31,6 +31,7 @@ from typing import Any
 
 from google.protobuf import json_format, text_format
 
+from mme_operator.api.spec import MODEL_LOAD_GPU_LIMIT_ENV
 from mme_operator.local.control_plane import (
     ACCOUNT_ID,
     Endpoint,
@@ -315,6 +316,17 @@ def _weights_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p != config)
 
 
+def _gpu_load_limit(model: Model) -> float | None:
+    """The container's SAGEMAKER_TRITON_MODEL_LOAD_GPU_LIMIT (the image's serve script passes
+    it to Triton as --model-load-gpu-limit); None when unset or not a fraction."""
+    raw = model.containers[0].get("Environment", {}).get(MODEL_LOAD_GPU_LIMIT_ENV)
+    try:
+        limit = float(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return limit if limit is not None and 0 < limit <= 1 else None
+
+
 def _cache_disabled(model: Model) -> bool:
     setting = model.containers[0].get("MultiModelConfig", {}).get("ModelCacheSetting")
     return bool(setting == "Disabled")
@@ -449,7 +461,8 @@ class MultiModelRuntime:
             # A new fleet (create or update) starts with nothing loaded.
             if fleet is not None:
                 self._unload_fleet(fleet)
-            fleet = Fleet(endpoint.generation, Capacity.of(instance, self.memory_budget_bytes))
+            capacity = Capacity.of(instance, self.memory_budget_bytes, _gpu_load_limit(model))
+            fleet = Fleet(endpoint.generation, capacity)
             self._fleets[endpoint.arn] = fleet
         for dropped in fleet.resize(endpoint.instance_count(variant)):
             self._unload(dropped)

@@ -15,7 +15,9 @@ of its files besides ``config.pbtxt`` x the platform's factor + the per-copy ove
 times the copies ``instance_group`` declares (none declared: one). GPU copies (KIND_GPU,
 KIND_AUTO, KIND_MODEL) take GPU memory on a GPU type, KIND_CPU copies host memory; on a
 CPU type every copy takes host memory. So a spec whose ``CapacityFits`` is False thrashes
-here as it would on AWS, and ``gpuMemoryMiB`` measured on a GPU is what to compare.
+here as it would on AWS, and ``gpuMemoryMiB`` measured on a GPU is what to compare. With
+``SAGEMAKER_TRITON_MODEL_LOAD_GPU_LIMIT`` in the container's environment, loads fill at most
+that share of the GPU (models are unloaded first), as Triton's ``--model-load-gpu-limit``.
 
 The metrics go to the local CloudWatch per invocation, with the dimensions AWS uses
 (EndpointName, VariantName): in ``AWS/SageMaker`` ``ModelCacheHit`` (1 or 0, unit None),
@@ -89,23 +91,42 @@ def memory_need(
 
 @dataclass(frozen=True)
 class Capacity:
-    """Memory of one instance that holds loaded models (bytes)."""
+    """Memory of one instance that holds loaded models (bytes).
+
+    ``gpu_load_limit`` is ``SAGEMAKER_TRITON_MODEL_LOAD_GPU_LIMIT`` (Triton's
+    ``--model-load-gpu-limit``): a load that would take more of the GPU than that fraction
+    is refused, so MME unloads models first (MME-FACTS #4).
+    """
 
     gpu_bytes: int
     host_bytes: int
+    gpu_load_limit: float | None = None
 
     @classmethod
-    def of(cls, instance: InstanceType | None, override_bytes: int | None = None) -> Capacity:
+    def of(
+        cls,
+        instance: InstanceType | None,
+        override_bytes: int | None = None,
+        gpu_load_limit: float | None = None,
+    ) -> Capacity:
         """The instance type's GPU and host memory; ``override_bytes`` replaces both."""
         if override_bytes is not None:
-            return cls(override_bytes if instance is None or instance.gpus else 0, override_bytes)
+            gpu = override_bytes if instance is None or instance.gpus else 0
+            return cls(gpu, override_bytes, gpu_load_limit)
         if instance is None:
             return cls(0, 0)
         gpu = int(instance.total_gpu_memory_gib * 1024**3)
-        return cls(gpu, int(instance.memory_gib * 1024**3))
+        return cls(gpu, int(instance.memory_gib * 1024**3), gpu_load_limit)
+
+    @property
+    def gpu_loadable_bytes(self) -> int:
+        """GPU memory loads may fill: all of it, or the load limit's share."""
+        if self.gpu_load_limit is None:
+            return self.gpu_bytes
+        return int(self.gpu_bytes * self.gpu_load_limit)
 
     def holds(self, need: MemoryNeed) -> bool:
-        return need.gpu_bytes <= self.gpu_bytes and need.host_bytes <= self.host_bytes
+        return need.gpu_bytes <= self.gpu_loadable_bytes and need.host_bytes <= self.host_bytes
 
 
 @dataclass
@@ -126,7 +147,8 @@ class InstanceCache(Generic[T]):
 
     def free(self) -> tuple[int, int]:
         used = self.used
-        return self.capacity.gpu_bytes - used.gpu_bytes, self.capacity.host_bytes - used.host_bytes
+        gpu = self.capacity.gpu_loadable_bytes - used.gpu_bytes
+        return gpu, self.capacity.host_bytes - used.host_bytes
 
     def fits(self, need: MemoryNeed) -> bool:
         return self.capacity.holds(self.used + need)
