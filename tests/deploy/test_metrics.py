@@ -252,11 +252,11 @@ def test_cache_signals_are_gauges_per_endpoint_with_a_one_hot_reason() -> None:
             Condition(type="CacheHealthy", status=ConditionStatus.FALSE, reason="Thrashing")
         ],
     )
-    metrics.CACHE.record("uid-c", "ml", "thrash", thrashing)
+    metrics.CACHE.record("uid-c", "ml", "gauged", thrashing)
 
     text = generate_latest(metrics.REGISTRY).decode()
 
-    labels = 'name="thrash",namespace="ml"'
+    labels = 'name="gauged",namespace="ml"'
     assert f"mme_operator_endpoint_cache_hit_ratio{{{labels}}} 0.1" in text
     assert f"mme_operator_endpoint_loaded_models{{{labels}}} 3.0" in text
     assert f"mme_operator_endpoint_model_load_wait_seconds{{{labels}}} 0.85" in text
@@ -265,11 +265,11 @@ def test_cache_signals_are_gauges_per_endpoint_with_a_one_hot_reason() -> None:
     # No data, no series (GPUUtilization had no data points in the window).
     assert f"mme_operator_endpoint_gpu_utilization_ratio{{{labels}}}" not in text
     condition = "mme_operator_endpoint_cache_condition{"
-    reasons = [line for line in text.splitlines() if line.startswith(condition)]
+    reasons = [line for line in text.splitlines() if line.startswith(f"{condition}{labels},")]
     assert len(reasons) == len(metrics.CACHE_REASONS)
     assert f'{condition}{labels},reason="Thrashing"}} 1.0' in text
     assert f'{condition}{labels},reason="CacheEffective"}} 0.0' in text
 
     metrics.CACHE.forget("uid-c")
-    metrics.CACHE.record("uid-c", "ml", "thrash", thrashing)  # a read that ended after
-    assert 'name="thrash"' not in generate_latest(metrics.REGISTRY).decode()
+    metrics.CACHE.record("uid-c", "ml", "gauged", thrashing)  # a read that ended after
+    assert 'name="gauged"' not in generate_latest(metrics.REGISTRY).decode()
