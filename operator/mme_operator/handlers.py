@@ -18,6 +18,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 import kopf
@@ -547,15 +548,19 @@ def register_cache_signals(registry: kopf.OperatorRegistry, context: OperatorCon
     """The metrics timer: one GetMetricData per Ready endpoint per metrics interval, for
     ``status.cache`` and ``CacheHealthy`` (reconcile/cache_signals.py); apart from the
     drift timer, so the drift checks' AWS reads stay what they were."""
-    from mme_operator.reconcile.cache_signals import observe_cache
-    from mme_operator.sagemaker.metrics_read import CloudWatchClients, read_cache_metrics
+    from mme_operator.reconcile.cache_signals import cache_event, observe_cache
+    from mme_operator.sagemaker.metrics_read import (
+        CacheMetrics,
+        CloudWatchClients,
+        read_cache_metrics,
+    )
     from mme_operator.sizing import get_catalogue
 
     settings = context.settings
     interval = settings.metrics_interval_seconds
     cloudwatch = CloudWatchClients(settings)
 
-    def read(region: str, endpoint: str, start: Any, end: Any) -> Any:
+    def read(region: str, endpoint: str, start: datetime, end: datetime) -> CacheMetrics:
         return read_cache_metrics(cloudwatch(region), endpoint, start, end)
 
     @kopf.timer(
@@ -586,21 +591,7 @@ def register_cache_signals(registry: kopf.OperatorRegistry, context: OperatorCon
         if status is None:
             return
         metrics.CACHE.record(*_identity(body), status)
-        _tell_cache_change(body, status)
+        event = cache_event(previous_status(body.get("status")), status)
+        if event is not None:
+            _post_event(body, *event)
         patch.status.update(_status_patch(body.get("status"), status))
-
-
-def _tell_cache_change(body: kopf.Body, status: ModelEndpointStatus) -> None:
-    """A Warning event when CacheHealthy turns False (or changes why), a Normal one when it
-    turns True again; nothing while it stays as it was."""
-    before = previous_status(body.get("status"))
-    old = next(
-        (c for c in (before.conditions or [] if before else []) if c.type == "CacheHealthy"),
-        None,
-    )
-    new = next(c for c in status.conditions or [] if c.type == ConditionType.CACHE_HEALTHY)
-    if old is not None and (old.status, old.reason) == (new.status, new.reason):
-        return
-    was_false = old is not None and old.status == ConditionStatus.FALSE
-    if new.status == ConditionStatus.FALSE or (new.status == ConditionStatus.TRUE and was_false):
-        _post_event(body, new.reason, new.message)

@@ -11,8 +11,9 @@ import kopf
 import pytest
 from botocore.exceptions import ClientError
 from mme_operator.api import ConditionStatus, Reason
+from mme_operator.api.status import Condition, ModelEndpointStatus
 from mme_operator.handlers import OperatorContext, register
-from mme_operator.reconcile.cache_signals import classify, observe_cache
+from mme_operator.reconcile.cache_signals import cache_event, classify, observe_cache
 from mme_operator.sagemaker.metrics_read import CacheMetrics, metric_queries, summarize
 from mme_operator.settings import Settings
 from mme_operator.sizing import get_catalogue
@@ -245,3 +246,22 @@ def test_a_zero_metrics_interval_registers_no_metrics_timer(interval: float, tim
     ids = [h.id for h in registry._spawning.get_all_handlers()]
     assert len(ids) == timers
     assert any("cache_signals" in i for i in ids) == (interval > 0)
+
+
+def with_cache(status: str, reason: str) -> ModelEndpointStatus:
+    return ModelEndpointStatus(
+        conditions=[Condition(type="CacheHealthy", status=ConditionStatus(status), reason=reason)]
+    )
+
+
+def test_an_event_is_posted_when_the_cache_turns_bad_and_when_it_recovers_only() -> None:
+    thrashing = with_cache("False", "Thrashing")
+    assert cache_event(with_cache("Unknown", "InsufficientData"), thrashing) == (
+        "Thrashing",
+        "",
+    )
+    assert cache_event(thrashing, thrashing) is None
+    assert cache_event(thrashing, with_cache("False", "MemoryPressure")) is not None
+    assert cache_event(thrashing, with_cache("True", "CacheEffective")) == ("CacheEffective", "")
+    assert cache_event(None, with_cache("True", "CacheEffective")) is None
+    assert cache_event(None, with_cache("Unknown", "InsufficientData")) is None

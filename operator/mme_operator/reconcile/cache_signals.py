@@ -205,6 +205,24 @@ def endpoint_cache_report(
     return out
 
 
+def cache_event(
+    before: ModelEndpointStatus | None, after: ModelEndpointStatus
+) -> tuple[str, str] | None:
+    """The event to post for a read: (reason, message) when CacheHealthy turns False (or
+    changes why: a Warning), or True again after False (Normal); None while it stays."""
+    old = next((c for c in (before.conditions or [] if before else []) if c.type == _TYPE), None)
+    new = next((c for c in after.conditions or [] if c.type == _TYPE), None)
+    if new is None or (old is not None and (old.status, old.reason) == (new.status, new.reason)):
+        return None
+    was_false = old is not None and old.status == ConditionStatus.FALSE
+    if new.status == ConditionStatus.FALSE or (new.status == ConditionStatus.TRUE and was_false):
+        return new.reason, new.message
+    return None
+
+
+_TYPE = ConditionType.CACHE_HEALTHY
+
+
 def _cache_disabled(resource: ModelEndpoint) -> bool:
     serving = resource.spec.serving
     return serving is not None and serving.model_cache == ModelCacheSetting.DISABLED
