@@ -1,5 +1,7 @@
 -- Argo CD health check for mme-operator.io/ModelEndpoint.
--- Healthy:     Ready condition True and status.observedGeneration == metadata.generation.
+-- Healthy:     Ready condition True and status.observedGeneration == metadata.generation;
+--              a CacheHealthy False (Thrashing, MemoryPressure) stays Healthy, said in the
+--              message: the endpoint serves, slower, and the signal moves with traffic.
 -- Degraded:    Ready False for a reason retrying cannot fix, or phase Failed.
 -- Progressing: everything else (no status yet, a newer spec not yet seen, deleting, waiting).
 local hs = {}
@@ -46,6 +48,13 @@ local progressing = {
   WaitingForEndpoint = true,
   ServingPrevious = true,
   ConfigMapNotOwned = true,
+  -- CacheHealthy's reasons: never Ready's, so never Degraded; told in a Healthy message.
+  Thrashing = true,
+  MemoryPressure = true,
+  CacheEffective = true,
+  CacheDisabled = true,
+  InsufficientData = true,
+  MetricsUnavailable = true,
 }
 
 local function find_condition(status, ctype)
@@ -104,6 +113,11 @@ if ready ~= nil and ready.status == "True" then
   if current then
     hs.status = "Healthy"
     hs.message = describe(ready, "Ready")
+    local cache = find_condition(status, "CacheHealthy")
+    if cache ~= nil and cache.status == "False" then
+      hs.message = hs.message .. "; CacheHealthy False (" .. tostring(cache.reason) .. "): "
+        .. describe(cache, "")
+    end
     return hs
   end
   hs.status = "Progressing"

@@ -76,6 +76,9 @@ TARGETS = {
 }
 UPLOAD_OPERATIONS = {"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}
 READ_PREFIXES = ("Describe", "List", "Get", "Head")
+# The cache signals' read (one per endpoint per MME_METRICS_INTERVAL_SECONDS, a timer of its
+# own): counted apart from the drift checks' reads.
+METRICS_READS = ("GetMetricData",)
 
 
 def log(message: str) -> None:
@@ -608,11 +611,15 @@ class Bench:
         time.sleep(window)
         calls = self.aws.calls()
         kube = self.writes.snapshot() - kube_before
-        reads = sum(n for op, n in calls.items() if op.startswith(READ_PREFIXES))
+        reads = sum(
+            n for op, n in calls.items() if op.startswith(READ_PREFIXES) and op not in METRICS_READS
+        )
+        metrics_reads = sum(calls[op] for op in METRICS_READS)
         writes = sum(n for op, n in calls.items() if not op.startswith(READ_PREFIXES))
         intervals = window / interval
         figures = {
             "aws_reads_per_endpoint": round(reads / (size * intervals), 2),
+            "metrics_reads_per_endpoint": round(metrics_reads / size, 2),
             "aws_writes": writes,
             "kube_writes": sum(kube.values()),
             "calls_by_operation": dict(sorted(calls.items())),

@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from mme_operator import __version__
 from mme_operator.api import ModelEndpoint, ModelSpec
@@ -29,7 +31,8 @@ EXIT_CODES = """\
 exit codes (over several files, the highest wins):
   0  success: every ModelEndpoint is valid, rendered, planned with nothing blocked, sized
   1  the work could not be done: AWS unreachable, no credentials, a missing bucket, a port
-     in use, an output that cannot be written; size: no instance type fits
+     in use, an output that cannot be written; size: no instance type fits, or
+     (--from-endpoint) the cache thrashes or GPU memory stays full
   2  invalid input: a file missing or unreadable, broken YAML, a wrong ModelEndpoint or
      MME_* setting, a wrong option; plan: the operator would stop at a block (e.g.
      NoServableModels, NotOwned); size: a model's size is unknown (see --assume-unknown)
@@ -388,7 +391,33 @@ def _add_profile(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def _cmd_size(args: argparse.Namespace) -> int:
     from mme_operator.sizing.command import size_command
 
-    return _on_manifests(args, size_command)
+    if not args.from_endpoint:
+        return _on_manifests(args, size_command)
+    from functools import partial
+
+    from mme_operator.reconcile.cache_signals import endpoint_cache_report
+    from mme_operator.sagemaker.metrics_read import (
+        CacheMetrics,
+        CloudWatchClients,
+        read_cache_metrics,
+    )
+    from mme_operator.settings import get_settings
+    from mme_operator.sizing import get_catalogue
+    from mme_operator.sizing.fit import ModelNeed
+
+    settings = get_settings()
+    cloudwatch = CloudWatchClients(settings)
+
+    def read(region: str, endpoint: str, start: datetime, end: datetime) -> CacheMetrics:
+        return read_cache_metrics(cloudwatch(region), endpoint, start, end)
+
+    def report(
+        resource: ModelEndpoint, needs: Sequence[ModelNeed], headroom: float
+    ) -> dict[str, Any]:
+        catalogue = get_catalogue()
+        return endpoint_cache_report(resource, needs, headroom, catalogue, read, settings)
+
+    return _on_manifests(args, partial(size_command, cache_report=report))
 
 
 def _add_size(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

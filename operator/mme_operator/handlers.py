@@ -18,6 +18,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 import kopf
@@ -510,6 +511,9 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
             return
         run_reconcile(body, patch, logger, archive_locations)
 
+    if settings.metrics_interval_seconds > 0:
+        register_cache_signals(registry, context)
+
     @kopf.on.delete(*resource, registry=registry)
     @_cut_short_by_stop
     def delete_handler(body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
@@ -524,6 +528,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
             )
         if deletion.done:
             metrics.ENDPOINTS.forget(str(body.metadata.uid))
+            metrics.CACHE.forget(str(body.metadata.uid))
         else:
             metrics.ENDPOINTS.set_phase(*_identity(body), Phase.DELETING)
         if not deletion.done:
@@ -536,5 +541,59 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         # Also an object whose finalizer someone removed, or deleted before it had ours:
         # its series go with it, so they are bounded by the live objects.
         metrics.ENDPOINTS.forget(str(body.metadata.uid))
+        metrics.CACHE.forget(str(body.metadata.uid))
 
     return registry
+
+
+def register_cache_signals(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
+    """The metrics timer: one GetMetricData per Ready endpoint per metrics interval, for
+    ``status.cache`` and ``CacheHealthy`` (reconcile/cache_signals.py); apart from the
+    drift timer, so the drift checks' AWS reads stay what they were."""
+    from mme_operator.reconcile.cache_signals import cache_event, observe_cache
+    from mme_operator.sagemaker.metrics_read import (
+        CacheMetrics,
+        CloudWatchClients,
+        read_cache_metrics,
+    )
+    from mme_operator.sizing import get_catalogue
+
+    settings = context.settings
+    interval = settings.metrics_interval_seconds
+    cloudwatch = CloudWatchClients(settings)
+
+    def read(region: str, endpoint: str, start: datetime, end: datetime) -> CacheMetrics:
+        return read_cache_metrics(cloudwatch(region), endpoint, start, end)
+
+    @kopf.timer(
+        GROUP, VERSION, PLURAL, registry=registry, interval=interval, initial_delay=interval
+    )
+    @_cut_short_by_stop
+    def cache_signals_timer(body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
+        lock = context.lock(str(body.metadata.uid))
+        current = body.get("status", {}).get("observedGeneration") == body.metadata.get(
+            "generation"
+        )
+        # The patch carries the whole conditions list: while a pass is running (or a change
+        # waits for one), its conditions are newer than this body's, so this interval is
+        # skipped rather than written over them; the next one reads again.
+        if not current or not lock.acquire(blocking=False):
+            logger.debug("Cache metrics not read: a reconcile pass is due or running")
+            return
+        with metrics.timed_pass("cache_signals") as timer:
+            try:
+                status = observe_cache(body, read, settings, get_catalogue())
+            finally:
+                lock.release()
+            failed = status is not None and any(
+                c.type == ConditionType.CACHE_HEALTHY and c.reason == Reason.METRICS_UNAVAILABLE
+                for c in status.conditions or []
+            )
+            timer.outcome = "error" if failed else "success"
+        if status is None:
+            return
+        metrics.CACHE.record(*_identity(body), status)
+        event = cache_event(previous_status(body.get("status")), status)
+        if event is not None:
+            _post_event(body, *event)
+        patch.status.update(_status_patch(body.get("status"), status))

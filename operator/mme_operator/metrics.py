@@ -47,12 +47,15 @@ PASS_OUTCOMES: Mapping[str, tuple[str, ...]] = {
     "drift_check": ("success", "error"),
     # success: deleted (or retained); retry: waiting for SageMaker to delete.
     "delete": ("success", "retry", "error"),
+    # success: the cache metrics were read (or nothing was due); error: the read failed.
+    "cache_signals": ("success", "error"),
 }
 
 RECONCILE_DURATION = Histogram(
     "mme_operator_reconcile_duration_seconds",
     "Wall time of one handler pass (packaging and upload included), by handler "
-    "(reconcile, drift_check, delete) and outcome (success, retry, error, invalid).",
+    "(reconcile, drift_check, delete, cache_signals) and outcome (success, retry, error, "
+    "invalid).",
     ["handler", "outcome"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
     registry=REGISTRY,
@@ -227,6 +230,111 @@ class EndpointMetrics(Collector):
 
 ENDPOINTS = EndpointMetrics()
 REGISTRY.register(ENDPOINTS)
+
+CACHE_REASONS = (
+    "Thrashing",
+    "MemoryPressure",
+    "CacheEffective",
+    "CacheDisabled",
+    "InsufficientData",
+    "MetricsUnavailable",
+)
+
+
+@dataclass(frozen=True)
+class CacheSample:
+    """What the last metrics read of one ModelEndpoint reported (None: no data)."""
+
+    namespace: str
+    name: str
+    reason: str
+    figures: Mapping[str, float | None]
+
+
+class CacheSignalMetrics(Collector):
+    """Each live ModelEndpoint's MME cache signals from its last metrics read, read at
+    scrape time; labels are namespace, name and (for the condition) one of
+    :data:`CACHE_REASONS`, so the series follow the live objects."""
+
+    GAUGES: tuple[tuple[str, str, str], ...] = (
+        ("mme_operator_endpoint_cache_hit_ratio", "cache_hit_ratio",
+         "Share of invocations whose model was loaded (ModelCacheHit) over the metrics window."),
+        ("mme_operator_endpoint_loaded_models", "loaded_models",
+         "Models loaded per instance on average (LoadedModelCount) over the metrics window."),
+        ("mme_operator_endpoint_model_load_wait_seconds", "load_wait_seconds",
+         "Average wait of an invocation for its model to load (ModelLoadingWaitTime)."),
+        ("mme_operator_endpoint_model_unloads", "model_unloads",
+         "Models unloaded over the metrics window (ModelUnloadingTime's sample count)."),
+        ("mme_operator_endpoint_gpu_memory_utilization_ratio", "gpu_memory",
+         "GPU memory in use per instance, 0-1 (GPUMemoryUtilization / 100)."),
+        ("mme_operator_endpoint_gpu_utilization_ratio", "gpu",
+         "GPU utilisation per instance, 0-1 (GPUUtilization / 100)."),
+    )  # fmt: skip
+    CONDITION = (
+        "mme_operator_endpoint_cache_condition",
+        "1 for CacheHealthy's reason (Thrashing, MemoryPressure, CacheEffective, "
+        "CacheDisabled, InsufficientData, MetricsUnavailable), 0 for the others.",
+    )
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._samples: dict[str, CacheSample] = {}
+        self._gone: OrderedDict[str, None] = OrderedDict()
+
+    def record(self, uid: str, namespace: str, name: str, status: ModelEndpointStatus) -> None:
+        """Take the cache signals of ``status`` (a metrics read's result)."""
+        cache = status.cache
+        condition = next((c for c in status.conditions or [] if c.type == "CacheHealthy"), None)
+        if condition is None:
+            return
+
+        def ratio(percent: float | None) -> float | None:
+            return None if percent is None else percent / 100
+
+        wait = cache.model_load_wait_ms if cache else None
+        figures: dict[str, float | None] = {
+            "cache_hit_ratio": cache.cache_hit_ratio if cache else None,
+            "loaded_models": cache.loaded_models if cache else None,
+            "load_wait_seconds": None if wait is None else wait / 1000,
+            "model_unloads": float(cache.model_unloads)
+            if cache and cache.model_unloads is not None
+            else None,
+            "gpu_memory": ratio(cache.gpu_memory_utilization_percent) if cache else None,
+            "gpu": ratio(cache.gpu_utilization_percent) if cache else None,
+        }
+        with self._lock:
+            if uid not in self._gone:  # a read that ended after its object's deletion
+                self._samples[uid] = CacheSample(namespace, name, condition.reason, figures)
+
+    def forget(self, uid: str) -> None:
+        """Drop the endpoint's series (it was deleted)."""
+        with self._lock:
+            self._samples.pop(uid, None)
+            self._gone[uid] = None
+            while len(self._gone) > _GONE_REMEMBERED:
+                self._gone.popitem(last=False)
+
+    def describe(self) -> Iterable[Metric]:
+        families = [GaugeMetricFamily(n, h, labels=ENDPOINT_LABELS) for n, _, h in self.GAUGES]
+        return [*families, GaugeMetricFamily(*self.CONDITION, labels=(*ENDPOINT_LABELS, "reason"))]
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            samples = sorted(self._samples.values(), key=lambda s: (s.namespace, s.name))
+        families = [GaugeMetricFamily(n, h, labels=ENDPOINT_LABELS) for n, _, h in self.GAUGES]
+        condition = GaugeMetricFamily(*self.CONDITION, labels=(*ENDPOINT_LABELS, "reason"))
+        for s in samples:
+            for family, (_, key, _) in zip(families, self.GAUGES, strict=True):
+                value = s.figures.get(key)
+                if value is not None:
+                    family.add_metric([s.namespace, s.name], float(value))
+            for reason in CACHE_REASONS:
+                condition.add_metric([s.namespace, s.name, reason], float(reason == s.reason))
+        return [*families, condition]
+
+
+CACHE = CacheSignalMetrics()
+REGISTRY.register(CACHE)
 
 
 def start_metrics_server(port: int, addr: str = "0.0.0.0") -> None:

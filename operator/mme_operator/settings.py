@@ -40,6 +40,19 @@ class Settings(BaseSettings):
     drift_check_interval_seconds: float = Field(
         default=300.0, gt=0, description="How often a Ready endpoint is re-observed for drift."
     )
+    metrics_interval_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="How often the MME cache metrics of a Ready endpoint are read from "
+        "CloudWatch (one GetMetricData per endpoint, counted apart from the drift checks) "
+        "for status.cache and the CacheHealthy condition; 0 turns the reading off.",
+    )
+    metrics_window_seconds: float = Field(
+        default=900.0,
+        ge=60,
+        description="How far back each metrics read looks (CloudWatch's MME metrics have "
+        "1-minute resolution); a new endpoint config starts a new window.",
+    )
     poll_interval_seconds: float = Field(
         default=30.0,
         gt=0,

@@ -118,3 +118,28 @@ def test_application_example_orders_crds_operator_and_endpoints_by_sync_wave() -
     assert not problems
     (operator_app,) = [doc for doc in docs if doc["metadata"]["name"] == "mme-operator"]
     assert operator_app["spec"]["source"]["path"] == "helm/mme-operator"
+
+
+@pytest.mark.parametrize("reason", ["Thrashing", "MemoryPressure"])
+def test_a_cache_that_thrashes_stays_healthy_and_says_so(reason: str) -> None:
+    # The endpoint serves (slower) and the signal moves with traffic: no Degraded, which
+    # would fail a sync wave or page someone at every burst of cold models.
+    obj = load("testdata/healthy-cache-thrashing.yaml")
+    cache = next(c for c in obj["status"]["conditions"] if c["type"] == "CacheHealthy")
+    cache["reason"] = reason
+
+    health = health_of(obj)
+
+    assert health["status"] == "Healthy"
+    assert f"CacheHealthy False ({reason})" in health["message"]
+
+
+def test_a_healthy_cache_adds_nothing_to_the_message() -> None:
+    obj = load("testdata/healthy-cache-thrashing.yaml")
+    cache = next(c for c in obj["status"]["conditions"] if c["type"] == "CacheHealthy")
+    cache.update(status="True", reason="CacheEffective", message="models stay loaded")
+
+    assert health_of(obj) == {
+        "status": "Healthy",
+        "message": "Endpoint ml-small-llms is InService with 1 model",
+    }

@@ -357,6 +357,7 @@ def test_config_values_become_settings_the_operator_accepts(
         "config.awsEndpointUrl=http://local-aws:5000",
         "config.pollIntervalSeconds=10",
         "config.driftCheckIntervalSeconds=600",
+        "config.metricsIntervalSeconds=0",
         "config.retryDelaySeconds=5",
         "config.loadCheck=false",
         "config.loadCheckConcurrency=4",
@@ -383,6 +384,7 @@ def test_config_values_become_settings_the_operator_accepts(
     settings = Settings()
     assert settings.max_source_bytes == 107374182400
     assert settings.load_check is False
+    assert settings.metrics_interval_seconds == 0  # the cache signals' reads turned off
     assert settings.load_check_concurrency == 4
     assert settings.max_expansion_ratio == 20
     assert settings.multipart_chunk_bytes == 16 * 1024**2

@@ -33,6 +33,7 @@ SERVICES = {
     "sagemaker-runtime": "sagemaker",
     "s3": "s3",
     "application-autoscaling": "application-autoscaling",
+    "cloudwatch": "cloudwatch",
 }
 # S3 API operations whose IAM action has another name; the rest map one to one.
 S3_ACTIONS = {
@@ -154,6 +155,7 @@ s3.upload_file("f", "b", "k")
 pages = sm.get_paginator("list_endpoint_configs")
 autoscaling.register_scalable_target(ServiceNamespace="sagemaker")
 runtime.invoke_endpoint(EndpointName="x", TargetModel="m")
+cloudwatch.get_metric_data(MetricDataQueries=[])
 settings.model_dump()
 items.get("x")
 pattern.search("text")
@@ -166,10 +168,12 @@ pattern.search("text")
         "list_endpoint_configs",
         "register_scalable_target",
         "invoke_endpoint",
+        "get_metric_data",
     }
     methods = client_methods()
     assert methods["head_object"] == {"s3:GetObject"}
     assert methods["invoke_endpoint"] == {"sagemaker:InvokeEndpoint"}
+    assert methods["get_metric_data"] == {"cloudwatch:GetMetricData"}
     assert "s3:AbortMultipartUpload" in methods["upload_file"]
 
 
@@ -211,6 +215,7 @@ def test_policy_allows_what_the_operator_is_documented_to_do() -> None:
         "cloudwatch:PutMetricAlarm",
         "cloudwatch:DescribeAlarms",
         "cloudwatch:DeleteAlarms",
+        "cloudwatch:GetMetricData",
     ]:
         assert allowed(action), action
 
@@ -275,8 +280,9 @@ def test_mutations_are_scoped_by_arn_and_ownership_tag() -> None:
                 statement["Sid"]
             )
         if resources == ["*"]:
+            # GetMetricData has no resource-level permissions: "*" is the only resource.
             assert all(
-                a.split(":")[1].startswith(("Describe", "List"))
+                a.split(":")[1].startswith(("Describe", "List", "GetMetricData"))
                 or a.startswith("application-autoscaling:")
                 for a in actions
             ), f"{statement['Sid']}: only reads (and autoscaling, which has no ARNs) on *"

@@ -232,3 +232,44 @@ def test_metrics_endpoint_serves_per_endpoint_series_until_the_endpoint_is_gone(
 
 def test_port_zero_disables_the_server() -> None:
     metrics.start_metrics_server(0)
+
+
+def test_cache_signals_are_gauges_per_endpoint_with_a_one_hot_reason() -> None:
+    from mme_operator.api.status import CacheStatus, Condition, ConditionStatus
+    from prometheus_client import generate_latest
+
+    thrashing = ModelEndpointStatus(
+        cache=CacheStatus(
+            read_at="2026-12-02T12:00:00Z",
+            window_start="2026-12-02T11:45:00Z",
+            cache_hit_ratio=0.1,
+            loaded_models=3.0,
+            model_load_wait_ms=850.0,
+            model_unloads=27,
+            gpu_memory_utilization_percent=75.0,
+        ),
+        conditions=[
+            Condition(type="CacheHealthy", status=ConditionStatus.FALSE, reason="Thrashing")
+        ],
+    )
+    metrics.CACHE.record("uid-c", "ml", "gauged", thrashing)
+
+    text = generate_latest(metrics.REGISTRY).decode()
+
+    labels = 'name="gauged",namespace="ml"'
+    assert f"mme_operator_endpoint_cache_hit_ratio{{{labels}}} 0.1" in text
+    assert f"mme_operator_endpoint_loaded_models{{{labels}}} 3.0" in text
+    assert f"mme_operator_endpoint_model_load_wait_seconds{{{labels}}} 0.85" in text
+    assert f"mme_operator_endpoint_model_unloads{{{labels}}} 27.0" in text
+    assert f"mme_operator_endpoint_gpu_memory_utilization_ratio{{{labels}}} 0.75" in text
+    # No data, no series (GPUUtilization had no data points in the window).
+    assert f"mme_operator_endpoint_gpu_utilization_ratio{{{labels}}}" not in text
+    condition = "mme_operator_endpoint_cache_condition{"
+    reasons = [line for line in text.splitlines() if line.startswith(f"{condition}{labels},")]
+    assert len(reasons) == len(metrics.CACHE_REASONS)
+    assert f'{condition}{labels},reason="Thrashing"}} 1.0' in text
+    assert f'{condition}{labels},reason="CacheEffective"}} 0.0' in text
+
+    metrics.CACHE.forget("uid-c")
+    metrics.CACHE.record("uid-c", "ml", "gauged", thrashing)  # a read that ended after
+    assert 'name="gauged"' not in generate_latest(metrics.REGISTRY).decode()

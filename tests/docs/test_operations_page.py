@@ -54,6 +54,10 @@ def test_every_metric_and_label_is_listed() -> None:
         suffix = "_total" if family.type == "counter" else ""
         listed.append((f"{family.name}{suffix}", tuple(collector._labelnames)))
     listed.extend((name, labels) for name, _, labels in metrics.EndpointMetrics.FAMILIES)
+    listed.extend(
+        (name, metrics.ENDPOINT_LABELS) for name, _, _ in metrics.CacheSignalMetrics.GAUGES
+    )
+    listed.append((metrics.CacheSignalMetrics.CONDITION[0], (*metrics.ENDPOINT_LABELS, "reason")))
     for name, labels in listed:
         assert f"`{name}`" in OPERATIONS, name
         for label in labels:

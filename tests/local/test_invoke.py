@@ -148,8 +148,8 @@ def test_unknown_endpoint_and_single_model_endpoint(stack: Stack) -> None:
 
 
 def test_least_recently_used_model_is_evicted() -> None:
-    size = len(CONFIG_PBTXT) + len(MODEL_PY)
-    with LocalAWS(endpoint_delay=DELAY, triton=False, model_memory_bytes=2 * size) as aws:
+    # Each model takes 2 copies x (weights x 2.0 + 256 MiB) = 513 MiB: two fit, three do not.
+    with LocalAWS(endpoint_delay=DELAY, triton=False, model_memory_bytes=1100 * 2**20) as aws:
         stack = Stack(aws)
         endpoint = stack.endpoint(stack.config(stack.model()))
         for name in ("a", "b", "c"):

@@ -37,6 +37,9 @@ class ConditionType(StrEnum):
     CAPACITY_FITS = "CapacityFits"
     CONFIG_MAP_WRITTEN = "ConfigMapWritten"
     """Set (False) only while the models ConfigMap cannot be written: someone else's holds its name."""
+    CACHE_HEALTHY = "CacheHealthy"
+    """From the endpoint's MME metrics in CloudWatch (MME_METRICS_INTERVAL_SECONDS): whether
+    the models it serves stay loaded; the message says what to change when not."""
 
 
 class Reason(StrEnum):
@@ -80,6 +83,19 @@ class Reason(StrEnum):
     """The platform's tenancy policy refuses the spec: nothing is done in AWS."""
     SERVING_PREVIOUS = "ServingPrevious"
     """A model's new version is not in S3 or failed to load: its previous archive keeps serving."""
+
+    # CacheHealthy (reconcile/cache_signals.py).
+    THRASHING = "Thrashing"
+    """Few requests find their model loaded while models are loaded and unloaded often."""
+    MEMORY_PRESSURE = "MemoryPressure"
+    """GPU memory stays near full over the metrics window."""
+    CACHE_EFFECTIVE = "CacheEffective"
+    CACHE_DISABLED = "CacheDisabled"
+    """ModelCacheSetting is Disabled: every invocation loads its model, by design."""
+    INSUFFICIENT_DATA = "InsufficientData"
+    """Too few invocations in the metrics window to judge the cache."""
+    METRICS_UNAVAILABLE = "MetricsUnavailable"
+    """GetMetricData failed (e.g. cloudwatch:GetMetricData not granted)."""
 
 
 class EventReason(StrEnum):
@@ -129,6 +145,9 @@ EVENT_TYPES: dict[str, EventType] = {
     Reason.SERVING_PREVIOUS: _W,
     Reason.CONFIG_MAP_NOT_OWNED: _W,
     Reason.POLICY_DENIED: _W,
+    Reason.THRASHING: _W,
+    Reason.MEMORY_PRESSURE: _W,
+    Reason.METRICS_UNAVAILABLE: _W,
     EventReason.CONFIGMAP_FAILED: _W,
     EventReason.FAILED: _W,
     # Progress and success: Normal.
@@ -146,6 +165,9 @@ EVENT_TYPES: dict[str, EventType] = {
     Reason.WARMED_UP: _N,
     Reason.WARMING_UP: _N,
     Reason.LOADED: _N,
+    Reason.CACHE_EFFECTIVE: _N,
+    Reason.CACHE_DISABLED: _N,
+    Reason.INSUFFICIENT_DATA: _N,
     EventReason.UPLOADED: _N,
     EventReason.DELETED: _N,
     EventReason.ADOPTED: _N,
@@ -308,6 +330,51 @@ class RolloutStatus(ApiModel):
     message: str | None = Field(default=None, description="What SageMaker says of it.")
 
 
+class CacheStatus(ApiModel):
+    """The endpoint's MME cache over the metrics window, from CloudWatch (endpoint-level:
+    MME publishes no per-model metrics)."""
+
+    read_at: str = Field(description="When the metrics were read (RFC 3339).")
+    window_start: str = Field(
+        description="Start of the window summarised: the window's length back, or when the "
+        "operator first saw the endpoint config in effect (an update starts a new fleet)."
+    )
+    endpoint_config_name: str | None = Field(
+        default=None, description="EndpointConfig of the fleet the window measured."
+    )
+    invocations: int | None = Field(
+        default=None, description="Invocations in the window (ModelCacheHit's sample count)."
+    )
+    cache_hit_ratio: float | None = Field(
+        default=None,
+        description="Share of invocations whose model was already loaded (ModelCacheHit).",
+    )
+    model_loads: int | None = Field(
+        default=None, description="Invocations that had to load their model first."
+    )
+    model_unloads: int | None = Field(
+        default=None, description="Models unloaded in the window (ModelUnloadingTime's count)."
+    )
+    loaded_models: float | None = Field(
+        default=None, description="Models loaded per instance, on average (LoadedModelCount)."
+    )
+    model_load_wait_ms: float | None = Field(
+        default=None,
+        description="Average wait of an invocation whose model was loading, in milliseconds "
+        "(ModelLoadingWaitTime).",
+    )
+    gpu_memory_utilization_percent: float | None = Field(
+        default=None,
+        alias="gpuMemoryUtilizationPercent",
+        description="Average GPU memory in use per instance (GPUMemoryUtilization).",
+    )
+    gpu_utilization_percent: float | None = Field(
+        default=None,
+        alias="gpuUtilizationPercent",
+        description="Average GPU utilisation per instance (GPUUtilization).",
+    )
+
+
 class ModelEndpointStatus(ApiModel):
     """Observed state of a ModelEndpoint."""
 
@@ -377,6 +444,11 @@ class ModelEndpointStatus(ApiModel):
         default=None,
         description="On-demand USD per hour of all instances (the instance catalogue's price "
         "for the region); unset where no price is known.",
+    )
+    cache: CacheStatus | None = Field(
+        default=None,
+        description="MME cache signals over the metrics window (CacheHealthy says what they "
+        "mean); unset until the metrics are first read.",
     )
 
 

@@ -6,8 +6,10 @@ As on SageMaker's Triton MME: the first call naming a ``TargetModel`` downloads
 loads it under a name derived from the TargetModel (which replaces ``config.name``); a load
 Triton refuses comes back as SageMaker's ModelError with Triton's message, status 400 (507
 out of memory) as MME's container answers it. Later calls find the model loaded,
-so overwriting the object changes nothing until the model is evicted. Models are evicted
-least recently used first when the instance's model memory is full.
+so overwriting the object changes nothing until the model is evicted. Each instance of the
+endpoint keeps its own cache of loaded models, evicted least recently used first when its
+memory is full, and every invocation puts MME's metrics to the local CloudWatch
+(:mod:`mme_operator.local.model_cache`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import shutil
 import tarfile
 import tempfile
 import threading
-from collections import OrderedDict
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -29,6 +31,7 @@ from typing import Any
 
 from google.protobuf import json_format, text_format
 
+from mme_operator.api.spec import MODEL_LOAD_GPU_LIMIT_ENV
 from mme_operator.local.control_plane import (
     ACCOUNT_ID,
     Endpoint,
@@ -37,8 +40,21 @@ from mme_operator.local.control_plane import (
     split_s3_url,
 )
 from mme_operator.local.errors import AwsError
+from mme_operator.local.model_cache import (
+    Capacity,
+    Fleet,
+    InstanceCache,
+    Invocation,
+    MemoryNeed,
+    Publish,
+    describe_capacity,
+    describe_need,
+    invocation_metrics,
+    memory_need,
+    publish_all,
+)
 from mme_operator.local.triton import TritonError, TritonServer
-from mme_operator.sizing import get_catalogue
+from mme_operator.sizing import InstanceType, get_catalogue
 from mme_operator.triton.schema import model_config_pb2
 
 ReadObject = Callable[[str, str], bytes | None]
@@ -64,7 +80,7 @@ class LoadedModel:
 
     target_model: str
     config: model_config_pb2.ModelConfig
-    size_bytes: int
+    need: MemoryNeed
     triton_name: str | None = None
     steps: dict[str, str] = field(default_factory=dict)
     """Ensemble step models loaded with it: name in Triton -> digest of its content."""
@@ -76,17 +92,6 @@ class ArchiveModels:
 
     served: Path
     steps: tuple[Path, ...] = ()
-
-
-@dataclass
-class _EndpointMemory:
-    generation: int
-    budget_bytes: int
-    models: OrderedDict[str, LoadedModel] = field(default_factory=OrderedDict)
-
-    @property
-    def used_bytes(self) -> int:
-        return sum(m.size_bytes for m in self.models.values())
 
 
 def _validation_error(message: str) -> AwsError:
@@ -305,12 +310,35 @@ def _triton_name(endpoint: str, target_model: str) -> str:
     return f"{stem}-{digest}"
 
 
+def _weights_bytes(folder: Path) -> int:
+    """Bytes of a model folder besides its config.pbtxt (its weights, code and data)."""
+    config = folder / "config.pbtxt"
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p != config)
+
+
+def _gpu_load_limit(model: Model) -> float | None:
+    """The container's SAGEMAKER_TRITON_MODEL_LOAD_GPU_LIMIT (the image's serve script passes
+    it to Triton as --model-load-gpu-limit); None when unset or not a fraction."""
+    raw = model.containers[0].get("Environment", {}).get(MODEL_LOAD_GPU_LIMIT_ENV)
+    try:
+        limit = float(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return limit if limit is not None and 0 < limit <= 1 else None
+
+
+def _cache_disabled(model: Model) -> bool:
+    setting = model.containers[0].get("MultiModelConfig", {}).get("ModelCacheSetting")
+    return bool(setting == "Disabled")
+
+
 class MultiModelRuntime:
-    """Loads and serves MME models per endpoint; see the module docstring.
+    """Loads and serves MME models per endpoint instance; see the module docstring.
 
     ``triton`` is a started ``TritonServer`` for real inference, or None to answer a
     description of the loaded model instead. ``memory_budget_bytes`` overrides the memory
-    the instance type gives (to test eviction with small models).
+    (GPU and host) of every instance, to test eviction without GiB-sized models.
+    ``publish`` puts the MME metrics of each invocation to CloudWatch (None: none are put).
     """
 
     def __init__(
@@ -318,18 +346,24 @@ class MultiModelRuntime:
         read_object: ReadObject,
         triton: Callable[[], TritonServer | None] | None = None,
         memory_budget_bytes: int | None = None,
+        publish: Publish | None = None,
     ) -> None:
         self._read_object = read_object
         self._triton = triton or (lambda: None)
         self.memory_budget_bytes = memory_budget_bytes
+        self._publish = publish
         self._lock = threading.Lock()
-        self._memory: dict[str, _EndpointMemory] = {}
+        self._fleets: dict[str, Fleet[LoadedModel]] = {}
 
     def loaded_models(self, endpoint_arn: str) -> list[str]:
-        """TargetModels loaded on an endpoint, least recently used first."""
+        """TargetModels loaded on an endpoint, instance by instance, least recently used first."""
+        return [t for models in self.loaded_by_instance(endpoint_arn) for t in models]
+
+    def loaded_by_instance(self, endpoint_arn: str) -> list[list[str]]:
+        """Per instance of the endpoint, its loaded TargetModels, least recently used first."""
         with self._lock:
-            memory = self._memory.get(endpoint_arn)
-            return list(memory.models) if memory else []
+            fleet = self._fleets.get(endpoint_arn)
+            return [list(i.models) for i in fleet.instances] if fleet else []
 
     def invoke(
         self,
@@ -360,17 +394,22 @@ class MultiModelRuntime:
                 f"TargetModel header is required for a multi-model endpoint ({endpoint.name})."
             )
         instance = get_catalogue().get(str(variant.get("InstanceType", "")))
-        budget = self.memory_budget_bytes or (instance.model_memory_bytes if instance else 0)
+        started = time.time()
         with self._lock:
-            loaded = self._load(region, endpoint, model, target_model, budget)
+            loaded, cache, invocation = self._load(
+                region, endpoint, model, target_model, variant, instance
+            )
             server = self._triton()
             triton_name = loaded.triton_name
             if server is None or triton_name is None:
                 payload = describe_model(target_model, loaded.config)
+                self._served(region, endpoint, variant_name, model, cache, invocation, started)
                 return json.dumps(payload).encode(), "application/json", variant_name
         try:
             request = json.loads(body or b"{}")
         except ValueError as err:
+            with self._lock:
+                self._served(region, endpoint, variant_name, model, cache, invocation, started)
             raise _model_error(region, endpoint.name, 400, f"invalid JSON request: {err}") from None
         try:
             response = server.infer(triton_name, request)
@@ -379,21 +418,59 @@ class MultiModelRuntime:
             # whatever status Triton's own HTTP server would give.
             status = container_status(err.message)
             raise _model_error(region, endpoint.name, status, err.message) from None
+        finally:
+            with self._lock:
+                self._served(region, endpoint, variant_name, model, cache, invocation, started)
         return json.dumps(response).encode(), "application/json", variant_name
 
+    def _served(
+        self,
+        region: str,
+        endpoint: Endpoint,
+        variant_name: str,
+        model: Model,
+        cache: InstanceCache[LoadedModel],
+        invocation: Invocation,
+        started: float,
+    ) -> None:
+        """After an invocation: its work on the instance, the unload a disabled cache makes,
+        and its metrics."""
+        cache.worked(started, time.time())
+        target = invocation.target_model
+        if _cache_disabled(model) and target in cache.models:
+            # ModelCacheSetting Disabled: unloaded after every invocation (MME-FACTS #17).
+            loaded, _ = cache.models.pop(target)
+            began = time.monotonic()
+            self._unload(loaded)
+            invocation.unload_seconds.append(time.monotonic() - began)
+        gpu_type = cache.capacity.gpu_bytes > 0
+        metrics = invocation_metrics(endpoint.name, variant_name, invocation, cache, gpu_type)
+        publish_all(self._publish, region, metrics)
+
     def _load(
-        self, region: str, endpoint: Endpoint, model: Model, target_model: str, budget: int
-    ) -> LoadedModel:
-        memory = self._memory.get(endpoint.arn)
-        if memory is None or memory.generation != endpoint.generation:
+        self,
+        region: str,
+        endpoint: Endpoint,
+        model: Model,
+        target_model: str,
+        variant: dict[str, Any],
+        instance: InstanceType | None,
+    ) -> tuple[LoadedModel, InstanceCache[LoadedModel], Invocation]:
+        fleet = self._fleets.get(endpoint.arn)
+        if fleet is None or fleet.generation != endpoint.generation:
             # A new fleet (create or update) starts with nothing loaded.
-            if memory is not None:
-                self._unload_all(memory)
-            memory = _EndpointMemory(endpoint.generation, budget)
-            self._memory[endpoint.arn] = memory
-        if target_model in memory.models:
-            memory.models.move_to_end(target_model)
-            return memory.models[target_model]
+            if fleet is not None:
+                self._unload_fleet(fleet)
+            capacity = Capacity.of(instance, self.memory_budget_bytes, _gpu_load_limit(model))
+            fleet = Fleet(endpoint.generation, capacity)
+            self._fleets[endpoint.arn] = fleet
+        for dropped in fleet.resize(endpoint.instance_count(variant)):
+            self._unload(dropped)
+        holder = fleet.holding(target_model)
+        if holder is not None:
+            holder.models.move_to_end(target_model)
+            return holder.models[target_model][0], holder, Invocation(target_model, hit=True)
+        began = time.monotonic()
         url = model_data_url(model.containers[0]) or ""
         bucket, prefix = split_s3_url(url)
         key = prefix + target_model
@@ -404,9 +481,15 @@ class MultiModelRuntime:
                 "that there is an object located at the URL and that the role passed to "
                 "CreateModel has permissions to download the model."
             )
-        loaded = self._unpack_and_load(region, endpoint, target_model, data, budget, memory)
-        memory.models[target_model] = loaded
-        return loaded
+        downloaded = time.monotonic()
+        invocation = Invocation(target_model, hit=False, download_seconds=downloaded - began)
+        loaded, cache = self._unpack_and_load(
+            region, endpoint, target_model, data, fleet, instance, invocation
+        )
+        done = time.monotonic()
+        invocation.wait_seconds = done - began
+        invocation.load_seconds = done - downloaded - sum(invocation.unload_seconds)
+        return loaded, cache, invocation
 
     def _unpack_and_load(
         self,
@@ -414,9 +497,10 @@ class MultiModelRuntime:
         endpoint: Endpoint,
         target_model: str,
         data: bytes,
-        budget: int,
-        memory: _EndpointMemory,
-    ) -> LoadedModel:
+        fleet: Fleet[LoadedModel],
+        instance: InstanceType | None,
+        invocation: Invocation,
+    ) -> tuple[LoadedModel, InstanceCache[LoadedModel]]:
         name = _triton_name(endpoint.name, target_model)
         with tempfile.TemporaryDirectory(prefix="local-mme-") as tmp:
             unpacked = Path(tmp) / "archive"
@@ -427,35 +511,42 @@ class MultiModelRuntime:
                 steps = {step.name: parse_model_config(step) for step in models.steps}
             except ModelLoadError as err:
                 raise _model_error(region, endpoint.name, err.status, err.message) from None
-            size = sum(p.stat().st_size for p in unpacked.rglob("*") if p.is_file())
-            if size > budget:
+            folders = [(config, _weights_bytes(models.served))]
+            folders += [(steps[step.name], _weights_bytes(step)) for step in models.steps]
+            need = memory_need(folders, gpu_type=fleet.capacity.gpu_bytes > 0)
+            if not fleet.capacity.holds(need):
+                kind = instance.name if instance else "the instance type"
                 raise _model_error(
                     region,
                     endpoint.name,
                     507,
-                    f"model {target_model} needs {size} bytes, more than the instance's "
-                    f"{budget} bytes of model memory",
+                    f"model {target_model} needs {describe_need(need)}, more than an instance "
+                    f"of {kind} has for models ({describe_capacity(fleet.capacity)})",
                 )
-            while memory.models and memory.used_bytes + size > budget:
-                _, evicted = memory.models.popitem(last=False)
+            cache = fleet.place(need)
+            while cache.models and not cache.fits(need):
+                evicted_target, evicted = cache.least_recently_used()
+                del cache.models[evicted_target]
+                began = time.monotonic()
                 self._unload(evicted)
-            loaded = LoadedModel(target_model, config, size)
-            if not runs_on_local_triton(config, steps.values()):
-                return loaded
+                invocation.unload_seconds.append(time.monotonic() - began)
+            loaded = LoadedModel(target_model, config, need)
             server = self._triton()
-            if server is None:
-                return loaded
-            try:
-                loaded.steps = self._load_into(server, memory, models, config, steps, name)
-            except ModelLoadError as err:
-                raise _model_error(region, endpoint.name, err.status, err.message) from None
-            loaded.triton_name = name
-            return loaded
+            if server is not None and runs_on_local_triton(config, steps.values()):
+                try:
+                    loaded.steps = self._load_into(
+                        server, (m for _, m in fleet.loaded()), models, config, steps, name
+                    )
+                except ModelLoadError as err:
+                    raise _model_error(region, endpoint.name, err.status, err.message) from None
+                loaded.triton_name = name
+            cache.models[target_model] = (loaded, need)
+            return loaded, cache
 
     def _load_into(
         self,
         server: TritonServer,
-        memory: _EndpointMemory,
+        loaded_now: Iterable[LoadedModel],
         models: ArchiveModels,
         config: model_config_pb2.ModelConfig,
         steps: dict[str, model_config_pb2.ModelConfig],
@@ -468,7 +559,7 @@ class MultiModelRuntime:
         Returns the steps' digests.
         """
         repository = server.model_repository
-        in_use = {step: d for m in memory.models.values() for step, d in m.steps.items()}
+        in_use = {step: d for m in loaded_now for step, d in m.steps.items()}
         placed: list[Path] = []
         digests: dict[str, str] = {}
         for step_dir in models.steps:
@@ -509,22 +600,24 @@ class MultiModelRuntime:
         shutil.rmtree(server.model_repository / loaded.triton_name, ignore_errors=True)
         still_used = {
             step
-            for memory in self._memory.values()
-            for m in memory.models.values()
+            for fleet in self._fleets.values()
+            for _, m in fleet.loaded()
             if m is not loaded
             for step in m.steps
         }
         for step in set(loaded.steps) - still_used:
             shutil.rmtree(server.model_repository / step, ignore_errors=True)
 
-    def _unload_all(self, memory: _EndpointMemory) -> None:
-        for loaded in memory.models.values():
-            self._unload(loaded)
-        memory.models.clear()
+    def _unload_fleet(self, fleet: Fleet[LoadedModel]) -> None:
+        for instance in fleet.instances:
+            models = [loaded for loaded, _ in instance.models.values()]
+            instance.models.clear()
+            for loaded in models:
+                self._unload(loaded)
 
     def forget(self, endpoint_arn: str) -> None:
         """Drop an endpoint's loaded models (it was deleted)."""
         with self._lock:
-            memory = self._memory.pop(endpoint_arn, None)
-            if memory is not None:
-                self._unload_all(memory)
+            fleet = self._fleets.pop(endpoint_arn, None)
+            if fleet is not None:
+                self._unload_fleet(fleet)

@@ -77,6 +77,13 @@ def _alarm_state(region: str, name: str) -> str | None:
     return None if alarm is None else str(alarm.state_value)
 
 
+def _put_metrics(region: str, namespace: str, data: list[dict[str, Any]]) -> None:
+    """PutMetricData into moto's CloudWatch, in the process (what the endpoint publishes)."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    cloudwatch_backends[ACCOUNT_ID][region].put_metric_data(namespace, data)
+
+
 def _read_object(bucket: str, key: str) -> bytes | None:
     from moto.s3.exceptions import MissingBucket, MissingKey
 
@@ -98,8 +105,9 @@ class LocalAWS:
     InvokeEndpoint): None (default) when ``nvidia-pytriton`` is installed, True always
     (fails without it), False never; without one, InvokeEndpoint answers a JSON
     description of the loaded model.
-    ``model_memory_bytes``: overrides the model memory an instance type gives, to test
-    LRU eviction with small models.
+    ``model_memory_bytes``: overrides the memory (GPU and host) of every instance, to test
+    LRU eviction with small models. Each invocation puts MME's metrics to the local
+    CloudWatch (:mod:`mme_operator.local.model_cache`).
     """
 
     def __init__(
@@ -128,7 +136,9 @@ class LocalAWS:
         self._triton: TritonServer | None = None
         self._triton_failed = False
         self._triton_lock = threading.Lock()
-        self.runtime = MultiModelRuntime(_read_object, self._triton_server, model_memory_bytes)
+        self.runtime = MultiModelRuntime(
+            _read_object, self._triton_server, model_memory_bytes, publish=_put_metrics
+        )
         self._moto = DomainDispatcherApplication(create_backend_app)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -230,9 +240,15 @@ class LocalAWS:
 
     def loaded_models(self, endpoint_name: str, region: str | None = None) -> list[str]:
         """TargetModels now loaded on an endpoint, least recently used first."""
+        return self.runtime.loaded_models(self._endpoint_arn(endpoint_name, region))
+
+    def loaded_by_instance(self, endpoint_name: str, region: str | None = None) -> list[list[str]]:
+        """Per instance of an endpoint, the TargetModels loaded there, least recently used first."""
+        return self.runtime.loaded_by_instance(self._endpoint_arn(endpoint_name, region))
+
+    def _endpoint_arn(self, endpoint_name: str, region: str | None) -> str:
         region = region or self.region
-        arn = f"arn:aws:sagemaker:{region}:{ACCOUNT_ID}:endpoint/{endpoint_name.lower()}"
-        return self.runtime.loaded_models(arn)
+        return f"arn:aws:sagemaker:{region}:{ACCOUNT_ID}:endpoint/{endpoint_name.lower()}"
 
     def _triton_server(self) -> TritonServer | None:
         if self._triton_mode is False:

@@ -815,6 +815,7 @@ def reconciled_status(
         ]
         or None,
         message="; ".join([ready[2], *notes]),
+        cache=previous.cache if previous else None,  # the metrics timer's (cache_signals.py)
         **(sizing_fields(sizing) if sizing is not None else {}),
     )
 

@@ -3,7 +3,10 @@
 Weights sizes are read without downloading (S3 HeadObject/ListObjectsV2, file sizes, an
 https HEAD). With ``--profile`` reports from ``mme-operator profile``, a GPU memory measured
 there replaces the estimate, and a model's ``expectedRequestsPerSecond`` is turned into the
-instance count that carries it at the profiled latency.
+instance count that carries it at the profiled latency. With ``--from-endpoint NAME`` the
+ModelEndpoint of that name (or SageMaker endpoint name) is also judged by its MME metrics
+in CloudWatch: the cache summary, ``CacheHealthy``'s verdict and the fix, as the operator
+writes them to its status.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -249,6 +252,43 @@ def _why(
     )
 
 
+CacheReport = Callable[[ModelEndpoint, Sequence[ModelNeed], float], dict[str, Any]]
+"""(resource, model needs, headroom percent) -> the ``cache`` part of a result: the
+endpoint's metrics window, verdict and fix (reconcile/cache_signals.py)."""
+
+
+def needs_of(result: Mapping[str, Any]) -> list[ModelNeed]:
+    """The model needs of a ``size`` result (its ``models`` rows)."""
+    return [
+        ModelNeed(
+            m["name"], m["gpuInstances"], m["gpuMemoryMiB"], m["basis"], m["basis"] == "KIND_CPU"
+        )
+        for m in result["models"]
+    ]
+
+
+def _cache_lines(cache: Mapping[str, Any]) -> list[str]:
+    figures = [
+        f"{cache[key]}{unit} {label}"
+        for key, label, unit in (
+            ("invocations", "invocations", ""),
+            ("cacheHitRatio", "hit ratio", ""),
+            ("modelUnloads", "unloads", ""),
+            ("loadedModels", "models loaded per instance", ""),
+            ("modelLoadWaitMs", "load wait", " ms"),
+            ("gpuMemoryUtilizationPercent", "GPU memory", "%"),
+            ("gpuUtilizationPercent", "GPU", "%"),
+        )
+        if cache.get(key) is not None
+    ]
+    verdict = cache["cacheHealthy"]
+    return [
+        f"  cache of {cache['endpointName']} since {cache['windowStart']}: "
+        + (", ".join(figures) or "no data"),
+        f"  CacheHealthy {verdict['status']} ({verdict['reason']}): {verdict['message']}",
+    ]
+
+
 def table(result: dict[str, Any]) -> str:
     """One endpoint's result as the text the command prints."""
     lines = [
@@ -274,6 +314,8 @@ def table(result: dict[str, Any]) -> str:
             f" {hour:>8} {month:>9}"
         )
     lines.append(f"  recommended: {result['recommended'] or 'none'}: {result['why']}")
+    if "cache" in result:
+        lines.extend(_cache_lines(result["cache"]))
     return "\n".join(lines)
 
 
@@ -289,6 +331,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a profile report.json (repeatable): measured GPU memory and throughput",
     )
     parser.add_argument(
+        "--from-endpoint",
+        metavar="NAME",
+        help="size only the ModelEndpoint of -f named NAME (or whose SageMaker endpoint is "
+        "NAME) and judge its cache by its MME metrics in CloudWatch (one GetMetricData over "
+        "MME_METRICS_WINDOW_SECONDS): hit ratio, loads, GPU memory, CacheHealthy and the fix; "
+        "exit 1 when the cache thrashes or memory stays full",
+    )
+    parser.add_argument(
         "--assume-unknown",
         action="store_true",
         help="count a model whose size cannot be read as its per-instance overhead only and "
@@ -296,12 +346,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def size_command(found: Sequence[Found], args: argparse.Namespace) -> int:
+def size_command(
+    found: Sequence[Found], args: argparse.Namespace, cache_report: CacheReport | None = None
+) -> int:
     """Print the sizing of every ModelEndpoint; the exit code is the worst of them.
 
-    0: each has a recommendation; 1: some fits no type; 2: some model's size is unknown
-    (without ``--assume-unknown``), or a profile report or the catalogue is unusable.
+    0: each has a recommendation; 1: some fits no type, or (``--from-endpoint``, with
+    ``cache_report``) its cache is not healthy; 2: some model's size is unknown (without
+    ``--assume-unknown``), a profile report or the catalogue is unusable, or no ModelEndpoint
+    of ``-f`` has the ``--from-endpoint`` name.
     """
+    wanted = getattr(args, "from_endpoint", None)
+    if wanted:
+        found = [f for f in found if wanted in (f.resource.metadata.name, f.resource.endpoint_name)]
+        if not found:
+            print(f"error: no ModelEndpoint in -f is named {wanted} (nor has that endpoint)",
+                  file=sys.stderr)  # fmt: skip
+            return 2
     try:
         catalogue = get_catalogue()
         profiles = read_profiles(args.profile)
@@ -328,6 +389,10 @@ def size_command(found: Sequence[Found], args: argparse.Namespace) -> int:
                 print(f"{one.label}: model {model}: {why}: set gpuMemoryMiB", file=sys.stderr)
         code = max(code, 2 if result["unknownSizes"] and not args.assume_unknown else 0)
         code = max(code, 0 if result["recommended"] else 1)
+        if wanted and cache_report is not None:
+            cache = cache_report(resource, needs_of(result), result["headroomPercent"])
+            result["cache"] = cache
+            code = max(code, 1 if cache["cacheHealthy"]["status"] == "False" else 0)
         results.append({"file": one.file, **result})
     if args.output == "json":
         print(json.dumps(results, indent=2))

@@ -83,9 +83,16 @@ def model_need(
         return ModelNeed(model.name, instances, math.ceil(measured_mib), "measured")
     if weights_bytes is None:
         return ModelNeed(model.name, instances, instances * INSTANCE_OVERHEAD_MIB, UNKNOWN_BASIS)
-    factor = PLATFORM_FACTORS.get(model.platform or model.backend or "", DEFAULT_FACTOR)
+    required = estimate_mib(weights_bytes, model.platform or model.backend or "", instances)
+    return ModelNeed(model.name, instances, required, "estimate")
+
+
+def estimate_mib(weights_bytes: int, platform: str, instances: int) -> int:
+    """The rule of thumb: ``instances`` copies of the weights x the platform's factor, plus
+    each copy's overhead (MiB). The local SageMaker loads models with the same figure."""
+    factor = PLATFORM_FACTORS.get(platform, DEFAULT_FACTOR)
     per_instance = weights_bytes / MIB * factor + INSTANCE_OVERHEAD_MIB
-    return ModelNeed(model.name, instances, math.ceil(per_instance * instances), "estimate")
+    return math.ceil(per_instance * instances)
 
 
 @dataclass(frozen=True)
