@@ -28,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -135,6 +135,7 @@ def timed_pass(handler: str) -> Iterator[PassTimer]:
 ENDPOINT_LABELS = ("namespace", "name")
 # Deleted uids remembered, so that a pass ending after its object's deletion records nothing.
 _GONE_REMEMBERED = 10_000
+_Sample = TypeVar("_Sample")
 MODEL_STATES = tuple(state.value for state in ModelState)
 
 
@@ -150,14 +151,39 @@ class EndpointSample:
     """Models per state (Pending, Uploading, Available, Failed)."""
 
 
-class EndpointMetrics(Collector):
-    """Each live ModelEndpoint's phase (one-hot) and model counts, read at scrape time.
+class _PerEndpoint(Collector, Generic[_Sample]):
+    """Samples keyed by endpoint uid, read at scrape time from a copy made under the lock.
 
-    Keyed by uid; the series of an endpoint go when it is forgotten (deleted), so their
-    number follows the live objects. A pass that was still running when its object went
-    records nothing (uids are never reused: a forgotten one stays forgotten). A scrape
-    reads a copy made under the lock.
+    The series of an endpoint go when it is forgotten (deleted), so their number follows
+    the live objects. A pass that was still running when its object went records nothing
+    (uids are never reused: a forgotten one stays forgotten).
     """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._samples: dict[str, _Sample] = {}
+        self._gone: OrderedDict[str, None] = OrderedDict()
+
+    def _keep(self, uid: str, sample: _Sample) -> None:
+        with self._lock:
+            if uid not in self._gone:
+                self._samples[uid] = sample
+
+    def _current(self) -> list[_Sample]:
+        with self._lock:
+            return list(self._samples.values())
+
+    def forget(self, uid: str) -> None:
+        """Drop the endpoint's series (it was deleted)."""
+        with self._lock:
+            self._samples.pop(uid, None)
+            self._gone[uid] = None
+            while len(self._gone) > _GONE_REMEMBERED:
+                self._gone.popitem(last=False)
+
+
+class EndpointMetrics(_PerEndpoint[EndpointSample]):
+    """Each live ModelEndpoint's phase (one-hot) and model counts."""
 
     FAMILIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         (
@@ -178,20 +204,13 @@ class EndpointMetrics(Collector):
         ),
     )
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._samples: dict[str, EndpointSample] = {}
-        self._gone: OrderedDict[str, None] = OrderedDict()
-
     def record(self, uid: str, namespace: str, name: str, status: ModelEndpointStatus) -> None:
         """Take ``status`` (a pass's result) as the endpoint's current state."""
         models = status.models or []
         counts = {state: sum(m.state == state for m in models) for state in MODEL_STATES}
         declared = status.model_count if status.model_count is not None else len(models)
         phase = status.phase.value if status.phase is not None else None
-        with self._lock:
-            if uid not in self._gone:
-                self._samples[uid] = EndpointSample(namespace, name, phase, declared, counts)
+        self._keep(uid, EndpointSample(namespace, name, phase, declared, counts))
 
     def set_phase(self, uid: str, namespace: str, name: str, phase: Phase) -> None:
         """Change only the phase (a deletion in progress); the model counts stay."""
@@ -202,20 +221,11 @@ class EndpointMetrics(Collector):
             declared, models = (old.declared, old.models) if old else (0, {})
             self._samples[uid] = EndpointSample(namespace, name, phase.value, declared, models)
 
-    def forget(self, uid: str) -> None:
-        """Drop the endpoint's series (it was deleted)."""
-        with self._lock:
-            self._samples.pop(uid, None)
-            self._gone[uid] = None
-            while len(self._gone) > _GONE_REMEMBERED:
-                self._gone.popitem(last=False)
-
     def describe(self) -> Iterable[Metric]:
         return [GaugeMetricFamily(n, h, labels=labels) for n, h, labels in self.FAMILIES]
 
     def collect(self) -> Iterable[Metric]:
-        with self._lock:
-            samples = list(self._samples.values())
+        samples = self._current()
         phase, models, declared = (
             GaugeMetricFamily(n, h, labels=labels) for n, h, labels in self.FAMILIES
         )
@@ -251,7 +261,7 @@ class CacheSample:
     figures: Mapping[str, float | None]
 
 
-class CacheSignalMetrics(Collector):
+class CacheSignalMetrics(_PerEndpoint[CacheSample]):
     """Each live ModelEndpoint's MME cache signals from its last metrics read, read at
     scrape time; labels are namespace, name and (for the condition) one of
     :data:`CACHE_REASONS`, so the series follow the live objects."""
@@ -276,11 +286,6 @@ class CacheSignalMetrics(Collector):
         "CacheDisabled, InsufficientData, MetricsUnavailable), 0 for the others.",
     )
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._samples: dict[str, CacheSample] = {}
-        self._gone: OrderedDict[str, None] = OrderedDict()
-
     def record(self, uid: str, namespace: str, name: str, status: ModelEndpointStatus) -> None:
         """Take the cache signals of ``status`` (a metrics read's result)."""
         cache = status.cache
@@ -302,25 +307,14 @@ class CacheSignalMetrics(Collector):
             "gpu_memory": ratio(cache.gpu_memory_utilization_percent) if cache else None,
             "gpu": ratio(cache.gpu_utilization_percent) if cache else None,
         }
-        with self._lock:
-            if uid not in self._gone:  # a read that ended after its object's deletion
-                self._samples[uid] = CacheSample(namespace, name, condition.reason, figures)
-
-    def forget(self, uid: str) -> None:
-        """Drop the endpoint's series (it was deleted)."""
-        with self._lock:
-            self._samples.pop(uid, None)
-            self._gone[uid] = None
-            while len(self._gone) > _GONE_REMEMBERED:
-                self._gone.popitem(last=False)
+        self._keep(uid, CacheSample(namespace, name, condition.reason, figures))
 
     def describe(self) -> Iterable[Metric]:
         families = [GaugeMetricFamily(n, h, labels=ENDPOINT_LABELS) for n, _, h in self.GAUGES]
         return [*families, GaugeMetricFamily(*self.CONDITION, labels=(*ENDPOINT_LABELS, "reason"))]
 
     def collect(self) -> Iterable[Metric]:
-        with self._lock:
-            samples = sorted(self._samples.values(), key=lambda s: (s.namespace, s.name))
+        samples = sorted(self._current(), key=lambda s: (s.namespace, s.name))
         families = [GaugeMetricFamily(n, h, labels=ENDPOINT_LABELS) for n, _, h in self.GAUGES]
         condition = GaugeMetricFamily(*self.CONDITION, labels=(*ENDPOINT_LABELS, "reason"))
         for s in samples:
