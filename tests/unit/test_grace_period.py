@@ -11,7 +11,8 @@ from mme_operator.artifacts import StoredArchive
 from mme_operator.reconcile import build_desired, plan_reconcile
 from mme_operator.reconcile import plan as p
 from mme_operator.reconcile.observe import ObservedState
-from mme_operator.sagemaker import EndpointState
+
+from .observed import in_service
 
 UID = "uid-grace"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -45,24 +46,7 @@ def desired(etag: str, grace: int | None = 600, default: int = 3600):  # type: i
 
 
 def observed(*states, owner=UID):  # type: ignore[no-untyped-def]
-    archives = {}
-    for d in states:
-        for a in d.archives:
-            archives[a.key] = StoredArchive(a.key, 10, "sha", owner, a.model_name)
-    current = states[-1]
-    return ObservedState(
-        endpoint=EndpointState(
-            name=current.endpoint_name,
-            arn="arn:aws:sagemaker:us-east-1:123456789012:endpoint/x",
-            status="InService",
-            config_name=current.sagemaker.endpoint_config.name,
-        ),
-        endpoint_owner_uid=UID,
-        model_exists=True,
-        endpoint_config_exists=True,
-        archives=archives,
-        scaling=None,
-    )
+    return in_service(states[-1], *states, uid=UID, owner=owner)
 
 
 def served(d, **previous):  # type: ignore[no-untyped-def]

@@ -25,7 +25,8 @@ from mme_operator.reconcile.desired import DesiredState
 from mme_operator.reconcile.loading import LoadOutcome, LoadVerdict
 from mme_operator.reconcile.observe import ObservedState
 from mme_operator.reconcile.status import reconciled_status
-from mme_operator.sagemaker import EndpointState
+
+from .observed import in_service
 
 UID = "uid-serving"
 NOW = datetime(2026, 12, 2, 7, 0, tzinfo=UTC)
@@ -53,24 +54,7 @@ def version(etag: str, grace: int = GRACE) -> DesiredState:
 
 def in_s3(current: DesiredState, *versions: DesiredState) -> ObservedState:
     """An InService endpoint on ``current``'s config; S3 holds the archives of ``versions``."""
-    archives = {
-        a.key: StoredArchive(a.key, 10, f"sha-{a.key}", UID, a.model_name)
-        for d in versions
-        for a in d.archives
-    }
-    return ObservedState(
-        endpoint=EndpointState(
-            name=current.endpoint_name,
-            arn="arn:aws:sagemaker:us-east-1:123456789012:endpoint/x",
-            status="InService",
-            config_name=current.sagemaker.endpoint_config.name,
-        ),
-        endpoint_owner_uid=UID,
-        model_exists=True,
-        endpoint_config_exists=True,
-        archives=archives,
-        scaling=None,
-    )
+    return in_service(current, *versions, uid=UID)
 
 
 def available(d: DesiredState) -> ModelEndpointStatus:
