@@ -19,7 +19,8 @@ Phases, each on its own namespace with a fresh operator process:
    ``--weights-kib`` random bytes each) created at once -> seconds until all are Ready,
    the operator's CPU seconds and peak RSS meanwhile;
 2. steady: the 100 endpoints idle for ``--steady-intervals`` drift intervals -> AWS reads
-   and writes per endpoint per interval, Kubernetes writes;
+   and writes per endpoint per interval, Kubernetes writes; apart from those, the cache
+   signals' GetMetricData (at most one per endpoint per ``--metrics-interval``);
 3. restart: the operator of the 100 stops and a new one starts -> seconds until it has
    resumed all 100, status writes, weight bytes read again (inotify on the weights);
 4. change one of 100: one endpoint of 100 models, one model's weights replaced -> AWS
@@ -33,6 +34,7 @@ import asyncio
 import contextlib
 import ctypes
 import json
+import math
 import os
 import re
 import select
@@ -91,8 +93,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Every operator process started, so that a run that fails half-way stops them all.
+OPERATORS: list[subprocess.Popen[str]] = []
+
+
 def terminate(process: subprocess.Popen[str]) -> None:
     """SIGTERM (a graceful stop, as Kubernetes does), then SIGKILL after 30 s."""
+    if process.poll() is not None:
+        return
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=30)
@@ -360,6 +368,7 @@ class OperatorProcess:
             stderr=subprocess.PIPE,
             text=True,
         )
+        OPERATORS.append(self.process)
         threading.Thread(target=self._read_logs, daemon=True).start()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -517,10 +526,13 @@ class Bench:
                 "AWS_DEFAULT_REGION": "us-east-1",
                 "MME_AWS_ENDPOINT_URL": self.aws.url,
                 "MME_FILE_ROOTS": str(self.workdir / "weights"),
+                # One team's install: the tenancy policy (closed by default) is not measured.
+                "MME_TENANCY_OPEN": "true",
                 "MME_WORK_DIR": str(self.workdir / "operator-work"),
                 "MME_POLL_INTERVAL_SECONDS": str(self.args.poll_interval),
                 "MME_RETRY_DELAY_SECONDS": "1",
                 "MME_DRIFT_CHECK_INTERVAL_SECONDS": str(drift_interval),
+                "MME_METRICS_INTERVAL_SECONDS": str(self.args.metrics_interval),
                 "MME_METRICS_PORT": "0",
                 "MME_HEALTH_PORT": "0",
                 "MME_LOG_FORMAT": "json",
@@ -606,10 +618,12 @@ class Bench:
     def steady(self, operator: OperatorProcess, size: int, interval: float) -> dict[str, Any]:
         self.quiet()
         self.aws.reset_calls()
+        counted_from = time.monotonic()
         kube_before = self.writes.snapshot()
         window = interval * self.args.steady_intervals
         time.sleep(window)
         calls = self.aws.calls()
+        counted = time.monotonic() - counted_from  # the window, and the two calls' latency
         kube = self.writes.snapshot() - kube_before
         reads = sum(
             n for op, n in calls.items() if op.startswith(READ_PREFIXES) and op not in METRICS_READS
@@ -617,9 +631,20 @@ class Bench:
         metrics_reads = sum(calls[op] for op in METRICS_READS)
         writes = sum(n for op, n in calls.items() if not op.startswith(READ_PREFIXES))
         intervals = window / interval
+        metrics_interval = self.args.metrics_interval
+        # A timer sleeps the interval after each read, so a window of w seconds holds at
+        # most floor(w / interval) + 1 reads of one endpoint: one per interval, and one
+        # more on the window's edge.
+        metrics_allowed = math.floor(counted / metrics_interval) + 1 if metrics_interval > 0 else 0
         figures = {
             "aws_reads_per_endpoint": round(reads / (size * intervals), 2),
             "metrics_reads_per_endpoint": round(metrics_reads / size, 2),
+            "metrics_reads": metrics_reads,
+            "metrics_reads_allowed": size * metrics_allowed,
+            "metrics_reads_per_endpoint_per_metrics_interval": round(
+                metrics_reads * metrics_interval / (size * counted), 2
+            ),
+            "metrics_interval_seconds": metrics_interval,
             "aws_writes": writes,
             "kube_writes": sum(kube.values()),
             "calls_by_operation": dict(sorted(calls.items())),
@@ -692,10 +717,14 @@ class Bench:
         finally:
             operator.stop()
         uploads = calls["PutObject"] + calls["CompleteMultipartUpload"]
-        other = sum(n for op, n in calls.items() if op not in UPLOAD_OPERATIONS)
+        # The cache signals' timer may fire meanwhile: its read is counted apart.
+        other = sum(
+            n for op, n in calls.items() if op not in UPLOAD_OPERATIONS and op not in METRICS_READS
+        )
         figures = {
             "uploads": uploads,
             "other_aws_calls": other,
+            "metrics_reads": sum(calls[op] for op in METRICS_READS),
             "seconds": round(seconds, 2),
             "calls_by_operation": dict(sorted(calls.items())),
         }
@@ -711,6 +740,8 @@ def check_targets(result: dict[str, Any]) -> dict[str, bool]:
         "100x10 Ready < 20 s": largest["seconds"] < TARGETS["converge_100_seconds"],
         "steady <= 2 AWS reads per endpoint per interval": steady["aws_reads_per_endpoint"]
         <= TARGETS["steady_aws_reads_per_endpoint"],
+        "steady <= 1 GetMetricData per endpoint per metrics interval": steady["metrics_reads"]
+        <= steady["metrics_reads_allowed"],
         "steady 0 AWS writes": steady["aws_writes"] == 0,
         "steady 0 Kubernetes writes": steady["kube_writes"] == 0,
         "1 of 100 changed -> 1 upload": change["uploads"] == TARGETS["change_uploads"],
@@ -750,6 +781,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             bench.purge(f"bench-{args.sizes[-1]}")
             change = bench.change_one_of_100()
     finally:
+        for process in OPERATORS:
+            terminate(process)
         aws.stop()
         if args.keep:
             log(f"kept {workdir} (operator logs: operator-<namespace>.log)")
@@ -796,6 +829,11 @@ def print_report(result: dict[str, Any]) -> None:
         f"{steady['aws_reads_per_endpoint']} AWS reads per endpoint per interval, "
         f"{steady['aws_writes']} AWS writes, {steady['kube_writes']} Kubernetes writes"
     )
+    print(
+        f"  cache signals, apart: {steady['metrics_reads']} GetMetricData "
+        f"(metrics interval {steady['metrics_interval_seconds']:g} s, "
+        f"at most {steady['metrics_reads_allowed']})"
+    )
     print(f"  AWS calls: {steady['calls_by_operation']}")
     change = result["change_one_of_100"]
     print(
@@ -830,6 +868,12 @@ def main() -> int:
     parser.add_argument("--drift-interval", type=float, default=10.0, help="drift interval (s)")
     parser.add_argument("--steady-intervals", type=int, default=3, help="intervals observed")
     parser.add_argument(
+        "--metrics-interval",
+        type=float,
+        default=30.0,
+        help="MME_METRICS_INTERVAL_SECONDS (the cache signals' GetMetricData, counted apart)",
+    )
+    parser.add_argument(
         "--sizes",
         type=lambda text: [int(n) for n in text.split(",")],
         default=list(SIZES),
@@ -840,6 +884,9 @@ def main() -> int:
         "--wide-models", type=int, default=WIDE_MODELS, help="models of the changed endpoint"
     )
     args = parser.parse_args()
+    # A SIGTERM (a timeout, a CI cancel) unwinds like an error: the finally blocks stop the
+    # operator, the local AWS and the API server instead of leaving them running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result = run(args)
     if args.json:
         print(json.dumps(result))

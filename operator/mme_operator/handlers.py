@@ -550,7 +550,7 @@ def register_cache_signals(registry: kopf.OperatorRegistry, context: OperatorCon
     """The metrics timer: one GetMetricData per Ready endpoint per metrics interval, for
     ``status.cache`` and ``CacheHealthy`` (reconcile/cache_signals.py); apart from the
     drift timer, so the drift checks' AWS reads stay what they were."""
-    from mme_operator.reconcile.cache_signals import cache_event, observe_cache
+    from mme_operator.reconcile.cache_signals import cache_event, nothing_new, observe_cache
     from mme_operator.sagemaker.metrics_read import (
         CacheMetrics,
         CloudWatchClients,
@@ -593,7 +593,10 @@ def register_cache_signals(registry: kopf.OperatorRegistry, context: OperatorCon
         if status is None:
             return
         metrics.CACHE.record(*_identity(body), status)
-        event = cache_event(previous_status(body.get("status")), status)
+        before = previous_status(body.get("status"))
+        if nothing_new(before, status):
+            return
+        event = cache_event(before, status)
         if event is not None:
             _post_event(body, *event)
         patch.status.update(_status_patch(body.get("status"), status))

@@ -10,10 +10,17 @@ from typing import Any
 import kopf
 import pytest
 from botocore.exceptions import ClientError
-from mme_operator.api import ConditionStatus, Reason
+from mme_operator.api import ConditionStatus, ConditionType, Reason
 from mme_operator.api.status import Condition, ModelEndpointStatus
+from mme_operator.api.validation import previous_status
 from mme_operator.handlers import OperatorContext, register
-from mme_operator.reconcile.cache_signals import cache_event, classify, observe_cache
+from mme_operator.reconcile.cache_signals import (
+    cache_event,
+    classify,
+    nothing_new,
+    observe_cache,
+)
+from mme_operator.reconcile.status import set_condition
 from mme_operator.sagemaker.metrics_read import CacheMetrics, metric_queries, summarize
 from mme_operator.settings import Settings
 from mme_operator.sizing import get_catalogue
@@ -211,6 +218,27 @@ def test_a_new_endpoint_config_starts_a_new_window_without_a_read() -> None:
     assert reads.windows == [(NOW, later)]
 
 
+def test_a_read_that_finds_the_same_figures_writes_nothing() -> None:
+    """An idle endpoint: status is written once, not every metrics interval."""
+    reads = Reads(window(hits=10, unloads=85, gpu_memory=80.0, loaded=3.0))
+    first = observe_cache(BODY, reads, Settings(), get_catalogue(), NOW)
+    assert first is not None
+    assert not nothing_new(previous_status(BODY["status"]), first)
+
+    body = copy.deepcopy(BODY)
+    body["status"] = first.model_dump(by_alias=True, mode="json", exclude_none=True)
+    later = NOW + timedelta(minutes=5)
+    again = observe_cache(body, reads, Settings(), get_catalogue(), later)
+    assert again is not None and again.cache is not None
+    assert again.cache.read_at != first.cache.read_at  # type: ignore[union-attr]
+    assert nothing_new(previous_status(body["status"]), again)
+
+    # New figures, or the same figures with another verdict, are written.
+    reads.metrics = window(hits=95, unloads=0, gpu_memory=40.0, loaded=3.0)
+    changed = observe_cache(body, reads, Settings(), get_catalogue(), later)
+    assert changed is not None and not nothing_new(previous_status(body["status"]), changed)
+
+
 def test_nothing_is_read_for_an_endpoint_that_is_not_ready() -> None:
     body = copy.deepcopy(BODY)
     body["status"]["phase"] = "Updating"
@@ -265,3 +293,17 @@ def test_an_event_is_posted_when_the_cache_turns_bad_and_when_it_recovers_only()
     assert cache_event(thrashing, with_cache("True", "CacheEffective")) == ("CacheEffective", "")
     assert cache_event(None, with_cache("True", "CacheEffective")) is None
     assert cache_event(None, with_cache("Unknown", "InsufficientData")) is None
+
+
+def test_a_condition_is_replaced_where_it_stands() -> None:
+    """A pass after a metrics read sets Ready again: CacheHealthy (added last by the metrics
+    timer) stays after it, so an unchanged pass finds the same list and writes nothing."""
+    ready = (ConditionType.READY, ConditionStatus.TRUE, Reason.RECONCILED, "ok", 2)
+    conditions = set_condition([], *ready)
+    conditions = set_condition(
+        conditions, ConditionType.CACHE_HEALTHY, ConditionStatus.TRUE, "CacheEffective", "", 2
+    )
+    again = set_condition(conditions, *ready)
+
+    assert [c.type for c in again] == ["Ready", "CacheHealthy"]
+    assert again == conditions

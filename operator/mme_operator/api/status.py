@@ -334,7 +334,11 @@ class CacheStatus(ApiModel):
     """The endpoint's MME cache over the metrics window, from CloudWatch (endpoint-level:
     MME publishes no per-model metrics)."""
 
-    read_at: str = Field(description="When the metrics were read (RFC 3339).")
+    read_at: str = Field(
+        description="When these figures were read (RFC 3339); a later read that finds the "
+        "same figures and the same CacheHealthy writes nothing, so this is the first read "
+        "that found them."
+    )
     window_start: str = Field(
         description="Start of the window summarised: the window's length back, or when the "
         "operator first saw the endpoint config in effect (an update starts a new fleet)."

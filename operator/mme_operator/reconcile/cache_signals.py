@@ -285,6 +285,25 @@ def observe_cache(
     return _with(status, cache, verdict, generation)
 
 
+def nothing_new(before: ModelEndpointStatus | None, after: ModelEndpointStatus) -> bool:
+    """Whether a read found what status already says: the same figures (whatever the read's
+    time and window) and the same ``CacheHealthy``. Such a read writes nothing, so an idle
+    endpoint's status is not rewritten every metrics interval."""
+    if before is None or before.cache is None or after.cache is None:
+        return False
+    moving = {"read_at", "window_start"}
+    if before.cache.model_dump(exclude=moving) != after.cache.model_dump(exclude=moving):
+        return False
+
+    def healthy(status: ModelEndpointStatus) -> tuple[str, str, str | None] | None:
+        for c in status.conditions or []:
+            if c.type == ConditionType.CACHE_HEALTHY:
+                return c.status, c.reason, c.message
+        return None
+
+    return healthy(before) == healthy(after)
+
+
 def cache_status(
     metrics: CacheMetrics, now: datetime, start: datetime, config: str | None
 ) -> CacheStatus:

@@ -53,7 +53,9 @@ def set_condition(
     message: str,
     generation: int,
 ) -> list[Condition]:
-    """Replace the condition of ``type_``; keep its transition time if its status is unchanged."""
+    """Replace the condition of ``type_`` where it stands (a new one goes last), so the list
+    keeps its order and a pass that changed nothing writes nothing; keep its transition time
+    if its status is unchanged."""
     previous = next((c for c in conditions if c.type == type_), None)
     since = (
         previous.last_transition_time
@@ -68,7 +70,9 @@ def set_condition(
         observed_generation=generation,
         last_transition_time=since,
     )
-    return [c for c in conditions if c.type != type_] + [updated]
+    if previous is None:
+        return [*conditions, updated]
+    return [updated if c.type == type_ else c for c in conditions]
 
 
 def spec_is_valid(conditions: list[Condition], generation: int) -> list[Condition]:
