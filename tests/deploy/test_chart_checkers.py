@@ -199,7 +199,8 @@ def test_crds_and_examples_pass_kubeconform(schema_dir: Path) -> None:
     checked = [r for r in results if r["kind"] == "ModelEndpoint"]
     assert len(checked) == len(examples) and len(examples) >= 4
     assert [r["kind"] for r in results if r["filename"].startswith(str(ROOT / "crds"))] == [
-        "CustomResourceDefinition"
+        "CustomResourceDefinition",
+        "CustomResourceDefinition",
     ]
 
 

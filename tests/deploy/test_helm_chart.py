@@ -107,6 +107,8 @@ RESOURCE_RULES = {
     ("mme-operator.io", "modelendpoints/status", "patch"),
     ("", "events", "create"),
     *(("", "configmaps", v) for v in ("get", "create", "patch")),
+    *(("mme-operator.io", "models", v) for v in ("get", "list", "watch")),
+    ("mme-operator.io", "models/status", "patch"),
 }
 CRD_READ = {
     ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")
@@ -228,7 +230,8 @@ def test_default_install_runs_one_hardened_kopf_process_for_all_namespaces(helm:
 
 def test_default_rbac_is_the_least_kopf_needs_cluster_wide(helm: str) -> None:
     docs = render(helm)
-    assert rbac_rules(docs) == RESOURCE_RULES | CRD_READ
+    # Namespace labels: which namespaces' Models a Selector endpoint admits.
+    assert rbac_rules(docs) == RESOURCE_RULES | CRD_READ | NAMESPACE_READ
     binding = the(docs, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == the(docs, "ClusterRole")["metadata"]["name"]
     assert binding["subjects"] == [
@@ -309,7 +312,7 @@ def test_peering_is_optional_and_adds_only_peering_rights(helm: str) -> None:
     cluster = render(helm, "peering.enabled=true", "peering.name=team-a")
     assert "--peering=team-a" in operator_container(cluster)["args"]
     assert "--standalone" not in operator_container(cluster)["args"]
-    assert rbac_rules(cluster) - (RESOURCE_RULES | CRD_READ) == {
+    assert rbac_rules(cluster) - (RESOURCE_RULES | CRD_READ | NAMESPACE_READ) == {
         ("kopf.dev", "clusterkopfpeerings", v) for v in ("get", "list", "watch", "patch")
     }
     namespaced = render(helm, "peering.enabled=true", "watchNamespace=ml")
