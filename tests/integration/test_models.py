@@ -312,10 +312,11 @@ async def test_deleting_a_model_leaves_the_others_and_its_archive_goes_after_the
     assert await invoke(world, kept["status"]["endpointName"], kept["status"]["targetModel"]) == 200
 
 
+@pytest.mark.parametrize("policy", ["Retain", "Delete"])
 async def test_deleting_the_endpoint_marks_its_models_endpoint_gone(
-    world: World, teams: dict[str, Team]
+    world: World, teams: dict[str, Team], policy: str
 ) -> None:
-    await world.apply(shared_endpoint(world, deletionPolicy="Retain"))
+    await world.apply(shared_endpoint(world, deletionPolicy=policy))
     a = teams["team-a"]
     await a.apply(model(world, "bert", await onnx(world, "a/bert/model.onnx")))
     served = await a.ready("bert")
@@ -324,8 +325,9 @@ async def test_deleting_the_endpoint_marks_its_models_endpoint_gone(
         "bert", lambda m: reason(m, "Accepted") == ("False", "EndpointGone"), "EndpointGone"
     )
     assert reason(gone, "Ready")[0] == "False"
-    # Retain: the archive stays.
-    assert f"mme/shared/{served['status']['targetModel']}" in await world.keys("mme/shared/")
+    # The Models' archives go with the endpoint's (Delete) or stay (Retain).
+    kept = f"mme/shared/{served['status']['targetModel']}" in await world.keys("mme/shared/")
+    assert kept is (policy == "Retain")
 
     # A Model naming an endpoint that does not exist says so.
     await a.apply(model(world, "orphan", await onnx(world, "a/orphan/model.onnx")))

@@ -566,9 +566,12 @@ def finalize(
         # Deletion finds what exists by name and ownership tags; the type plays no part.
         chosen = _previous_choice(body)[0] or get_catalogue().mme_types()[0].name
         resource = with_instance_type(resource, chosen)
+    previous = _previous_status(body)
+    # Attached Models' archives lie in their namespaces' folders: every folder is looked at.
+    folders = frozenset({"*"}) if previous is not None and previous.attached else frozenset()
     try:
-        desired = build_desired(resource, {}, configs={})
-        known = recorded_archives(_previous_status(body), desired.owner_uid)
+        desired = build_desired(resource, {}, configs={}, archive_namespaces=folders)
+        known = recorded_archives(previous, desired.owner_uid)
         gateway = clients.gateway(cache_reads=True)
         observed = observe_for_deletion(clients, desired, known, gateway)
     except ImageLookupError:
