@@ -72,3 +72,19 @@ def test_the_model_crd_has_the_printer_columns_and_status() -> None:
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert "endpointRef" in spec["required"] and "source" in spec["required"]
     assert "name" not in spec["required"]
+
+
+def test_the_example_models_are_valid() -> None:
+    import yaml
+
+    from tests.unit.api.documents import REPO
+
+    path = REPO / "examples" / "shared-endpoint" / "models.yaml"
+    docs = list(yaml.safe_load_all(path.read_text()))
+    served = set()
+    for doc in docs:
+        model, problems = validate_model(doc)
+        assert problems == [] and model is not None
+        assert cel_violations(SCHEMA, doc) == []
+        served.add(model.served_name)
+    assert served == {"team-a/bert", "team-b/bert"}
