@@ -8,12 +8,13 @@ ModelEndpoint (with ``status.attached`` counts) and each attached model's on its
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import botocore.exceptions
 
-from mme_operator.api import ModelEndpoint, ModelEndpointStatus, ModelStatus
+from mme_operator.api import ModelEndpoint, ModelEndpointStatus, ModelSpec, ModelStatus
 from mme_operator.api.model import AttachedModelStatus, ModelResource
 from mme_operator.api.status import ConditionStatus, ConditionType
 from mme_operator.artifacts import ArtifactError, ModelSource
@@ -100,6 +101,10 @@ def attached_view(
     )
 
 
+SOURCE_READERS = 16
+"""Sources read side by side when a pass meets Models it has not read (their first pass)."""
+
+
 def with_attached(
     resource: ModelEndpoint,
     view: AttachedView,
@@ -111,38 +116,46 @@ def with_attached(
 ) -> ModelEndpoint:
     """``resource`` with the admitted Models among its models, their configs rendered and
     sources fingerprinted (from the cache while the Model's generation and source stay)."""
-    specs = []
-    wanted = set()
-    for model in view.admitted:
-        spec = model.as_model_spec()
-        served = model.served_name
-        specs.append(spec)
-        key = (model.metadata.uid, model.metadata.generation, model.spec.source)
-        wanted.add(key)
-        cached = view.cache.get(key)
-        if cached is None:
-            try:
-                config = render_model_config(spec.model_copy(update={"name": model.model_name}))
-            except TritonConfigError as exc:
-                unavailable[served] = f"config.pbtxt: {exc}"
-                continue
-            try:
-                source = opener(spec.source)
-                cached = (config, source.fingerprint(), source.size_bytes())
-            except ArtifactError as exc:
-                unavailable[served] = str(exc)
-                continue
-            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-                if classify(exc) is ErrorClass.RETRYABLE:
-                    raise
-                unavailable[served] = f"cannot read {spec.source}: {describe_error(exc)}"
-                continue
-            view.cache[key] = cached
-        configs[served], fingerprints[served], weights[served] = cached
+    specs = [model.as_model_spec() for model in view.admitted]
+    keys = [(m.metadata.uid, m.metadata.generation, m.spec.source) for m in view.admitted]
+    missing = [i for i, key in enumerate(keys) if key not in view.cache]
+    if missing:
+        with ThreadPoolExecutor(max_workers=min(SOURCE_READERS, len(missing))) as pool:
+            read = list(pool.map(lambda i: _read(view.admitted[i], specs[i], opener), missing))
+        for i, found in zip(missing, read, strict=True):
+            if isinstance(found, str):
+                unavailable[specs[i].name] = found
+            else:
+                view.cache[keys[i]] = found
+    for spec, key in zip(specs, keys, strict=True):
+        if key in view.cache:
+            configs[spec.name], fingerprints[spec.name], weights[spec.name] = view.cache[key]
+    wanted = set(keys)
     for key in [k for k in view.cache if k not in wanted]:
         del view.cache[key]
     merged = resource.spec.model_copy(update={"models": [*resource.spec.models, *specs]})
     return resource.model_copy(update={"spec": merged})
+
+
+def _read(
+    model: ModelResource, spec: ModelSpec, opener: Callable[[str], ModelSource]
+) -> tuple[str, str, int | None] | str:
+    """(config.pbtxt, fingerprint, size) of one Model, or why it cannot be served now.
+
+    A throttled or failing read (retryable) is raised: the pass is tried again."""
+    try:
+        config = render_model_config(spec.model_copy(update={"name": model.model_name}))
+    except TritonConfigError as exc:
+        return f"config.pbtxt: {exc}"
+    try:
+        source = opener(spec.source)
+        return config, source.fingerprint(), source.size_bytes()
+    except ArtifactError as exc:
+        return str(exc)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        if classify(exc) is ErrorClass.RETRYABLE:
+            raise
+        return f"cannot read {spec.source}: {describe_error(exc)}"
 
 
 def split_attached(
