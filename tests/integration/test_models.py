@@ -333,3 +333,33 @@ async def test_deleting_the_endpoint_marks_its_models_endpoint_gone(
     await a.apply(model(world, "orphan", await onnx(world, "a/orphan/model.onnx")))
     orphan = await a.wait("orphan", lambda m: reason(m, "Accepted")[0] == "False", "Accepted=False")
     assert reason(orphan, "Accepted") == ("False", "EndpointNotFound")
+
+
+async def test_changing_one_model_rewrites_only_that_model(
+    world: World, teams: dict[str, Team]
+) -> None:
+    await world.apply(shared_endpoint(world))
+    a, b = teams["team-a"], teams["team-b"]
+    bert, gpt = await onnx(world, "a/bert/model.onnx"), await onnx(world, "b/gpt/model.onnx")
+    await a.apply(model(world, "bert", bert))
+    await b.apply(model(world, "gpt", gpt))
+    first, other = await a.ready("bert"), await b.ready("gpt")
+    uploads = world.calls.get("PutObject", 0) + world.calls.get("CreateMultipartUpload", 0)
+
+    await a.apply(model(world, "bert", bert, maxBatchSize=8))
+    changed = await a.wait(
+        "bert",
+        lambda m: (
+            condition(m, "Ready").get("status") == "True"
+            and m["status"]["targetModel"] != first["status"]["targetModel"]
+        ),
+        "a new TargetModel, Ready",
+    )
+    assert changed["status"]["observedGeneration"] == 2
+    assert changed["status"]["previousTargetModel"] == first["status"]["targetModel"]
+    after = world.calls.get("PutObject", 0) + world.calls.get("CreateMultipartUpload", 0)
+    assert after - uploads == 1  # the changed Model's archive, nothing else
+    # The other team's Model was not written to (its status did not change).
+    untouched = await b.get("gpt")
+    assert untouched is not None
+    assert untouched["metadata"]["resourceVersion"] == other["metadata"]["resourceVersion"]
