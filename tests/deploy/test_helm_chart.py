@@ -446,10 +446,11 @@ def test_values_file_is_valid_against_its_own_schema() -> None:
     jsonschema.Draft7Validator(schema).validate(yaml.safe_load((CHART / "values.yaml").read_text()))
 
 
-def test_chart_crd_is_a_copy_of_the_generated_crd() -> None:
-    generated = ROOT / "crds" / "modelendpoints.yaml"
-    copy = CHART / "crds" / "modelendpoints.yaml"
-    assert generated.is_file(), "crds/modelendpoints.yaml missing: run `make crd`"
+@pytest.mark.parametrize("name", ["modelendpoints.yaml", "models.yaml"])
+def test_chart_crd_is_a_copy_of_the_generated_crd(name: str) -> None:
+    generated = ROOT / "crds" / name
+    copy = CHART / "crds" / name
+    assert generated.is_file(), f"crds/{name} missing: run `make crd`"
     assert copy.is_file(), f"copy {generated} to {copy}"
     assert copy.read_text() == generated.read_text(), f"{copy} is stale: copy {generated} again"
 

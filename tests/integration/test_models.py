@@ -363,3 +363,28 @@ async def test_changing_one_model_rewrites_only_that_model(
     untouched = await b.get("gpt")
     assert untouched is not None
     assert untouched["metadata"]["resourceVersion"] == other["metadata"]["resourceVersion"]
+
+
+async def test_kubectl_explains_a_model_and_shows_its_columns(
+    world: World, teams: dict[str, Team]
+) -> None:
+    a = teams["team-a"]
+    plane = a.plane
+    explained = await asyncio.to_thread(plane.kubectl, "explain", "model.spec")
+    text = " ".join(explained.stdout.split())
+    assert "endpointRef <Object> -required-" in text and "every field of a" in text
+    field = await asyncio.to_thread(plane.kubectl, "explain", "model.spec.endpointRef.namespace")
+    assert "default the Model's own" in " ".join(field.stdout.split())
+
+    await world.apply(shared_endpoint(world))
+    await a.apply(model(world, "bert", await onnx(world, "a/bert/model.onnx")))
+    served = await a.ready("bert")
+    listed = await asyncio.to_thread(plane.kubectl, "get", "models", "-n", "team-a", token=a.token)
+    header, row = listed.stdout.splitlines()[:2]
+    assert header.split() == ["NAME", "ENDPOINT", "STATE", "TARGETMODEL", "AGE"]
+    assert row.split()[:4] == [
+        "bert",
+        f"{PLATFORM}/shared",
+        "Available",
+        served["status"]["targetModel"],
+    ]
