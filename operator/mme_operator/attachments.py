@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
 from mme_operator.api import GROUP, VERSION, ModelStatus, Reason
 from mme_operator.api.model import (
@@ -28,12 +29,13 @@ from mme_operator.api.model import (
     ModelResource,
     validate_model,
 )
-from mme_operator.api.spec import PLURAL
+from mme_operator.api.spec import PLURAL, AttachFrom, AttachSpec
 from mme_operator.kube import KubeApiError, KubeLoginError
 from mme_operator.kube.client import KubeClient
 from mme_operator.reconcile.attach import (
     AttachedInput,
     Labels,
+    admit,
     previous_model_status,
     status_changed,
     unattached_status,
@@ -197,6 +199,43 @@ class ModelAttachments:
             departed = self._departed.pop(key, [])
         cache = self._caches.setdefault(str(meta.get("uid")), {})
         return AttachedInput(models, self.namespace_labels, invalid, departed, cache)
+
+    def admission_changed(
+        self, body: Mapping[str, Any], index: kopf.Index[EndpointKey, dict[str, Any]] | None
+    ) -> str | None:
+        """Why the Models of a ``Selector`` endpoint are admitted otherwise than their status
+        says (a namespace's labels changed), or None. No AWS call; labels are cached."""
+        spec = body.get("spec")
+        raw = spec.get("attach") if isinstance(spec, Mapping) else None
+        try:
+            attach = AttachSpec.model_validate(raw) if isinstance(raw, Mapping) else None
+        except ValidationError:
+            return None
+        if attach is None or attach.from_ != AttachFrom.SELECTOR:
+            return None
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        models = [
+            model
+            for doc in (index.get(key, []) if index is not None else [])
+            if (model := validate_model(doc)[0]) is not None
+        ]
+        admission = admit(f"{key[0]}/{key[1]}", attach, models, self.namespace_labels)
+        for model in models:
+            uid = model.metadata.uid
+            status = self._written.get(uid) or model.status
+            accepted = next(
+                (c for c in (status.conditions if status else None) or [] if c.type == "Accepted"),
+                None,
+            )
+            was = accepted is not None and accepted.status == "True"
+            refusal = admission.refused.get(uid)
+            if refusal is not None and refusal.reason != Reason.NOT_ALLOWED_BY_ENDPOINT:
+                continue
+            if was != (refusal is None):
+                verdict = "admitted" if refusal is None else "no longer admitted"
+                return f"Model {model.metadata.namespace}/{model.metadata.name} is {verdict}"
+        return None
 
     def namespace_labels(self, namespace: str) -> Labels | None:
         """A namespace's labels, read at most once per NAMESPACE_LABELS_TTL_SECONDS."""

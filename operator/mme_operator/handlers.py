@@ -507,6 +507,14 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
                 logger.info("Trying again after %s", failed)
                 reconcile_pass(body, patch, logger, archive_locations)
                 return
+            admission = (
+                context.models.admission_changed(body, attached_models) if context.models else None
+            )
+            if admission is not None:
+                # A namespace labelled (or unlabelled) since: no AWS call to find out.
+                logger.info("Attachments changed: %s; reconciling", admission)
+                reconcile_pass(body, patch, logger, archive_locations)
+                return
             with metrics.timed_pass("drift_check") as timer:
                 drift = check_drift(body, context.clients(_region(body)))
                 timer.outcome = "success"

@@ -388,3 +388,26 @@ async def test_kubectl_explains_a_model_and_shows_its_columns(
         "Available",
         served["status"]["targetModel"],
     ]
+
+
+@pytest.mark.settings(drift_check_interval_seconds=1)
+async def test_labelling_a_namespace_admits_its_models(
+    world: World, teams: dict[str, Team]
+) -> None:
+    await world.apply(shared_endpoint(world))
+    c = teams["team-c"]
+    await c.apply(model(world, "gpt", await onnx(world, "c/gpt/model.onnx")))
+    await c.wait(
+        "gpt", lambda m: reason(m, "Accepted") == ("False", "NotAllowedByEndpoint"), "refused"
+    )
+    labels = [f"{k}={v}" for k, v in ADMITTED.items()]
+    await asyncio.to_thread(c.plane.kubectl, "label", "namespace", "team-c", *labels, "--overwrite")
+    try:
+        # Labels are read at most every 10 s; the drift timer then finds the new verdict.
+        admitted = await c.ready("gpt", timeout=60)
+        assert reason(admitted, "Accepted") == ("True", "Attached")
+        assert admitted["status"]["targetModel"].startswith("team-c/gpt-")
+    finally:
+        await asyncio.to_thread(
+            c.plane.kubectl, "label", "namespace", "team-c", *[f"{k}-" for k in ADMITTED]
+        )
