@@ -81,22 +81,18 @@ def attached_view(
         if (s := previous_model_status(model.status)) is not None and s.s3_key
     ]
     departed = [*attached.departed, *leaving]
-    previous = body.get("status") if isinstance(body.get("status"), Mapping) else {}
-    superseded = (previous or {}).get("supersededArchives") or []
-    namespaces = {m.metadata.namespace for m in attached.models}
-    namespaces |= {s.name.partition("/")[0] for s in departed if "/" in s.name}
-    namespaces |= {
-        str(entry.get("model", "")).partition("/")[0]
-        for entry in superseded
-        if isinstance(entry, Mapping) and "/" in str(entry.get("model", ""))
-    }
+    # Every namespace folder is listed once the endpoint has had Models: a Model deleted
+    # while the operator was down leaves an archive in a folder no Model names any more.
+    previous = body.get("status") if isinstance(body.get("status"), Mapping) else None
+    had = bool(attached.models or departed or (previous or {}).get("attached"))
+    namespaces = frozenset({"*"}) if had else frozenset()
     return AttachedView(
         endpoint=endpoint,
         admitted=tuple(admitted),
         refused=refused,
         problems=problems,
         departed=departed,
-        namespaces=frozenset(namespaces),
+        namespaces=namespaces,
         cache=attached.cache,
     )
 
