@@ -188,6 +188,13 @@ class ModelAttachments:
         for doc in raw:
             model, problems = validate_model(doc)
             uid = str((doc.get("metadata") or {}).get("uid"))
+            with self._guard:
+                # The index is filled before any handler runs; the event watcher may not
+                # have seen this Model yet (a restart): its status is written all the same.
+                if uid not in self._bodies:
+                    self._bodies[uid] = doc
+                    generation = int((doc.get("metadata") or {}).get("generation") or 1)
+                    self._seen.setdefault(uid, (key, generation))
             written = self._written.get(uid)
             if model is None:
                 invalid[uid] = (None, "; ".join(str(p) for p in problems))

@@ -411,3 +411,29 @@ async def test_labelling_a_namespace_admits_its_models(
         await asyncio.to_thread(
             c.plane.kubectl, "label", "namespace", "team-c", *[f"{k}-" for k in ADMITTED]
         )
+
+
+async def test_a_restart_with_nothing_changed_writes_no_model_and_deletes_nothing(
+    world: World, teams: dict[str, Team]
+) -> None:
+    await world.apply(shared_endpoint(world))
+    a, b = teams["team-a"], teams["team-b"]
+    await a.apply(model(world, "bert", await onnx(world, "a/bert/model.onnx")))
+    await b.apply(model(world, "gpt", await onnx(world, "b/gpt/model.onnx")))
+    before = {"bert": await a.ready("bert"), "gpt": await b.ready("gpt")}
+    keys = await world.keys("mme/shared/")
+    await asyncio.sleep(1.0)  # the last pass's writes land
+    await world.env.stop_operator()
+    world.env.aws.reset_calls()
+
+    await world.env.start_operator()
+    await asyncio.sleep(4.0)  # the resume pass runs at once
+
+    after = {"bert": await a.get("bert"), "gpt": await b.get("gpt")}
+    for name, found in after.items():
+        assert found is not None
+        assert found["metadata"]["resourceVersion"] == before[name]["metadata"]["resourceVersion"]
+    assert await world.keys("mme/shared/") == keys
+    calls = world.env.aws.calls
+    assert calls["DescribeEndpoint"] >= 1, "the resume pass did not run"
+    assert not {c for c in calls if c.startswith(("Create", "Update", "Delete", "Put"))}
