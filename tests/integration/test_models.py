@@ -171,6 +171,15 @@ async def invoke(world: World, endpoint: str, target: str) -> int:
     return int(answer["ResponseMetadata"]["HTTPStatusCode"])
 
 
+async def bert_and_gpt(world: World, teams: dict[str, Team], **spec: Any) -> list[dict[str, Any]]:
+    """The shared endpoint with team-a's Model bert and team-b's gpt, both Ready."""
+    await world.apply(shared_endpoint(world, **spec))
+    a, b = teams["team-a"], teams["team-b"]
+    await a.apply(model(world, "bert", await onnx(world, "a/bert/model.onnx")))
+    await b.apply(model(world, "gpt", await onnx(world, "b/gpt/model.onnx")))
+    return [await a.ready("bert"), await b.ready("gpt")]
+
+
 async def test_two_namespaces_models_are_served_by_one_endpoint(
     world: World, teams: dict[str, Team]
 ) -> None:
@@ -280,20 +289,9 @@ async def test_deleting_a_model_leaves_the_others_and_its_archive_goes_after_the
     world: World, teams: dict[str, Team]
 ) -> None:
     grace = 4
-    await world.apply(
-        shared_endpoint(
-            world,
-            artifacts={
-                "bucket": world.bucket,
-                "prefix": "mme/shared/",
-                "gracePeriodSeconds": grace,
-            },
-        )
-    )
-    a, b = teams["team-a"], teams["team-b"]
-    await a.apply(model(world, "bert", await onnx(world, "a/bert/model.onnx")))
-    await b.apply(model(world, "gpt", await onnx(world, "b/gpt/model.onnx")))
-    kept, gone = await a.ready("bert"), await b.ready("gpt")
+    artifacts = {"bucket": world.bucket, "prefix": "mme/shared/", "gracePeriodSeconds": grace}
+    kept, gone = await bert_and_gpt(world, teams, artifacts=artifacts)
+    b = teams["team-b"]
     gone_key = f"mme/shared/{gone['status']['targetModel']}"
     assert gone_key in await world.keys("mme/shared/")
 
@@ -305,7 +303,7 @@ async def test_deleting_a_model_leaves_the_others_and_its_archive_goes_after_the
         await asyncio.sleep(0.3)
     assert time.monotonic() - deleted_at >= grace - 1, "removed before its grace period ended"
 
-    after = await a.get("bert")
+    after = await teams["team-a"].get("bert")
     assert after is not None and reason(after, "Ready") == ("True", "ModelAvailable")
     assert after["status"]["targetModel"] == kept["status"]["targetModel"]
     assert f"mme/shared/{kept['status']['targetModel']}" in await world.keys("mme/shared/")
@@ -338,12 +336,9 @@ async def test_deleting_the_endpoint_marks_its_models_endpoint_gone(
 async def test_changing_one_model_rewrites_only_that_model(
     world: World, teams: dict[str, Team]
 ) -> None:
-    await world.apply(shared_endpoint(world))
+    first, other = await bert_and_gpt(world, teams)
     a, b = teams["team-a"], teams["team-b"]
-    bert, gpt = await onnx(world, "a/bert/model.onnx"), await onnx(world, "b/gpt/model.onnx")
-    await a.apply(model(world, "bert", bert))
-    await b.apply(model(world, "gpt", gpt))
-    first, other = await a.ready("bert"), await b.ready("gpt")
+    bert = first["spec"]["source"]
     uploads = world.calls.get("PutObject", 0) + world.calls.get("CreateMultipartUpload", 0)
 
     await a.apply(model(world, "bert", bert, maxBatchSize=8))
@@ -416,11 +411,7 @@ async def test_labelling_a_namespace_admits_its_models(
 async def test_a_restart_with_nothing_changed_writes_no_model_and_deletes_nothing(
     world: World, teams: dict[str, Team]
 ) -> None:
-    await world.apply(shared_endpoint(world))
-    a, b = teams["team-a"], teams["team-b"]
-    await a.apply(model(world, "bert", await onnx(world, "a/bert/model.onnx")))
-    await b.apply(model(world, "gpt", await onnx(world, "b/gpt/model.onnx")))
-    before = {"bert": await a.ready("bert"), "gpt": await b.ready("gpt")}
+    before = dict(zip(("bert", "gpt"), await bert_and_gpt(world, teams), strict=True))
     keys = await world.keys("mme/shared/")
     await asyncio.sleep(1.0)  # the last pass's writes land
     await world.env.stop_operator()
@@ -429,6 +420,7 @@ async def test_a_restart_with_nothing_changed_writes_no_model_and_deletes_nothin
     await world.env.start_operator()
     await asyncio.sleep(4.0)  # the resume pass runs at once
 
+    a, b = teams["team-a"], teams["team-b"]
     after = {"bert": await a.get("bert"), "gpt": await b.get("gpt")}
     for name, found in after.items():
         assert found is not None
