@@ -179,3 +179,25 @@ def test_the_endpoint_counts_its_models_never_lists_them() -> None:
     assert counts is not None
     assert (counts.accepted, counts.ready, counts.failed, counts.refused) == (2, 1, 1, 1)
     assert attached_counts([]) is None
+
+
+def test_a_models_source_is_checked_against_its_own_namespaces_rule() -> None:
+    from mme_operator.tenancy import ArchiveLocation, TenancyPolicy, model_source_problem
+
+    policy = TenancyPolicy.model_validate(
+        {
+            "defaults": {"s3Sources": ["s3://{namespace}-training/"]},
+            # The platform's own namespace may read anything: a Model does not inherit it.
+            "rules": [{"namespaces": ["ml-platform"], "s3Sources": ["*"]}],
+        }
+    )
+    own = model_source_problem(policy, "team-a", "bert", "s3://team-a-training/bert/m.onnx")
+    assert own is None
+    theirs = model_source_problem(policy, "team-a", "bert", "s3://team-b-training/secret.onnx")
+    assert theirs is not None and theirs.startswith("spec.source:")
+    archives = [ArchiveLocation("uid", "2026-12-01T00:00:00Z", "team-a-training", "mme/shared/")]
+    inside = model_source_problem(
+        policy, "team-a", "bert", "s3://team-a-training/mme/shared/x.tar.gz", archives
+    )
+    assert inside is not None and "archive location" in inside
+    assert model_source_problem(TenancyPolicy(mode="open"), "team-a", "b", "s3://x/y") is None
