@@ -9,6 +9,7 @@ import copy
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -429,3 +430,27 @@ async def test_a_restart_with_nothing_changed_writes_no_model_and_deletes_nothin
     calls = world.env.aws.calls
     assert calls["DescribeEndpoint"] >= 1, "the resume pass did not run"
     assert not {c for c in calls if c.startswith(("Create", "Update", "Delete", "Put"))}
+
+
+MODELS_POLICY = str(Path(__file__).parent / "data" / "models-policy.yaml")
+
+
+@pytest.mark.settings(tenancy_open=False, tenancy_policy_file=MODELS_POLICY)
+async def test_a_models_source_follows_its_own_namespaces_policy_not_the_endpoints(
+    world: World, teams: dict[str, Team]
+) -> None:
+    await world.apply(shared_endpoint(world))
+    a = teams["team-a"]
+    await a.apply(model(world, "bert", await onnx(world, "a/bert/model.onnx")))
+    served = await a.ready("bert")
+    # ml-platform's rule allows any https host; team-a's allows none.
+    await a.apply(model(world, "web", "https://127.0.0.1:9/model.onnx"))
+    refused = await a.wait(
+        "web", lambda m: reason(m, "Ready") == ("False", "InvalidSpec"), "Ready=False InvalidSpec"
+    )
+    message = condition(refused, "Ready")["message"]
+    assert "tenancy policy" in message and "spec.source" in message
+    assert not any(k.startswith("mme/shared/team-a/web") for k in await world.keys("mme/shared/"))
+    still = await a.get("bert")
+    assert still is not None and reason(still, "Ready") == ("True", "ModelAvailable")
+    assert still["status"]["targetModel"] == served["status"]["targetModel"]
