@@ -172,6 +172,13 @@ async def invoke(world: World, endpoint: str, target: str) -> int:
     return int(answer["ResponseMetadata"]["HTTPStatusCode"])
 
 
+async def endpoint_and_model(world: World, team: Team, name: str, **endpoint: Any) -> None:
+    """The shared endpoint and ``team``'s Model ``name`` (an ONNX source of its own)."""
+    await world.apply(shared_endpoint(world, **endpoint))
+    source = await onnx(world, f"{team.namespace}/{name}/model.onnx")
+    await team.apply(model(world, name, source))
+
+
 async def bert_and_gpt(world: World, teams: dict[str, Team], **spec: Any) -> list[dict[str, Any]]:
     """The shared endpoint with team-a's Model bert and team-b's gpt, both Ready."""
     await world.apply(shared_endpoint(world, **spec))
@@ -390,9 +397,8 @@ async def test_kubectl_explains_a_model_and_shows_its_columns(
 async def test_labelling_a_namespace_admits_its_models(
     world: World, teams: dict[str, Team]
 ) -> None:
-    await world.apply(shared_endpoint(world))
     c = teams["team-c"]
-    await c.apply(model(world, "gpt", await onnx(world, "c/gpt/model.onnx")))
+    await endpoint_and_model(world, c, "gpt")
     await c.wait(
         "gpt", lambda m: reason(m, "Accepted") == ("False", "NotAllowedByEndpoint"), "refused"
     )
@@ -439,9 +445,8 @@ MODELS_POLICY = str(Path(__file__).parent / "data" / "models-policy.yaml")
 async def test_a_models_source_follows_its_own_namespaces_policy_not_the_endpoints(
     world: World, teams: dict[str, Team]
 ) -> None:
-    await world.apply(shared_endpoint(world))
     a = teams["team-a"]
-    await a.apply(model(world, "bert", await onnx(world, "a/bert/model.onnx")))
+    await endpoint_and_model(world, a, "bert")
     served = await a.ready("bert")
     # ml-platform's rule allows any https host; team-a's allows none.
     await a.apply(model(world, "web", "https://127.0.0.1:9/model.onnx"))
