@@ -43,7 +43,9 @@ test: lint typecheck docs pytest
 # The CRD and the strict JSON Schemas (schemas/, for kubeconform and editors), from the models.
 crd: schemas
 	mme-operator crd > crds/modelendpoints.yaml
+	mme-operator crd --kind Model > crds/models.yaml
 	cp crds/modelendpoints.yaml helm/mme-operator/crds/modelendpoints.yaml
+	cp crds/models.yaml helm/mme-operator/crds/models.yaml
 	$(PY) scripts/gen-reference.py
 
 schemas:

@@ -55,6 +55,15 @@ local progressing = {
   CacheDisabled = true,
   InsufficientData = true,
   MetricsUnavailable = true,
+  -- A Model's reasons (argocd/model-health.lua): never a ModelEndpoint's Ready.
+  Attached = true,
+  NotAllowedByEndpoint = true,
+  NameConflict = true,
+  EndpointNotFound = true,
+  EndpointGone = true,
+  ModelAvailable = true,
+  ModelPending = true,
+  EndpointNotReady = true,
 }
 
 local function find_condition(status, ctype)

@@ -111,15 +111,21 @@ def _all_valid(args: argparse.Namespace) -> Manifests | int:
 def _cmd_crd(args: argparse.Namespace) -> int:
     from mme_operator.api.crd import crd_yaml
 
-    sys.stdout.write(crd_yaml())
+    sys.stdout.write(crd_yaml(args.kind))
     return EXIT_OK
 
 
 def _add_crd(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "crd",
-        help="print the ModelEndpoint CustomResourceDefinition (YAML)",
-        description="Print the ModelEndpoint CRD generated from the API models.",
+        help="print the ModelEndpoint (or Model) CustomResourceDefinition (YAML)",
+        description="Print a CRD generated from the API models: ModelEndpoint, or Model.",
+    )
+    parser.add_argument(
+        "--kind",
+        choices=("ModelEndpoint", "Model"),
+        default="ModelEndpoint",
+        help="which kind's CRD (default: ModelEndpoint)",
     )
     parser.set_defaults(handler=_cmd_crd)
 

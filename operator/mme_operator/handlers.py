@@ -38,6 +38,7 @@ from mme_operator.api import (
     event_type,
 )
 from mme_operator.api.validation import previous_status
+from mme_operator.attachments import ModelAttachments
 from mme_operator.configmaps import ConfigMapNotOwnedError, ConfigMapWriter
 from mme_operator.kube import KubeApiError, KubeLoginError
 from mme_operator.reconcile import Outcome, check_drift, failed_retry_due, finalize, reconcile
@@ -129,6 +130,8 @@ class OperatorContext:
     """Each namespace's fair share of the workers (None: no limit, MME_NAMESPACE_FAIR_SHARE)."""
     claims: ArchiveClaims = field(default_factory=ArchiveClaims)
     """The archive locations admitted so far: which of two nesting ones keeps its place."""
+    models: ModelAttachments | None = None
+    """Models (kind Model) attached to the endpoints (attachments.py); None: none watched."""
 
     def __post_init__(self) -> None:
         if self.shares is None and self.settings.namespace_fair_share:
@@ -415,8 +418,11 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         logger: Any,
         locations: kopf.Index[str, ArchiveLocation],
         events: PassEvents | None = None,
+        attached_models: kopf.Index[Any, Any] | None = None,
     ) -> None:
         events = events or PassEvents(body)
+        models = context.models
+        attached = models.input_for(body, attached_models) if models is not None else None
         namespace = str(body.metadata.namespace)
         with context.slot(namespace) as granted:
             if not granted:
@@ -431,11 +437,15 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
                 "reconcile",
                 body,
                 events,
-                functools.partial(reconcile, others=others, claims=context.claims),
+                functools.partial(
+                    reconcile, others=others, claims=context.claims, attached=attached
+                ),
                 _pass_outcome,
                 note=lambda done: events.note_failures(body.get("status"), done.status),
             )
         metrics.ENDPOINTS.record(*_identity(body), outcome.status)
+        if models is not None:
+            models.write(outcome.models)
         refused = write_models_configmap(body, outcome.status, logger)
         status = with_configmap_condition(outcome.status, refused)
         patch.status.update(_status_patch(body.get("status"), status))
@@ -462,9 +472,10 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         patch: kopf.Patch,
         logger: Any,
         archive_locations: kopf.Index[str, ArchiveLocation],
+        attached_models: kopf.Index[Any, Any] | None = None,
         **_: Any,
     ) -> None:
-        run_reconcile(body, patch, logger, archive_locations)
+        run_reconcile(body, patch, logger, archive_locations, attached_models=attached_models)
 
     @kopf.timer(
         *resource,
@@ -480,8 +491,10 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         logger: Any,
         archive_locations: kopf.Index[str, ArchiveLocation],
         retry: int = 0,
+        attached_models: kopf.Index[Any, Any] | None = None,
         **_: Any,
     ) -> None:
+        reconcile_pass = functools.partial(run_reconcile, attached_models=attached_models)
         # retry > 0: kopf calls again a pass this timer started that had to wait (e.g. the
         # endpoint it re-created is Creating). check_drift skips anything not Ready, and no
         # change handler is retrying, so only carrying on here brings the resource back.
@@ -492,7 +505,15 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
                 # interval. No event of its own: one that fails again the same way tells
                 # nothing new, and writes nothing.
                 logger.info("Trying again after %s", failed)
-                run_reconcile(body, patch, logger, archive_locations)
+                reconcile_pass(body, patch, logger, archive_locations)
+                return
+            admission = (
+                context.models.admission_changed(body, attached_models) if context.models else None
+            )
+            if admission is not None:
+                # A namespace labelled (or unlabelled) since: no AWS call to find out.
+                logger.info("Attachments changed: %s; reconciling", admission)
+                reconcile_pass(body, patch, logger, archive_locations)
                 return
             with metrics.timed_pass("drift_check") as timer:
                 drift = check_drift(body, context.clients(_region(body)))
@@ -507,12 +528,14 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
             logger.info("Drift detected: %s; reconciling", drift)
             events = PassEvents(body)
             events.emit(EventReason.DRIFT_DETECTED, drift)
-            run_reconcile(body, patch, logger, archive_locations, events)
+            reconcile_pass(body, patch, logger, archive_locations, events)
             return
-        run_reconcile(body, patch, logger, archive_locations)
+        reconcile_pass(body, patch, logger, archive_locations)
 
     if settings.metrics_interval_seconds > 0:
         register_cache_signals(registry, context)
+    if context.models is not None:
+        context.models.register(registry)
 
     @kopf.on.delete(*resource, registry=registry)
     @_cut_short_by_stop
@@ -525,6 +548,10 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
             # The garbage collector deletes the ConfigMap with its owner.
             context.configmaps.forget(
                 str(body.metadata.namespace), configmap_name(str(body.metadata.name))
+            )
+        if deletion.done and context.models is not None:
+            context.models.endpoint_gone(
+                str(body.metadata.namespace), str(body.metadata.name), str(body.metadata.uid)
             )
         if deletion.done:
             metrics.ENDPOINTS.forget(str(body.metadata.uid))

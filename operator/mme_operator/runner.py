@@ -13,6 +13,7 @@ from typing import Any
 
 import kopf
 
+from mme_operator.attachments import ModelAttachments
 from mme_operator.configmaps import ConfigMapWriter
 from mme_operator.handlers import OperatorContext, register
 from mme_operator.kube import KubeClient, KubeLoginError, SharedLogin
@@ -90,8 +91,14 @@ def build_registry(
             readiness.login = info
         return info
 
-    configmaps = ConfigMapWriter(KubeClient(shared))
-    register(registry, OperatorContext(settings, make=options.make_clients, configmaps=configmaps))
+    kube = KubeClient(shared)
+    context = OperatorContext(
+        settings,
+        make=options.make_clients,
+        configmaps=ConfigMapWriter(kube),
+        models=ModelAttachments(kube),
+    )
+    register(registry, context)
     return registry
 
 

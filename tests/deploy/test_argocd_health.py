@@ -30,11 +30,11 @@ def to_lua(runtime: Any, value: Any) -> Any:
     return value
 
 
-def health_of(obj: dict[str, Any]) -> dict[str, Any]:
+def health_of(obj: dict[str, Any], script: str = SCRIPT) -> dict[str, Any]:
     runtime = lupa.LuaRuntime(unpack_returned_tuples=True)
     runtime.globals().obj = to_lua(runtime, obj)
     # Argo runs the script as a chunk whose `return` is the result.
-    result = runtime.execute(SCRIPT)
+    result = runtime.execute(script)
     return {key: result[key] for key in ("status", "message") if result[key] is not None}
 
 

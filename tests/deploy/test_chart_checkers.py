@@ -195,11 +195,18 @@ def test_the_full_values_switch_every_optional_part_on() -> None:
 def test_crds_and_examples_pass_kubeconform(schema_dir: Path) -> None:
     results = kubeconform(schema_dir, ROOT / "crds", ROOT / "examples")
     assert problems(results) == []
-    examples = sorted((ROOT / "examples").glob("*.yaml"))
-    checked = [r for r in results if r["kind"] == "ModelEndpoint"]
-    assert len(checked) == len(examples) and len(examples) >= 4
+    kinds = [
+        doc.get("kind")
+        for path in sorted((ROOT / "examples").glob("**/*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if isinstance(doc, dict)
+    ]
+    for kind in ("ModelEndpoint", "Model"):
+        checked = [r for r in results if r["kind"] == kind]
+        assert len(checked) == kinds.count(kind) and kinds.count(kind) >= 2, kind
     assert [r["kind"] for r in results if r["filename"].startswith(str(ROOT / "crds"))] == [
-        "CustomResourceDefinition"
+        "CustomResourceDefinition",
+        "CustomResourceDefinition",
     ]
 
 

@@ -107,6 +107,8 @@ RESOURCE_RULES = {
     ("mme-operator.io", "modelendpoints/status", "patch"),
     ("", "events", "create"),
     *(("", "configmaps", v) for v in ("get", "create", "patch")),
+    *(("mme-operator.io", "models", v) for v in ("get", "list", "watch")),
+    ("mme-operator.io", "models/status", "patch"),
 }
 CRD_READ = {
     ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")
@@ -228,7 +230,8 @@ def test_default_install_runs_one_hardened_kopf_process_for_all_namespaces(helm:
 
 def test_default_rbac_is_the_least_kopf_needs_cluster_wide(helm: str) -> None:
     docs = render(helm)
-    assert rbac_rules(docs) == RESOURCE_RULES | CRD_READ
+    # Namespace labels: which namespaces' Models a Selector endpoint admits.
+    assert rbac_rules(docs) == RESOURCE_RULES | CRD_READ | NAMESPACE_READ
     binding = the(docs, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == the(docs, "ClusterRole")["metadata"]["name"]
     assert binding["subjects"] == [
@@ -309,7 +312,7 @@ def test_peering_is_optional_and_adds_only_peering_rights(helm: str) -> None:
     cluster = render(helm, "peering.enabled=true", "peering.name=team-a")
     assert "--peering=team-a" in operator_container(cluster)["args"]
     assert "--standalone" not in operator_container(cluster)["args"]
-    assert rbac_rules(cluster) - (RESOURCE_RULES | CRD_READ) == {
+    assert rbac_rules(cluster) - (RESOURCE_RULES | CRD_READ | NAMESPACE_READ) == {
         ("kopf.dev", "clusterkopfpeerings", v) for v in ("get", "list", "watch", "patch")
     }
     namespaced = render(helm, "peering.enabled=true", "watchNamespace=ml")
@@ -443,10 +446,11 @@ def test_values_file_is_valid_against_its_own_schema() -> None:
     jsonschema.Draft7Validator(schema).validate(yaml.safe_load((CHART / "values.yaml").read_text()))
 
 
-def test_chart_crd_is_a_copy_of_the_generated_crd() -> None:
-    generated = ROOT / "crds" / "modelendpoints.yaml"
-    copy = CHART / "crds" / "modelendpoints.yaml"
-    assert generated.is_file(), "crds/modelendpoints.yaml missing: run `make crd`"
+@pytest.mark.parametrize("name", ["modelendpoints.yaml", "models.yaml"])
+def test_chart_crd_is_a_copy_of_the_generated_crd(name: str) -> None:
+    generated = ROOT / "crds" / name
+    copy = CHART / "crds" / name
+    assert generated.is_file(), f"crds/{name} missing: run `make crd`"
     assert copy.is_file(), f"copy {generated} to {copy}"
     assert copy.read_text() == generated.read_text(), f"{copy} is stale: copy {generated} again"
 

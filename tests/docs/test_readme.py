@@ -6,6 +6,7 @@ import re
 
 import yaml
 from mme_operator.api import validate_resource
+from mme_operator.api.model import validate_model
 
 from tests.docs.pages import README, ROOT, code_blocks
 
@@ -37,11 +38,16 @@ def test_the_readme_names_the_demo_and_the_test_command() -> None:
 
 
 def test_the_readme_model_endpoint_is_valid() -> None:
-    documents = [yaml.safe_load(block) for block in code_blocks(TEXT, "yaml")]
+    documents = [d for block in code_blocks(TEXT, "yaml") for d in yaml.safe_load_all(block)]
     endpoints = [d for d in documents if isinstance(d, dict) and d.get("kind") == "ModelEndpoint"]
-    assert endpoints, "the README shows a first ModelEndpoint"
+    assert len(endpoints) >= 2, "the README shows a first ModelEndpoint and a shared one"
     for document in endpoints:
         _, problems = validate_resource(document)
+        assert problems == []
+    models = [d for d in documents if isinstance(d, dict) and d.get("kind") == "Model"]
+    assert models, "the README shows a Model attached to the shared endpoint"
+    for document in models:
+        _, problems = validate_model(document)
         assert problems == []
 
 

@@ -28,16 +28,17 @@ from tests.integration.test_ownership import inventory
 pytestmark = pytest.mark.envtest
 
 
-def tenant_rbac(namespace: str) -> list[dict[str, Any]]:
-    """A ServiceAccount ``tenant`` that may do anything with ModelEndpoints in ``namespace``."""
+def tenant_rbac(namespace: str, resource: str = "modelendpoints") -> list[dict[str, Any]]:
+    """A ServiceAccount ``tenant`` that may do anything with ``resource`` (ModelEndpoints) in
+    ``namespace`` only."""
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
-        "metadata": {"name": "modelendpoint-editor", "namespace": namespace},
+        "metadata": {"name": f"{resource}-editor", "namespace": namespace},
         "rules": [
             {
                 "apiGroups": ["mme-operator.io"],
-                "resources": ["modelendpoints"],
+                "resources": [resource],
                 "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
             }
         ],
@@ -45,7 +46,7 @@ def tenant_rbac(namespace: str) -> list[dict[str, Any]]:
     binding = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
-        "metadata": {"name": "tenant-edits-modelendpoints", "namespace": namespace},
+        "metadata": {"name": f"tenant-edits-{resource}", "namespace": namespace},
         "roleRef": {
             "apiGroup": "rbac.authorization.k8s.io",
             "kind": "Role",

@@ -176,4 +176,12 @@ ClusterRole (all namespaces) or in a Role (one namespace).
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "create", "patch"]
+# Models (kind Model): watched in memory (no finalizer, no annotation on them), their
+# /status written by the pass of the endpoint they attach to.
+- apiGroups: ["mme-operator.io"]
+  resources: ["models"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["mme-operator.io"]
+  resources: ["models/status"]
+  verbs: ["patch"]
 {{- end }}

@@ -15,6 +15,14 @@ from typing import Any
 
 import yaml
 
+from mme_operator.api.model import (
+    MODEL_KIND,
+    MODEL_OBJECT_RULES,
+    MODEL_PLURAL,
+    MODEL_SINGULAR,
+    AttachedModelSpec,
+    AttachedModelStatus,
+)
 from mme_operator.api.spec import (
     GROUP,
     KIND,
@@ -179,11 +187,18 @@ def open_api_schema() -> Schema:
     _mark_list_maps(status, "status")
     spec["description"] = SPEC_DESCRIPTION
     status["description"] = STATUS_DESCRIPTION
+    return _object_schema(
+        f"{KIND}: a SageMaker Multi-Model Endpoint on GPU instances, served by NVIDIA "
+        "Triton, with the models it hosts.",
+        spec,
+        status,
+    )
+
+
+def _object_schema(description: str, spec: Schema, status: Schema) -> Schema:
+    """A whole object's schema: apiVersion, kind, metadata, ``spec`` and ``status``."""
     return {
-        "description": (
-            f"{KIND}: a SageMaker Multi-Model Endpoint on GPU instances, served by NVIDIA "
-            "Triton, with the models it hosts."
-        ),
+        "description": description,
         "type": "object",
         "properties": {
             "apiVersion": {
@@ -215,36 +230,90 @@ def _printer_columns() -> list[Schema]:
 
 def build_crd() -> dict[str, Any]:
     """The ModelEndpoint CustomResourceDefinition (apiextensions.k8s.io/v1) as a dict."""
+    names = {
+        "kind": KIND,
+        "listKind": f"{KIND}List",
+        "plural": PLURAL,
+        "singular": SINGULAR,
+        "shortNames": list(SHORT_NAMES),
+        "categories": list(CATEGORIES),
+    }
+    return _crd(names, open_api_schema(), _printer_columns())
+
+
+def _crd(names: dict[str, Any], schema: Schema, columns: list[Schema]) -> dict[str, Any]:
+    """A namespaced CRD of one served version with a status subresource."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": CRD_NAME},
+        "metadata": {"name": f"{names['plural']}.{GROUP}"},
         "spec": {
             "group": GROUP,
-            "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": SINGULAR,
-                "shortNames": list(SHORT_NAMES),
-                "categories": list(CATEGORIES),
-            },
+            "names": names,
             "scope": "Namespaced",
             "versions": [
                 {
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "schema": {"openAPIV3Schema": open_api_schema()},
+                    "schema": {"openAPIV3Schema": schema},
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": _printer_columns(),
+                    "additionalPrinterColumns": columns,
                 }
             ],
         },
     }
 
 
-def crd_yaml() -> str:
-    """The CRD as YAML with a "generated" header: what ``mme-operator crd`` prints."""
-    body = yaml.safe_dump(build_crd(), sort_keys=False, width=100, allow_unicode=True)
+MODEL_SPEC_DESCRIPTION = (
+    "Desired state: the ModelEndpoint to attach to (endpointRef) and every field of a "
+    "ModelEndpoint's inline model (source, platform or backend, tensors, batching, instances)."
+)
+MODEL_STATUS_DESCRIPTION = (
+    "Observed state, written by the operator: Accepted (the endpoint admits this Model) and "
+    "Ready, the SageMaker endpoint and the TargetModel a client sends to InvokeEndpoint."
+)
+
+
+def model_open_api_schema() -> Schema:
+    """The ``openAPIV3Schema`` of the Model kind (spec and status from the models)."""
+    spec = structural_schema(AttachedModelSpec.model_json_schema(by_alias=True), "spec")
+    status = structural_schema(AttachedModelStatus.model_json_schema(by_alias=True), "status")
+    status["properties"]["conditions"]["x-kubernetes-list-type"] = "map"
+    status["properties"]["conditions"]["x-kubernetes-list-map-keys"] = ["type"]
+    spec["description"] = MODEL_SPEC_DESCRIPTION
+    status["description"] = MODEL_STATUS_DESCRIPTION
+    schema = _object_schema(
+        f"{MODEL_KIND}: one model, in its team's namespace, served by a shared {KIND} (a "
+        "SageMaker Multi-Model Endpoint).",
+        spec,
+        status,
+    )
+    schema["x-kubernetes-validations"] = list(MODEL_OBJECT_RULES)
+    return schema
+
+
+def build_model_crd() -> dict[str, Any]:
+    """The Model CustomResourceDefinition (apiextensions.k8s.io/v1) as a dict."""
+    columns = [
+        {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint"},
+        {"name": "State", "type": "string", "jsonPath": ".status.state"},
+        {"name": "TargetModel", "type": "string", "jsonPath": ".status.targetModel"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    names = {
+        "kind": MODEL_KIND,
+        "listKind": f"{MODEL_KIND}List",
+        "plural": MODEL_PLURAL,
+        "singular": MODEL_SINGULAR,
+        "categories": list(CATEGORIES),
+    }
+    return _crd(names, model_open_api_schema(), columns)
+
+
+def crd_yaml(kind: str = KIND) -> str:
+    """A CRD (ModelEndpoint, or Model) as YAML with a "generated" header: what
+    ``mme-operator crd [--kind Model]`` prints."""
+    crd = build_model_crd() if kind == MODEL_KIND else build_crd()
+    body = yaml.safe_dump(crd, sort_keys=False, width=100, allow_unicode=True)
     return GENERATED_HEADER + body

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from mme_operator.api.crd import build_crd
+from mme_operator.api.crd import build_crd, build_model_crd
 
 Schema = dict[str, Any]
 
@@ -88,8 +88,8 @@ OBJECT_META: Schema = {
 
 
 def custom_resource_definitions() -> list[dict[str, Any]]:
-    """The project's CRDs, one per kind (today: ModelEndpoint)."""
-    return [build_crd()]
+    """The project's CRDs, one per kind (ModelEndpoint, Model)."""
+    return [build_crd(), build_model_crd()]
 
 
 def _strict(node: Any) -> Any:

@@ -1024,6 +1024,66 @@ _SPEC_RULES: list[JsonValue] = [
 ]
 
 
+class AttachFrom(StrEnum):
+    """Which namespaces' Models may attach to an endpoint (Gateway API's ``allowedRoutes``)."""
+
+    SAME = "Same"
+    ALL = "All"
+    SELECTOR = "Selector"
+
+
+class LabelSelectorRequirement(ApiModel):
+    """One requirement of a label selector (Kubernetes' LabelSelectorRequirement)."""
+
+    key: str = Field(min_length=1, max_length=317, description="The label key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
+        description="In, NotIn, Exists or DoesNotExist."
+    )
+    values: list[Annotated[str, Field(max_length=63)]] | None = Field(
+        default=None,
+        max_length=64,
+        description="Values for In and NotIn (not empty); empty for Exists and DoesNotExist.",
+    )
+
+
+class LabelSelector(ApiModel):
+    """A Kubernetes label selector: every matchLabels entry and matchExpressions item holds."""
+
+    match_labels: (
+        Annotated[dict[str, Annotated[str, Field(max_length=63)]], Field(max_length=64)] | None
+    ) = Field(default=None, description="Labels the namespace must carry, with these values.")
+    match_expressions: list[LabelSelectorRequirement] | None = Field(
+        default=None, max_length=64, description="Requirements on the namespace's labels."
+    )
+
+
+class AttachSpec(ApiModel):
+    """Who may attach Models (kind Model) to this endpoint, as Gateway API's allowedRoutes."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.from != 'Selector' || has(self.selector)",
+                    "message": "attach.from Selector needs attach.selector",
+                    "fieldPath": ".selector",
+                }
+            ]
+        }
+    )
+
+    from_: AttachFrom = Field(
+        default=AttachFrom.SAME,
+        alias="from",
+        description="Same (Models of this endpoint's namespace only), All (any namespace) or "
+        "Selector (namespaces whose labels match selector).",
+    )
+    selector: LabelSelector | None = Field(
+        default=None,
+        description="With from: Selector, the labels of the namespaces whose Models may attach.",
+    )
+
+
 class ModelEndpointSpec(ApiModel):
     """A SageMaker Multi-Model Endpoint on GPU instances, served by NVIDIA Triton."""
 
@@ -1146,7 +1206,13 @@ class ModelEndpointSpec(ApiModel):
         },
     )
     models: list[ModelSpec] = Field(
-        min_length=1,
+        default_factory=list,
         max_length=MAX_MODELS,
-        description="Models served by the endpoint; names unique.",
+        description="Models served by the endpoint (inline); names unique. May be empty when "
+        "Models (kind Model) attach to it.",
+    )
+    attach: AttachSpec | None = Field(
+        default=None,
+        description="Which namespaces' Models (kind Model) may attach to this endpoint: Same "
+        "(default: this namespace only), All, or Selector (namespace labels).",
     )

@@ -37,6 +37,8 @@ class ConditionType(StrEnum):
     CAPACITY_FITS = "CapacityFits"
     CONFIG_MAP_WRITTEN = "ConfigMapWritten"
     """Set (False) only while the models ConfigMap cannot be written: someone else's holds its name."""
+    ACCEPTED = "Accepted"
+    """On a Model: whether its endpoint admits it (spec.attach, no name conflict, it exists)."""
     CACHE_HEALTHY = "CacheHealthy"
     """From the endpoint's MME metrics in CloudWatch (MME_METRICS_INTERVAL_SECONDS): whether
     the models it serves stay loaded; the message says what to change when not."""
@@ -83,6 +85,19 @@ class Reason(StrEnum):
     """The platform's tenancy policy refuses the spec: nothing is done in AWS."""
     SERVING_PREVIOUS = "ServingPrevious"
     """A model's new version is not in S3 or failed to load: its previous archive keeps serving."""
+
+    # A Model's Accepted and Ready (reconcile/attach.py).
+    ATTACHED = "Attached"
+    NOT_ALLOWED_BY_ENDPOINT = "NotAllowedByEndpoint"
+    """The endpoint's spec.attach does not admit the Model's namespace."""
+    NAME_CONFLICT = "NameConflict"
+    """An older Model of the same namespace has the same name on the endpoint."""
+    ENDPOINT_NOT_FOUND = "EndpointNotFound"
+    ENDPOINT_GONE = "EndpointGone"
+    """The endpoint was deleted: the Model is served no more."""
+    MODEL_AVAILABLE = "ModelAvailable"
+    MODEL_PENDING = "ModelPending"
+    ENDPOINT_NOT_READY = "EndpointNotReady"
 
     # CacheHealthy (reconcile/cache_signals.py).
     THRASHING = "Thrashing"
@@ -148,6 +163,10 @@ EVENT_TYPES: dict[str, EventType] = {
     Reason.THRASHING: _W,
     Reason.MEMORY_PRESSURE: _W,
     Reason.METRICS_UNAVAILABLE: _W,
+    Reason.NOT_ALLOWED_BY_ENDPOINT: _W,
+    Reason.NAME_CONFLICT: _W,
+    Reason.ENDPOINT_NOT_FOUND: _W,
+    Reason.ENDPOINT_GONE: _W,
     EventReason.CONFIGMAP_FAILED: _W,
     EventReason.FAILED: _W,
     # Progress and success: Normal.
@@ -168,6 +187,10 @@ EVENT_TYPES: dict[str, EventType] = {
     Reason.CACHE_EFFECTIVE: _N,
     Reason.CACHE_DISABLED: _N,
     Reason.INSUFFICIENT_DATA: _N,
+    Reason.ATTACHED: _N,
+    Reason.MODEL_AVAILABLE: _N,
+    Reason.MODEL_PENDING: _N,
+    Reason.ENDPOINT_NOT_READY: _N,
     EventReason.UPLOADED: _N,
     EventReason.DELETED: _N,
     EventReason.ADOPTED: _N,
@@ -379,6 +402,19 @@ class CacheStatus(ApiModel):
     )
 
 
+class AttachedCounts(ApiModel):
+    """The Models (kind Model) attached to an endpoint, counted: their own status says the rest."""
+
+    accepted: int = Field(default=0, description="Models the endpoint admits.")
+    ready: int = Field(default=0, description="Admitted Models that are served (Available).")
+    failed: int = Field(
+        default=0, description="Admitted Models whose source, archive or load failed."
+    )
+    refused: int = Field(
+        default=0, description="Models refused (NotAllowedByEndpoint, NameConflict)."
+    )
+
+
 class ModelEndpointStatus(ApiModel):
     """Observed state of a ModelEndpoint."""
 
@@ -425,7 +461,14 @@ class ModelEndpointStatus(ApiModel):
         "canary or linear steps and baking periods), then its outcome.",
     )
     model_count: int | None = Field(default=None, description="Number of models declared.")
-    models: list[ModelStatus] | None = Field(default=None, description="Per-model status.")
+    models: list[ModelStatus] | None = Field(
+        default=None, description="Per-model status of the inline models."
+    )
+    attached: AttachedCounts | None = Field(
+        default=None,
+        description="Models (kind Model) attached to this endpoint, counted (never listed: "
+        "each Model's status has its own TargetModel and conditions).",
+    )
     superseded_archives: list[SupersededArchiveStatus] | None = Field(
         default=None,
         max_length=MAX_SUPERSEDED_ARCHIVES,

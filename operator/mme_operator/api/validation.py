@@ -15,9 +15,9 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from mme_operator.api.aws_input import (
     bucket_name_problem,
@@ -46,6 +46,7 @@ from mme_operator.api.spec import (
     UNSERVABLE_BACKENDS,
     InstanceKind,
     ModelEndpointSpec,
+    ModelSpec,
 )
 from mme_operator.api.status import ModelEndpointStatus
 from mme_operator.api.triton_config import (
@@ -53,6 +54,8 @@ from mme_operator.api.triton_config import (
     triton_field_hint,
 )
 from mme_operator.sizing.catalogue import CatalogueError, get_catalogue
+
+StatusT = TypeVar("StatusT", bound=BaseModel)
 
 TOP_LEVEL_FIELDS = ("apiVersion", "kind", "metadata", "spec", "status")
 # The metadata keys ObjectMeta reads, as Kubernetes spells them.
@@ -166,6 +169,76 @@ def _pydantic_problems(error: ValidationError, root: str) -> list[Problem]:
     return problems
 
 
+def model_problems(model: ModelSpec, at: str) -> list[Problem]:
+    """Cross-field rules of one model (inline at ``at``, or a Model's ``spec``)."""
+    problems: list[Problem] = []
+    if model.platform is not None and model.backend is not None:
+        problems.append(
+            Problem(
+                at,
+                "set at most one of platform (e.g. onnxruntime_onnx) or backend (e.g. "
+                "python); leave both out when the source's config.pbtxt names them",
+            )
+        )
+    problems.extend(Problem(path, message) for path, message in triton_config_problems(model, at))
+    batching = model.dynamic_batching
+    if batching is not None:
+        if model.max_batch_size == 0:
+            problems.append(
+                Problem(
+                    f"{at}.dynamicBatching", "dynamic batching needs maxBatchSize > 0 (it is 0)"
+                )
+            )
+        else:
+            for size in batching.preferred_batch_size or []:
+                if size > model.max_batch_size:
+                    problems.append(
+                        Problem(
+                            f"{at}.dynamicBatching.preferredBatchSize",
+                            f"{size} exceeds maxBatchSize {model.max_batch_size}",
+                        )
+                    )
+        if (
+            batching.default_priority_level is not None
+            and batching.priority_levels is not None
+            and batching.default_priority_level > batching.priority_levels
+        ):
+            problems.append(
+                Problem(
+                    f"{at}.dynamicBatching.defaultPriorityLevel",
+                    f"{batching.default_priority_level} exceeds priorityLevels {batching.priority_levels}",
+                )
+            )
+    for j, group in enumerate(model.instance_groups or []):
+        if group.gpus and group.kind != InstanceKind.KIND_GPU:
+            problems.append(
+                Problem(
+                    f"{at}.instanceGroups[{j}].gpus",
+                    f"gpus may only be set with kind KIND_GPU, not {group.kind}",
+                )
+            )
+        if any(gpu != 0 for gpu in group.gpus or []):
+            problems.append(
+                Problem(f"{at}.instanceGroups[{j}].gpus", f"{group.gpus}: {SINGLE_GPU_MESSAGE}")
+            )
+    if model.backend in UNSERVABLE_BACKENDS:
+        problems.append(
+            Problem(
+                f"{at}.backend",
+                f"{model.backend!r} cannot be served: {UNSERVABLE_BACKENDS[model.backend]}",
+            )
+        )
+    for key in model.parameters or {}:
+        if not 1 <= len(key) <= PARAMETER_KEY_MAX:
+            problems.append(
+                Problem(
+                    f"{at}.parameters",
+                    f"parameter name {key[:40]!r} must be 1-{PARAMETER_KEY_MAX} characters",
+                )
+            )
+    return problems
+
+
 def spec_problems(spec: ModelEndpointSpec, root: str = "spec") -> list[Problem]:
     """Cross-field rules a single field's schema cannot express."""
     problems: list[Problem] = []
@@ -180,72 +253,11 @@ def spec_problems(spec: ModelEndpointSpec, root: str = "spec") -> list[Problem]:
                 )
             )
         seen.setdefault(model.name, i)
-        if model.platform is not None and model.backend is not None:
-            problems.append(
-                Problem(
-                    at,
-                    "set at most one of platform (e.g. onnxruntime_onnx) or backend (e.g. "
-                    "python); leave both out when the source's config.pbtxt names them",
-                )
-            )
-        problems.extend(
-            Problem(path, message) for path, message in triton_config_problems(model, at)
+        problems.extend(model_problems(model, at))
+    if spec.attach is not None and spec.attach.from_ == "Selector" and spec.attach.selector is None:
+        problems.append(
+            Problem(f"{root}.attach.selector", "attach.from Selector needs attach.selector")
         )
-        batching = model.dynamic_batching
-        if batching is not None:
-            if model.max_batch_size == 0:
-                problems.append(
-                    Problem(
-                        f"{at}.dynamicBatching", "dynamic batching needs maxBatchSize > 0 (it is 0)"
-                    )
-                )
-            else:
-                for size in batching.preferred_batch_size or []:
-                    if size > model.max_batch_size:
-                        problems.append(
-                            Problem(
-                                f"{at}.dynamicBatching.preferredBatchSize",
-                                f"{size} exceeds maxBatchSize {model.max_batch_size}",
-                            )
-                        )
-            if (
-                batching.default_priority_level is not None
-                and batching.priority_levels is not None
-                and batching.default_priority_level > batching.priority_levels
-            ):
-                problems.append(
-                    Problem(
-                        f"{at}.dynamicBatching.defaultPriorityLevel",
-                        f"{batching.default_priority_level} exceeds priorityLevels {batching.priority_levels}",
-                    )
-                )
-        for j, group in enumerate(model.instance_groups or []):
-            if group.gpus and group.kind != InstanceKind.KIND_GPU:
-                problems.append(
-                    Problem(
-                        f"{at}.instanceGroups[{j}].gpus",
-                        f"gpus may only be set with kind KIND_GPU, not {group.kind}",
-                    )
-                )
-            if any(gpu != 0 for gpu in group.gpus or []):
-                problems.append(
-                    Problem(f"{at}.instanceGroups[{j}].gpus", f"{group.gpus}: {SINGLE_GPU_MESSAGE}")
-                )
-        if model.backend in UNSERVABLE_BACKENDS:
-            problems.append(
-                Problem(
-                    f"{at}.backend",
-                    f"{model.backend!r} cannot be served: {UNSERVABLE_BACKENDS[model.backend]}",
-                )
-            )
-        for key in model.parameters or {}:
-            if not 1 <= len(key) <= PARAMETER_KEY_MAX:
-                problems.append(
-                    Problem(
-                        f"{at}.parameters",
-                        f"parameter name {key[:40]!r} must be 1-{PARAMETER_KEY_MAX} characters",
-                    )
-                )
     problems.extend(_environment_problems(spec, root))
     problems.extend(_tag_problems(spec, root))
     problems.extend(aws_input_problems(spec, root))
@@ -617,10 +629,15 @@ def previous_status(raw: Any) -> ModelEndpointStatus | None:
     A status never makes a resource invalid: the API server ignores status in create and
     update (the status subresource), and the operator rewrites it on its next pass.
     """
+    return parsed_status(ModelEndpointStatus, raw)
+
+
+def parsed_status(kind: type[StatusT], raw: Any) -> StatusT | None:
+    """``raw`` parsed as ``kind``; None when it is no mapping or does not parse."""
     if not isinstance(raw, dict):
         return None
     try:
-        return ModelEndpointStatus.model_validate(raw)
+        return kind.model_validate(raw)
     except ValidationError:
         return None
 

@@ -120,6 +120,9 @@ class DesiredArchive:
     fingerprint: str
     config_pbtxt: str
     weights_filename: str
+    directory: str = ""
+    """The model's folder in the archive when it is not ``model_name`` (an attached Model,
+    whose ``model_name`` is ``<namespace>/<name>``: the folder is ``<name>``)."""
 
 
 def desired_archive(
@@ -133,8 +136,12 @@ def desired_archive(
 ) -> DesiredArchive:
     """Build the :class:`DesiredArchive` of one model (pure: no I/O)."""
     check_weights_filename(weights_filename)
+    # An attached Model (``<namespace>/<name>``) lies in its namespace's folder of the prefix:
+    # its TargetModel ``<namespace>/<name>-<hash>.tar.gz`` never collides with another's.
+    namespace, _, directory = model_name.rpartition("/")
+    folder = f"{prefix}{namespace}/" if namespace else prefix
     key = archive_key(
-        prefix, model_name, config_pbtxt, fingerprint, weights_filename=weights_filename
+        folder, directory, config_pbtxt, fingerprint, weights_filename=weights_filename
     )
     return DesiredArchive(
         model_name=model_name,
@@ -144,4 +151,5 @@ def desired_archive(
         fingerprint=fingerprint,
         config_pbtxt=config_pbtxt,
         weights_filename=weights_filename,
+        directory=directory if namespace else "",
     )

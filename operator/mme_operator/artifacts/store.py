@@ -18,12 +18,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import re
 import shutil
 import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
@@ -62,6 +63,8 @@ META_FINGERPRINT = "mme-fingerprint"
 META_MANAGED_BY = "mme-managed-by"
 CONTENT_TYPE = "application/gzip"
 _HEAD_WORKERS = S3_HEAD_CONCURRENCY
+# An attached Model's archives lie in a folder named for its namespace (a DNS label).
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _PROGRESS_SECONDS = 5.0
 _OWNERSHIP_CACHE_SIZE = 65536
 
@@ -214,6 +217,7 @@ class ArtifactStore:
         transfer_config: TransferConfig | None = None,
         settings: Settings | None = None,
         compressor: Compressor | None = None,
+        namespaces: Collection[str] = (),
     ) -> None:
         if prefix and not prefix.endswith("/"):
             raise ValueError(f"artifact prefix {prefix!r} must end with '/'")
@@ -228,6 +232,8 @@ class ArtifactStore:
             settings or get_settings()
         )
         self.compressor = compressor
+        self.namespaces = frozenset(namespaces)
+        """Folders under the prefix that hold attached Models' archives, one per namespace."""
 
     # ------------------------------------------------------------------ observe
 
@@ -257,9 +263,16 @@ class ArtifactStore:
         """
         found: dict[str, ListedObject] = {}
         paginator = self.s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/"):
+        # With attached Models (kind Model), one listing of the whole prefix also finds the
+        # archives under each of their namespaces' folders: pages, not a listing per namespace.
+        pages = (
+            paginator.paginate(Bucket=self.bucket, Prefix=self.prefix)
+            if self.namespaces
+            else paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/")
+        )
+        for page in pages:
             for obj in page.get("Contents", []):
-                if obj["Key"].endswith(ARCHIVE_SUFFIX):
+                if obj["Key"].endswith(ARCHIVE_SUFFIX) and self._listed_level(obj["Key"]):
                     found[obj["Key"]] = ListedObject(
                         obj["Key"], obj["Size"], obj["ETag"], str(obj["LastModified"])
                     )
@@ -322,8 +335,19 @@ class ArtifactStore:
 
     # ------------------------------------------------------------------ apply
 
+    def _listed_level(self, key: str) -> bool:
+        """Directly under the prefix, or under one of ``namespaces``' folders in it."""
+        folder, _, name = key[len(self.prefix) :].rpartition("/")
+        if not folder:
+            return True
+        every = "*" in self.namespaces and _NAMESPACE.match(folder) is not None
+        return (every or folder in self.namespaces) and "/" not in name
+
     def _check_key(self, key: str) -> None:
-        if not key.startswith(self.prefix) or "/" in key[len(self.prefix) :]:
+        rest = key[len(self.prefix) :]
+        folder, _, name = rest.rpartition("/")
+        nested = bool(folder) and _NAMESPACE.match(folder) is not None and "/" not in name
+        if not key.startswith(self.prefix) or ("/" in rest and not nested):
             raise ValueError(f"key {key!r} is not directly under prefix {self.prefix!r}")
 
     def upload(
@@ -395,7 +419,7 @@ class ArtifactStore:
             else:
                 # Parts go up while the rest is packaged (see artifacts.multipart).
                 packaged = package_model(
-                    desired.model_name,
+                    desired.directory or desired.model_name,
                     desired.config_pbtxt,
                     source,
                     desired.weights_filename,

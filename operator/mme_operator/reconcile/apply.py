@@ -126,6 +126,8 @@ class Executor:
         self.workdir = workdir
         self.emit = emit or (lambda reason, message: None)
         self.gateway = gateway or clients.gateway()
+        # By name: thousands of load checks (attached Models) look their model up.
+        self._models = {m.name: m for m in desired.resource.spec.models}
         self.store = ArtifactStore(
             clients.s3,
             desired.bucket,
@@ -282,7 +284,7 @@ class Executor:
         name, target = action.model_name, action.target_model
         if name in result.model_errors:
             return  # its upload failed this pass: nothing new to load
-        model = next(m for m in self.desired.resource.spec.models if m.name == name)
+        model = self._models[name]
         failure: BaseException | None = None
         try:
             body = self._probe_body(action, model)

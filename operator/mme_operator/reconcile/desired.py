@@ -36,6 +36,10 @@ class DesiredState:
     """GPU-memory fit, instance choice and cost (None where no sizing was worked out)."""
     adoption_allowed: bool = False
     """Whether the operator lets an endpoint no ModelEndpoint owns be adopted at all."""
+    archive_namespaces: frozenset[str] = frozenset()
+    """Namespaces whose attached Models' archives lie in folders of the prefix (listed too)."""
+    attached: frozenset[str] = frozenset()
+    """Names (``<namespace>/<name>``) of the models that are attached Models, not inline."""
 
     @property
     def endpoint_name(self) -> str:
@@ -70,6 +74,8 @@ def build_desired(
     sizing: Sizing | None = None,
     load_check: bool = True,
     adoption_allowed: bool = False,
+    archive_namespaces: frozenset[str] = frozenset(),
+    attached: frozenset[str] = frozenset(),
 ) -> DesiredState:
     """The desired state of ``resource`` given each model source's fingerprint.
 
@@ -104,6 +110,8 @@ def build_desired(
         load_check=load_check,
         sizing=sizing,
         adoption_allowed=adoption_allowed,
+        archive_namespaces=archive_namespaces,
+        attached=attached,
         grace_period_seconds=(
             resource.spec.artifacts.grace_period_seconds
             if resource.spec.artifacts.grace_period_seconds is not None

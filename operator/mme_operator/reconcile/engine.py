@@ -30,6 +30,7 @@ from mme_operator.api import (
     validate_resource,
     with_recorded_endpoint_name,
 )
+from mme_operator.api.model import AttachedModelStatus
 from mme_operator.api.status import parse_rfc3339
 from mme_operator.api.validation import Problem, previous_status
 from mme_operator.artifacts import ArtifactError, ModelSource, PreparedArchives, open_source
@@ -39,6 +40,16 @@ from mme_operator.reconcile.apply import (
     Executor,
     SourceOpener,
     terminal_reason,
+)
+from mme_operator.reconcile.attach import AttachedInput, combined_previous
+from mme_operator.reconcile.attached import (
+    AttachedView,
+    attached_view,
+    split_attached,
+    view_names,
+)
+from mme_operator.reconcile.attached import (
+    with_attached as _with_attached,
 )
 from mme_operator.reconcile.desired import DesiredState, build_desired, render_configs
 from mme_operator.reconcile.observe import observe, observe_for_deletion, recorded_archives
@@ -92,6 +103,8 @@ class Outcome:
     status: ModelEndpointStatus
     retry_after: float | None
     plan: Plan | None = None
+    models: Mapping[str, AttachedModelStatus] = dataclasses.field(default_factory=dict)
+    """The status of each Model (kind Model) naming this endpoint, by uid: what to write."""
 
     @property
     def summary(self) -> str:
@@ -120,6 +133,7 @@ def _prepare(
     clients: AwsClients,
     settings: Settings,
     prepared: PreparedArchives | None = None,
+    view: AttachedView | None = None,
 ) -> tuple[ModelEndpoint, DesiredState, dict[str, str]] | list[str]:
     """Parse and build the desired state; a list of problems when the spec is unusable.
 
@@ -140,7 +154,12 @@ def _prepare(
     fingerprints: dict[str, str] = {}
     unavailable: dict[str, str] = {}
     weights: dict[str, int | None] = {}
-    for model in resource.spec.models:
+    inline = resource.spec.models
+    if view is not None:
+        resource = _with_attached(
+            resource, view, opener, configs, fingerprints, weights, unavailable
+        )
+    for model in inline:
         try:
             source = opener(model.source)
             fingerprints[model.name] = (
@@ -184,6 +203,8 @@ def _prepare(
             adoption_allowed=adoption_allowed(
                 resource, tenancy_policy(settings), settings.allow_endpoint_adoption
             ),
+            archive_namespaces=view.namespaces if view is not None else frozenset(),
+            attached=frozenset(view_names(view)),
         )
     except ImageLookupError as exc:
         return [
@@ -303,13 +324,16 @@ def reconcile(
     workdir: Path | None = None,
     others: Sequence[ArchiveLocation] = (),
     claims: ArchiveClaims | None = None,
+    attached: AttachedInput | None = None,
 ) -> Outcome:
     """Bring AWS to what the ModelEndpoint ``body`` declares, as far as possible now.
 
     Packaging happens in ``workdir`` (default: a new directory under the settings' work
     dir), which the pass leaves as it found it. ``others``: the archive locations of the
     other ModelEndpoints the operator watches (the tenancy policy's nesting rules), and
-    ``claims`` those it admitted (see :class:`ArchiveClaims`).
+    ``claims`` those it admitted (see :class:`ArchiveClaims`). ``attached``: the Models
+    (kind Model) that name this endpoint; the admitted ones are served with the inline
+    models, and :attr:`Outcome.models` has the status of each.
     """
     with (
         _workdir(workdir, settings) as scratch,
@@ -317,7 +341,9 @@ def reconcile(
         # sizing rule (2.5 x MME_MAX_SOURCE_BYTES) holds.
         PreparedArchives(scratch, limit_bytes=settings.max_source_bytes // 2) as prepared,
     ):
-        return _reconcile(body, clients, settings, emit, scratch, prepared, others, claims)
+        return _reconcile(
+            body, clients, settings, emit, scratch, prepared, others, claims, attached
+        )
 
 
 def _reconcile(
@@ -329,6 +355,7 @@ def _reconcile(
     prepared: PreparedArchives,
     others: Sequence[ArchiveLocation] = (),
     claims: ArchiveClaims | None = None,
+    attached: AttachedInput | None = None,
 ) -> Outcome:
     previous = _previous_status(body)
     resource, _ = _validate(body)
@@ -340,9 +367,16 @@ def _reconcile(
     if denied:
         # Before any AWS call (sources included): nothing is read, written or touched.
         return _settled(policy_denied_status(previous, _generation(body), denied), settings)
+    view = (
+        attached_view(body, resource, attached, tenancy_policy(settings), others)
+        if attached is not None and resource is not None
+        else None
+    )
+    if view is not None:
+        previous = combined_previous(previous, view.admitted, view.departed)
     bucket = None
     try:
-        state = _prepare(body, clients, settings, prepared)
+        state = _prepare(body, clients, settings, prepared, view)
         if isinstance(state, list):
             return _settled(invalid_status(previous, _generation(body), state), settings)
         _, desired, unavailable = state
@@ -381,9 +415,12 @@ def _reconcile(
     status = reconciled_status(desired, observed, plan, result, previous, unavailable)
     _tell_serving_previous(status, previous, emit)
     retry_after = _retry_after(plan, result, settings, status)
+    models: dict[str, AttachedModelStatus] = {}
+    if view is not None:
+        status, models = split_attached(status, view)
     if retry_after is None:
-        return _settled(status, settings, plan)
-    return Outcome(status, retry_after, plan)
+        return dataclasses.replace(_settled(status, settings, plan), models=models)
+    return Outcome(status, retry_after, plan, models)
 
 
 def _tell_serving_previous(
@@ -529,9 +566,12 @@ def finalize(
         # Deletion finds what exists by name and ownership tags; the type plays no part.
         chosen = _previous_choice(body)[0] or get_catalogue().mme_types()[0].name
         resource = with_instance_type(resource, chosen)
+    previous = _previous_status(body)
+    # Attached Models' archives lie in their namespaces' folders: every folder is looked at.
+    folders = frozenset({"*"}) if previous is not None and previous.attached else frozenset()
     try:
-        desired = build_desired(resource, {}, configs={})
-        known = recorded_archives(_previous_status(body), desired.owner_uid)
+        desired = build_desired(resource, {}, configs={}, archive_namespaces=folders)
+        known = recorded_archives(previous, desired.owner_uid)
         gateway = clients.gateway(cache_reads=True)
         observed = observe_for_deletion(clients, desired, known, gateway)
     except ImageLookupError:
@@ -564,6 +604,8 @@ def check_drift(
     if failed:
         return f"models {', '.join(failed)} were unavailable; looking at their sources again"
     broken = [m.name for m in models if m.state == ModelState.LOAD_FAILED]
+    if status is not None and status.attached is not None and status.attached.failed:
+        broken.append(f"{status.attached.failed} attached Models")
     if broken:
         return f"models {', '.join(broken)} failed to load; looking at their sources again"
     conditions = (status.conditions or []) if status else []

@@ -45,6 +45,17 @@ def _superseded(owned: list[OwnedResource], keep: str) -> tuple[str, ...]:
     return tuple(r.name for r in owned if r.name != keep)
 
 
+def _store(clients: AwsClients, desired: DesiredState) -> ArtifactStore:
+    """The endpoint's archives, its attached Models' namespace folders included."""
+    return ArtifactStore(
+        clients.s3,
+        desired.bucket,
+        desired.prefix,
+        desired.owner_uid,
+        namespaces=desired.archive_namespaces,
+    )
+
+
 def recorded_archives(
     status: ModelEndpointStatus | None, owner_uid: str
 ) -> dict[str, StoredArchive]:
@@ -94,7 +105,7 @@ def observe(
     endpoint = gateway.describe_endpoint(sm.endpoint.name)
     tags = gateway.tags_of(endpoint.arn) if endpoint is not None else {}
     owner = tags.get(OWNER_UID_TAG)
-    store = ArtifactStore(clients.s3, desired.bucket, desired.prefix, desired.owner_uid)
+    store = _store(clients, desired)
     archives = store.observe(known_archives)
     scaling = (
         observe_scaling(clients.autoscaling, sm.endpoint.name) if endpoint is not None else None
@@ -159,7 +170,7 @@ def observe_for_deletion(
     name = desired.endpoint_name
     endpoint = gateway.describe_endpoint(name)
     owner = gateway.tags_of(endpoint.arn).get(OWNER_UID_TAG) if endpoint is not None else None
-    store = ArtifactStore(clients.s3, desired.bucket, desired.prefix, desired.owner_uid)
+    store = _store(clients, desired)
     try:
         archives = store.observe(known_archives)
     except botocore.exceptions.ClientError as exc:

@@ -441,6 +441,9 @@ def no_servable_models(
         return None
     problems = [f"source of model {name!r} could not be read" for name in unavailable]
     problems += [f"archive key of model {name!r} is taken" for name in sorted(conflicts)]
+    if not problems:
+        # An endpoint waiting for its first attached Model (spec.models may be empty).
+        problems = ["spec.models is empty and no Model (kind Model) is attached yet"]
     endpoint = observed.endpoint
     kept = (
         f"endpoint {endpoint.name} ({endpoint.status}) is left as it is, neither updated nor "

@@ -660,7 +660,10 @@ def reconciled_status(
     sm = desired.sagemaker
     replaced = replaced_models(desired, observed, plan, result, previous, unavailable)
     superseded, serving = settle_superseded(plan, result.uploaded.keys(), replaced)
-    models = model_statuses(desired, observed, result, previous, unavailable, superseded, serving)
+    every = model_statuses(desired, observed, result, previous, unavailable, superseded, serving)
+    # The endpoint's conditions follow its inline models only: an attached Model (kind
+    # Model) that fails says so in its own status, never by failing the endpoint.
+    models = [m for m in every if m.name not in desired.attached]
     conditions = list((previous.conditions if previous else None) or [])
     conditions = spec_is_valid(conditions, generation)
 
@@ -807,7 +810,7 @@ def reconciled_status(
             blocked_reason=plan.blocked.reason if plan.blocked else None,
         ),
         model_count=len(models),
-        models=models,
+        models=every,
         superseded_archives=[
             SupersededArchiveStatus(
                 model=s.model_name,

@@ -15,6 +15,7 @@ from mme_operator.tenancy.policy import (
     adoption_allowed,
     archive_location,
     load_policy,
+    model_source_problem,
     policy_problems,
     read_policy,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "adoption_allowed",
     "archive_location",
     "load_policy",
+    "model_source_problem",
     "policy_problems",
     "read_policy",
 ]

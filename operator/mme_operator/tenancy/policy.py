@@ -220,10 +220,13 @@ def _matches(value: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(value, pattern) for pattern in patterns)
 
 
-def _filled(pattern: str, resource: ModelEndpoint) -> str:
-    return pattern.replace("{namespace}", resource.metadata.namespace).replace(
-        "{name}", resource.metadata.name
+def _filled(pattern: str, resource: ModelEndpoint | tuple[str, str]) -> str:
+    namespace, name = (
+        resource
+        if isinstance(resource, tuple)
+        else (resource.metadata.namespace, resource.metadata.name)
     )
+    return pattern.replace("{namespace}", namespace).replace("{name}", name)
 
 
 def _sagemaker_triton_images(region: str) -> set[str]:
@@ -234,8 +237,10 @@ def _sagemaker_triton_images(region: str) -> set[str]:
     }
 
 
-def _source_problem(resource: ModelEndpoint, rule: Rule, model: str, uri: str) -> str | None:
-    where = f"spec.models[{model!r}].source"
+def _source_problem(
+    resource: ModelEndpoint | tuple[str, str], rule: Rule, model: str, uri: str, where: str = ""
+) -> str | None:
+    where = where or f"spec.models[{model!r}].source"
     scheme = uri.partition("://")[0].lower()
     if scheme == "s3":
         if "*" in rule.s3_sources or any(
@@ -340,6 +345,28 @@ def policy_problems(
         elif claims is not None and not problems:
             claims.admit(me, (o.uid for o in others))
     return problems
+
+
+def model_source_problem(
+    policy: TenancyPolicy,
+    namespace: str,
+    name: str,
+    uri: str,
+    others: Sequence[ArchiveLocation] = (),
+) -> str | None:
+    """Why the policy refuses a Model's source, or None: the rule of the Model's OWN
+    namespace, never its endpoint's, so a tenant reaches no other team's sources (nor any
+    ModelEndpoint's archive location) through a Model attached to a shared endpoint."""
+    if policy.open:
+        return None
+    problem = _source_problem(
+        (namespace, name), policy.rule_for(namespace), name, uri, "spec.source"
+    )
+    if problem is None and uri.lower().startswith("s3://"):
+        bucket, _, key = uri[5:].partition("/")
+        if any(o.holds(bucket, key) for o in others):
+            problem = f"spec.source: {uri} is inside a ModelEndpoint's archive location"
+    return problem
 
 
 def adoption_allowed(resource: ModelEndpoint, policy: TenancyPolicy, setting: bool) -> bool:

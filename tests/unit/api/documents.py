@@ -23,6 +23,10 @@ GOOD: dict[str, Any] = {
         "instanceCount": 2,
         "environment": {"SAGEMAKER_TRITON_LOG_INFO": "false"},
         "tags": {"team": "ml"},
+        "attach": {
+            "from": "Selector",
+            "selector": {"matchLabels": {"mme-operator.io/models": "true"}},
+        },
         "autoscaling": {"minInstances": 1, "maxInstances": 4, "targetInvocationsPerInstance": 600},
         "models": [
             {

@@ -167,6 +167,7 @@ def test_cel_rules_are_carried_from_the_models() -> None:
     }
     assert sorted(sites) == [
         ".spec",
+        ".spec.attach",
         ".spec.autoscaling",
         ".spec.environment",
         ".spec.models[]",
@@ -215,7 +216,8 @@ def test_printer_columns(name: str, json_path: str, column_type: str) -> None:
 def test_optional_fields_are_not_required() -> None:
     spec = open_api()["properties"]["spec"]
     # instanceType may be left out when sizing is set (a CEL rule says one of them).
-    assert spec["required"] == ["region", "executionRoleArn", "artifacts", "models"]
+    # models may be left out or empty: Models (kind Model) attach to the endpoint instead.
+    assert spec["required"] == ["region", "executionRoleArn", "artifacts"]
     assert spec["properties"]["endpointName"]["type"] == "string"
     assert "default" not in spec["properties"]["endpointName"]
 

@@ -151,7 +151,6 @@ def test_every_status_field_has_a_place_in_the_schema(
         ("spec.models.0.maxBatchSize", -1, "maxBatchSize: -1 is less than the minimum of 0"),
         ("spec.models.0.instanceGroups.0.count", 65, "count: 65 is greater than the maximum"),
         ("spec.models.0.dynamicBatching.preferredBatchSize", [1] * 33, "is too long"),
-        ("spec.models", [], "spec.models: [] should be non-empty"),
         ("spec.models.0.inputs.0.name", "", "inputs.0.name: '' should be non-empty"),
         ("spec.region", DELETE, "'region' is a required property"),
         ("spec.models.0.batchSize", 8, "Additional properties are not allowed ('batchSize'"),

@@ -48,7 +48,7 @@ def errors(doc: dict[str, Any]) -> list[str]:
 
 def test_checked_in_schemas_are_generated_from_the_models() -> None:
     generated = schema_files()
-    assert sorted(generated) == ["modelendpoint_v1alpha1.json"]
+    assert sorted(generated) == ["model_v1alpha1.json", "modelendpoint_v1alpha1.json"]
     on_disk = {path.name: path.read_text(encoding="utf-8") for path in SCHEMAS.glob("*.json")}
     stale = sorted(
         name
@@ -181,9 +181,10 @@ def test_mme_operator_schemas_writes_the_checked_in_files(tmp_path: Path) -> Non
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [str(tmp_path / "out" / "modelendpoint_v1alpha1.json")]
-    written = (tmp_path / "out" / "modelendpoint_v1alpha1.json").read_text()
-    assert written == (SCHEMAS / "modelendpoint_v1alpha1.json").read_text()
+    names = ["modelendpoint_v1alpha1.json", "model_v1alpha1.json"]
+    assert done.stdout.splitlines() == [str(tmp_path / "out" / name) for name in names]
+    for name in names:
+        assert (tmp_path / "out" / name).read_text() == (SCHEMAS / name).read_text()
 
 
 def test_mme_operator_schemas_into_a_file_is_one_line(tmp_path: Path) -> None:

@@ -1,0 +1,461 @@
+"""Models (kind Model) from several teams' namespaces on one shared ModelEndpoint, on the real
+kube-apiserver with the operator on the chart's RBAC. Each team is a ServiceAccount with RBAC
+on Models in its own namespace only; the platform team owns the endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.cluster import ControlPlane
+from tests.integration.conftest import World, clean_namespace, condition, kube_connection
+from tests.integration.test_tenants import tenant_rbac
+
+pytestmark = pytest.mark.envtest
+
+PLATFORM = "ml-platform"
+TEAMS = ("team-a", "team-b", "team-c")
+ADMITTED = {"mme-operator.io/models": "true"}
+
+
+@dataclass
+class Team:
+    namespace: str
+    token: str
+    plane: ControlPlane
+
+    async def apply(self, *docs: dict[str, Any]) -> None:
+        copies = [copy.deepcopy(doc) for doc in docs]
+        for doc in copies:
+            doc["metadata"]["namespace"] = self.namespace
+        text = yaml.safe_dump_all(copies)
+        await asyncio.to_thread(
+            self.plane.kubectl, "apply", "-f", "-", stdin=text, token=self.token
+        )
+
+    async def delete(self, name: str) -> None:
+        await asyncio.to_thread(
+            self.plane.kubectl,
+            "delete",
+            "models",
+            name,
+            "-n",
+            self.namespace,
+            "--wait=false",
+            token=self.token,
+        )
+
+    async def get(self, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """The Model as this team reads it; None when absent or refused."""
+        done = await asyncio.to_thread(
+            self.plane.kubectl,
+            "get",
+            "models",
+            name,
+            "-n",
+            namespace or self.namespace,
+            "-o",
+            "json",
+            check=False,
+            token=self.token,
+        )
+        if done.returncode != 0:
+            return None
+        found: dict[str, Any] = yaml.safe_load(done.stdout)
+        return found
+
+    async def wait(
+        self, name: str, holds: Callable[[dict[str, Any]], bool], what: str, timeout: float = 60
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        found = None
+        while time.monotonic() < deadline:
+            found = await self.get(name)
+            if found is not None and holds(found):
+                return found
+            await asyncio.sleep(0.3)
+        raise TimeoutError(
+            f"Model {self.namespace}/{name}: {what} not reached; {found and found.get('status')}"
+        )
+
+    async def ready(self, name: str, timeout: float = 60) -> dict[str, Any]:
+        return await self.wait(
+            name, lambda m: condition(m, "Ready").get("status") == "True", "Ready", timeout
+        )
+
+
+def reason(obj: dict[str, Any], type_: str) -> tuple[str, str]:
+    found = condition(obj, type_)
+    return found.get("status", ""), found.get("reason", "")
+
+
+@pytest.fixture
+async def teams(world: World, request: pytest.FixtureRequest) -> AsyncIterator[dict[str, Team]]:
+    real = kube_connection(request)
+    if real is None:
+        pytest.skip("needs the real kube-apiserver (tenant RBAC)")
+    plane = real[1]
+    found = {}
+    await asyncio.to_thread(plane.ensure_namespace, PLATFORM)
+    for namespace in TEAMS:
+        await asyncio.to_thread(plane.ensure_namespace, namespace)
+        labels = [f"{k}={v}" for k, v in ADMITTED.items()] if namespace != "team-c" else []
+        if labels:
+            await asyncio.to_thread(
+                plane.kubectl, "label", "namespace", namespace, *labels, "--overwrite"
+            )
+        await asyncio.to_thread(plane.apply, tenant_rbac(namespace, "models"))
+        token = await asyncio.to_thread(plane.token, "tenant", namespace)
+        found[namespace] = Team(namespace, token, plane)
+    try:
+        yield found
+    finally:
+        for namespace in (*TEAMS, PLATFORM):
+            await asyncio.to_thread(
+                plane.kubectl,
+                "delete",
+                "models",
+                "--all",
+                "-n",
+                namespace,
+                "--wait=true",
+                check=False,
+            )
+            await asyncio.to_thread(clean_namespace, plane, namespace)
+
+
+def shared_endpoint(world: World, **spec: Any) -> dict[str, Any]:
+    doc = world.manifest(
+        "shared", [], attach={"from": "Selector", "selector": {"matchLabels": ADMITTED}}, **spec
+    )
+    doc["metadata"]["namespace"] = PLATFORM
+    return doc
+
+
+def model(world: World, object_name: str, source: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "mme-operator.io/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": object_name},
+        "spec": {
+            "endpointRef": {"name": "shared", "namespace": PLATFORM},
+            "source": source,
+            "platform": "onnxruntime_onnx",
+            "maxBatchSize": 16,
+            "instanceGroups": [{"count": 1, "kind": "KIND_GPU"}],
+            **spec,
+        },
+    }
+
+
+async def onnx(world: World, key: str) -> str:
+    return await world.put_source(key, b"\x08\x07\x12\x04fake-onnx-model")
+
+
+async def invoke(world: World, endpoint: str, target: str) -> int:
+    runtime = world.env.aws.client("sagemaker-runtime")
+    answer = await world.aws(
+        runtime.invoke_endpoint,
+        EndpointName=endpoint,
+        TargetModel=target,
+        ContentType="application/json",
+        Body=b"{}",
+    )
+    return int(answer["ResponseMetadata"]["HTTPStatusCode"])
+
+
+async def endpoint_and_model(world: World, team: Team, name: str, **endpoint: Any) -> None:
+    """The shared endpoint and ``team``'s Model ``name`` (an ONNX source of its own)."""
+    await world.apply(shared_endpoint(world, **endpoint))
+    source = await onnx(world, f"{team.namespace}/{name}/model.onnx")
+    await team.apply(model(world, name, source))
+
+
+async def bert_and_gpt(world: World, teams: dict[str, Team], **spec: Any) -> list[dict[str, Any]]:
+    """The shared endpoint with team-a's Model bert and team-b's gpt, both Ready."""
+    await world.apply(shared_endpoint(world, **spec))
+    a, b = teams["team-a"], teams["team-b"]
+    await a.apply(model(world, "bert", await onnx(world, "a/bert/model.onnx")))
+    await b.apply(model(world, "gpt", await onnx(world, "b/gpt/model.onnx")))
+    return [await a.ready("bert"), await b.ready("gpt")]
+
+
+async def test_two_namespaces_models_are_served_by_one_endpoint(
+    world: World, teams: dict[str, Team]
+) -> None:
+    await world.apply(shared_endpoint(world))
+    a, b = teams["team-a"], teams["team-b"]
+    # The same name in two namespaces: no collision, each is <namespace>/<name>.
+    await a.apply(model(world, "bert", await onnx(world, "a/bert/model.onnx")))
+    await b.apply(model(world, "bert", await onnx(world, "b/bert/model.onnx")))
+    mine, theirs = await a.ready("bert"), await b.ready("bert")
+
+    endpoint = mine["status"]["endpointName"]
+    assert theirs["status"]["endpointName"] == endpoint
+    assert mine["status"]["targetModel"].startswith("team-a/bert-")
+    assert theirs["status"]["targetModel"].startswith("team-b/bert-")
+    assert reason(mine, "Accepted") == ("True", "Attached")
+    assert reason(mine, "Ready") == ("True", "ModelAvailable")
+    assert mine["status"]["state"] == "Available"
+    keys = await world.keys("mme/shared/")
+    assert [k.rsplit("-", 1)[0] for k in keys] == [
+        "mme/shared/team-a/bert",
+        "mme/shared/team-b/bert",
+    ]
+    for found in (mine, theirs):
+        assert await invoke(world, endpoint, found["status"]["targetModel"]) == 200
+
+    # Each team reads its own Model's mapping, and no other team's.
+    assert await a.get("bert", "team-b") is None
+    shared = await world.env.wait_for(
+        "shared",
+        lambda obj: (
+            obj is not None and (obj.get("status") or {}).get("attached", {}).get("ready") == 2
+        ),
+        namespace=PLATFORM,
+        timeout=30,
+        what="attached.ready == 2",
+    )
+    assert shared is not None
+    assert shared["status"]["attached"] == {"accepted": 2, "ready": 2, "failed": 0, "refused": 0}
+    assert "models" not in shared["status"]  # counts, never a list of the Models
+    assert reason(shared, "Ready")[0] == "True"
+
+
+async def test_refused_and_broken_models_change_nothing_else(
+    world: World, teams: dict[str, Team]
+) -> None:
+    await world.apply(shared_endpoint(world))
+    a, c = teams["team-a"], teams["team-c"]
+    await a.apply(model(world, "bert", await onnx(world, "a/bert/model.onnx")))
+    served = await a.ready("bert")
+    endpoint = served["status"]["endpointName"]
+    gpt, copy_of_bert = (
+        await onnx(world, "c/gpt/model.onnx"),
+        await onnx(world, "a/copy/model.onnx"),
+    )
+    before = await world.keys("mme/shared/")
+    calls = dict(world.calls)
+
+    # team-c's namespace is not labelled: the endpoint does not admit it.
+    await c.apply(model(world, "gpt", gpt))
+    refused = await c.wait("gpt", lambda m: reason(m, "Accepted")[0] == "False", "Accepted=False")
+    assert reason(refused, "Accepted") == ("False", "NotAllowedByEndpoint")
+    assert "targetModel" not in refused["status"] and "endpointName" not in refused["status"]
+
+    # A second Model of team-a served under the same name: the older one keeps it.
+    await asyncio.sleep(1.1)  # creationTimestamp has second precision
+    await a.apply(model(world, "bert-copy", copy_of_bert, name="bert"))
+    conflict = await a.wait(
+        "bert-copy", lambda m: reason(m, "Accepted")[0] == "False", "Accepted=False"
+    )
+    assert reason(conflict, "Accepted") == ("False", "NameConflict")
+    assert "team-a/bert" in condition(conflict, "Accepted")["message"]
+    assert await world.keys("mme/shared/") == before
+    assert world.calls["PutObject"] == calls.get("PutObject", 0)
+    assert world.calls.get("CreateMultipartUpload", 0) == calls.get("CreateMultipartUpload", 0)
+
+    # A broken source fails that Model only.
+    await a.apply(model(world, "ghost", f"s3://{world.sources}/missing/model.onnx"))
+    ghost = await a.wait(
+        "ghost",
+        lambda m: (
+            reason(m, "Ready")[0] == "False" and (m.get("status") or {}).get("state") == "Failed"
+        ),
+        "Failed",
+    )
+    assert reason(ghost, "Ready") == ("False", "SourceError")
+    assert reason(ghost, "Accepted") == ("True", "Attached")
+    still = await a.get("bert")
+    assert still is not None and reason(still, "Ready") == ("True", "ModelAvailable")
+    assert still["status"]["targetModel"] == served["status"]["targetModel"]
+    assert await invoke(world, endpoint, served["status"]["targetModel"]) == 200
+    shared = await world.env.wait_for(
+        "shared",
+        lambda obj: (
+            obj is not None and (obj.get("status") or {}).get("attached", {}).get("failed") == 1
+        ),
+        namespace=PLATFORM,
+        timeout=30,
+        what="attached.failed == 1",
+    )
+    assert shared is not None
+    assert shared["status"]["attached"] == {"accepted": 2, "ready": 1, "failed": 1, "refused": 2}
+    assert reason(shared, "Ready") == ("True", "Reconciled")
+
+
+@pytest.mark.settings(drift_check_interval_seconds=1)
+async def test_deleting_a_model_leaves_the_others_and_its_archive_goes_after_the_grace_period(
+    world: World, teams: dict[str, Team]
+) -> None:
+    grace = 4
+    artifacts = {"bucket": world.bucket, "prefix": "mme/shared/", "gracePeriodSeconds": grace}
+    kept, gone = await bert_and_gpt(world, teams, artifacts=artifacts)
+    b = teams["team-b"]
+    gone_key = f"mme/shared/{gone['status']['targetModel']}"
+    assert gone_key in await world.keys("mme/shared/")
+
+    await b.delete("gpt")
+    deleted_at = time.monotonic()
+    deadline = deleted_at + grace + 30
+    while gone_key in await world.keys("mme/shared/"):
+        assert time.monotonic() < deadline, "the deleted Model's archive was never removed"
+        await asyncio.sleep(0.3)
+    assert time.monotonic() - deleted_at >= grace - 1, "removed before its grace period ended"
+
+    after = await teams["team-a"].get("bert")
+    assert after is not None and reason(after, "Ready") == ("True", "ModelAvailable")
+    assert after["status"]["targetModel"] == kept["status"]["targetModel"]
+    assert f"mme/shared/{kept['status']['targetModel']}" in await world.keys("mme/shared/")
+    assert await invoke(world, kept["status"]["endpointName"], kept["status"]["targetModel"]) == 200
+
+
+@pytest.mark.parametrize("policy", ["Retain", "Delete"])
+async def test_deleting_the_endpoint_marks_its_models_endpoint_gone(
+    world: World, teams: dict[str, Team], policy: str
+) -> None:
+    await world.apply(shared_endpoint(world, deletionPolicy=policy))
+    a = teams["team-a"]
+    await a.apply(model(world, "bert", await onnx(world, "a/bert/model.onnx")))
+    served = await a.ready("bert")
+    await world.env.delete("shared", PLATFORM)
+    gone = await a.wait(
+        "bert", lambda m: reason(m, "Accepted") == ("False", "EndpointGone"), "EndpointGone"
+    )
+    assert reason(gone, "Ready")[0] == "False"
+    # The Models' archives go with the endpoint's (Delete) or stay (Retain).
+    kept = f"mme/shared/{served['status']['targetModel']}" in await world.keys("mme/shared/")
+    assert kept is (policy == "Retain")
+
+    # A Model naming an endpoint that does not exist says so.
+    await a.apply(model(world, "orphan", await onnx(world, "a/orphan/model.onnx")))
+    orphan = await a.wait("orphan", lambda m: reason(m, "Accepted")[0] == "False", "Accepted=False")
+    assert reason(orphan, "Accepted") == ("False", "EndpointNotFound")
+
+
+async def test_changing_one_model_rewrites_only_that_model(
+    world: World, teams: dict[str, Team]
+) -> None:
+    first, other = await bert_and_gpt(world, teams)
+    a, b = teams["team-a"], teams["team-b"]
+    bert = first["spec"]["source"]
+    uploads = world.calls.get("PutObject", 0) + world.calls.get("CreateMultipartUpload", 0)
+
+    await a.apply(model(world, "bert", bert, maxBatchSize=8))
+    changed = await a.wait(
+        "bert",
+        lambda m: (
+            condition(m, "Ready").get("status") == "True"
+            and m["status"]["targetModel"] != first["status"]["targetModel"]
+        ),
+        "a new TargetModel, Ready",
+    )
+    assert changed["status"]["observedGeneration"] == 2
+    assert changed["status"]["previousTargetModel"] == first["status"]["targetModel"]
+    after = world.calls.get("PutObject", 0) + world.calls.get("CreateMultipartUpload", 0)
+    assert after - uploads == 1  # the changed Model's archive, nothing else
+    # The other team's Model was not written to (its status did not change).
+    untouched = await b.get("gpt")
+    assert untouched is not None
+    assert untouched["metadata"]["resourceVersion"] == other["metadata"]["resourceVersion"]
+
+
+async def test_kubectl_explains_a_model_and_shows_its_columns(
+    world: World, teams: dict[str, Team]
+) -> None:
+    a = teams["team-a"]
+    plane = a.plane
+    explained = await asyncio.to_thread(plane.kubectl, "explain", "model.spec")
+    text = " ".join(explained.stdout.split())
+    assert "endpointRef <Object> -required-" in text and "every field of a" in text
+    field = await asyncio.to_thread(plane.kubectl, "explain", "model.spec.endpointRef.namespace")
+    assert "default the Model's own" in " ".join(field.stdout.split())
+
+    await world.apply(shared_endpoint(world))
+    await a.apply(model(world, "bert", await onnx(world, "a/bert/model.onnx")))
+    served = await a.ready("bert")
+    listed = await asyncio.to_thread(plane.kubectl, "get", "models", "-n", "team-a", token=a.token)
+    header, row = listed.stdout.splitlines()[:2]
+    assert header.split() == ["NAME", "ENDPOINT", "STATE", "TARGETMODEL", "AGE"]
+    assert row.split()[:4] == [
+        "bert",
+        f"{PLATFORM}/shared",
+        "Available",
+        served["status"]["targetModel"],
+    ]
+
+
+@pytest.mark.settings(drift_check_interval_seconds=1)
+async def test_labelling_a_namespace_admits_its_models(
+    world: World, teams: dict[str, Team]
+) -> None:
+    c = teams["team-c"]
+    await endpoint_and_model(world, c, "gpt")
+    await c.wait(
+        "gpt", lambda m: reason(m, "Accepted") == ("False", "NotAllowedByEndpoint"), "refused"
+    )
+    labels = [f"{k}={v}" for k, v in ADMITTED.items()]
+    await asyncio.to_thread(c.plane.kubectl, "label", "namespace", "team-c", *labels, "--overwrite")
+    try:
+        # Labels are read at most every 10 s; the drift timer then finds the new verdict.
+        admitted = await c.ready("gpt", timeout=60)
+        assert reason(admitted, "Accepted") == ("True", "Attached")
+        assert admitted["status"]["targetModel"].startswith("team-c/gpt-")
+    finally:
+        await asyncio.to_thread(
+            c.plane.kubectl, "label", "namespace", "team-c", *[f"{k}-" for k in ADMITTED]
+        )
+
+
+async def test_a_restart_with_nothing_changed_writes_no_model_and_deletes_nothing(
+    world: World, teams: dict[str, Team]
+) -> None:
+    before = dict(zip(("bert", "gpt"), await bert_and_gpt(world, teams), strict=True))
+    keys = await world.keys("mme/shared/")
+    await asyncio.sleep(1.0)  # the last pass's writes land
+    await world.env.stop_operator()
+    world.env.aws.reset_calls()
+
+    await world.env.start_operator()
+    await asyncio.sleep(4.0)  # the resume pass runs at once
+
+    a, b = teams["team-a"], teams["team-b"]
+    after = {"bert": await a.get("bert"), "gpt": await b.get("gpt")}
+    for name, found in after.items():
+        assert found is not None
+        assert found["metadata"]["resourceVersion"] == before[name]["metadata"]["resourceVersion"]
+    assert await world.keys("mme/shared/") == keys
+    calls = world.env.aws.calls
+    assert calls["DescribeEndpoint"] >= 1, "the resume pass did not run"
+    assert not {c for c in calls if c.startswith(("Create", "Update", "Delete", "Put"))}
+
+
+MODELS_POLICY = str(Path(__file__).parent / "data" / "models-policy.yaml")
+
+
+@pytest.mark.settings(tenancy_open=False, tenancy_policy_file=MODELS_POLICY)
+async def test_a_models_source_follows_its_own_namespaces_policy_not_the_endpoints(
+    world: World, teams: dict[str, Team]
+) -> None:
+    a = teams["team-a"]
+    await endpoint_and_model(world, a, "bert")
+    served = await a.ready("bert")
+    # ml-platform's rule allows any https host; team-a's allows none.
+    await a.apply(model(world, "web", "https://127.0.0.1:9/model.onnx"))
+    refused = await a.wait(
+        "web", lambda m: reason(m, "Ready") == ("False", "InvalidSpec"), "Ready=False InvalidSpec"
+    )
+    message = condition(refused, "Ready")["message"]
+    assert "tenancy policy" in message and "spec.source" in message
+    assert not any(k.startswith("mme/shared/team-a/web") for k in await world.keys("mme/shared/"))
+    still = await a.get("bert")
+    assert still is not None and reason(still, "Ready") == ("True", "ModelAvailable")
+    assert still["status"]["targetModel"] == served["status"]["targetModel"]
