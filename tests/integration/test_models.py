@@ -429,3 +429,83 @@ async def test_a_restart_with_nothing_changed_writes_no_model_and_deletes_nothin
     calls = world.env.aws.calls
     assert calls["DescribeEndpoint"] >= 1, "the resume pass did not run"
     assert not {c for c in calls if c.startswith(("Create", "Update", "Delete", "Put"))}
+
+
+# Capacity of the whole set. ml.g4dn.xlarge has 16 GiB of GPU memory, 14745 MiB with the
+# default 10% headroom: two Models of 8000 MiB (their gpuMemoryMiB) do not fit together.
+
+
+async def test_a_newcomer_beyond_capacity_is_refused_and_admitted_once_there_is_room(
+    world: World, teams: dict[str, Team]
+) -> None:
+    endpoint = shared_endpoint(world, instanceType="ml.g4dn.xlarge")
+    endpoint["spec"]["attach"]["beyondCapacity"] = "Refuse"
+    await world.apply(endpoint)
+    a, b = teams["team-a"], teams["team-b"]
+    await a.apply(model(world, "big", await onnx(world, "a/big/model.onnx"), gpuMemoryMiB=8000))
+    await a.ready("big")
+    before = await world.keys("mme/shared/")
+
+    await asyncio.sleep(1.1)  # creationTimestamp has second precision: b's is younger
+    await b.apply(model(world, "huge", await onnx(world, "b/huge/model.onnx"), gpuMemoryMiB=8000))
+    refused = await b.wait("huge", lambda m: reason(m, "Accepted")[0] == "False", "refused")
+    assert reason(refused, "Accepted") == ("False", "DoesNotFit")
+    message = condition(refused, "Accepted")["message"]
+    assert "needs 8000 MiB" in message and "6745 of 14745 MiB left on ml.g4dn.xlarge" in message
+    assert "targetModel" not in refused["status"]
+    assert await world.keys("mme/shared/") == before  # nothing uploaded for it
+
+    # A small one still fits in what is left: taken although younger than the refused one.
+    await b.apply(model(world, "small", await onnx(world, "b/small/model.onnx"), gpuMemoryMiB=500))
+    await b.ready("small")
+
+    shared = await world.env.wait_for(
+        "shared",
+        lambda obj: (
+            obj is not None
+            and ((obj.get("status") or {}).get("capacity") or {}).get("refusedModels") == 1
+        ),
+        namespace=PLATFORM,
+        timeout=30,
+        what="capacity.refusedModels == 1",
+    )
+    assert shared is not None
+    capacity = shared["status"]["capacity"]
+    assert capacity["fits"] is True
+    assert capacity["gpuMemoryRequiredMiB"] == 8500
+    assert capacity["attachedModels"] == 2 and capacity["attachedGpuMemoryMiB"] == 8500
+    assert "models" not in capacity  # no inline model; attached ones are summed, not listed
+    fits = condition(shared, "CapacityFits")
+    assert fits["status"] == "True" and "1 attached Model refused for capacity" in fits["message"]
+    assert reason(shared, "Ready")[0] == "True"
+
+    # The older one goes: the refused one is admitted at the next pass and served.
+    await a.delete("big")
+    served = await b.ready("huge", timeout=90)
+    assert reason(served, "Accepted") == ("True", "Attached")
+    assert served["status"]["targetModel"].startswith("team-b/huge-")
+
+
+async def test_accept_serves_beyond_capacity_and_warns(
+    world: World, teams: dict[str, Team]
+) -> None:
+    await world.apply(shared_endpoint(world, instanceType="ml.g4dn.xlarge"))
+    a, b = teams["team-a"], teams["team-b"]
+    await a.apply(model(world, "big", await onnx(world, "a/big/model.onnx"), gpuMemoryMiB=8000))
+    await b.apply(model(world, "huge", await onnx(world, "b/huge/model.onnx"), gpuMemoryMiB=8000))
+    await a.ready("big")
+    await b.ready("huge")
+
+    shared = await world.env.wait_for(
+        "shared",
+        lambda obj: obj is not None and condition(obj, "CapacityFits").get("status") == "False",
+        namespace=PLATFORM,
+        timeout=30,
+        what="CapacityFits False",
+    )
+    assert shared is not None
+    fits = condition(shared, "CapacityFits")
+    assert fits["reason"] == "DoesNotFit"
+    assert "16000 MiB" in fits["message"] and "14745 MiB" in fits["message"]
+    assert shared["status"]["capacity"]["attachedModels"] == 2
+    assert reason(shared, "Ready")[0] == "True"  # a warning: MME loads and evicts in turn
