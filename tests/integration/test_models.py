@@ -127,6 +127,7 @@ async def teams(world: World, request: pytest.FixtureRequest) -> AsyncIterator[d
                 namespace,
                 "--wait=true",
                 check=False,
+                timeout=600,  # a thousand Models take a while
             )
             await asyncio.to_thread(clean_namespace, plane, namespace)
 
@@ -509,3 +510,67 @@ async def test_accept_serves_beyond_capacity_and_warns(
     assert "16000 MiB" in fits["message"] and "14745 MiB" in fits["message"]
     assert shared["status"]["capacity"]["attachedModels"] == 2
     assert reason(shared, "Ready")[0] == "True"  # a warning: MME loads and evicts in turn
+
+
+def realistic(world: World, object_name: str, source: str) -> dict[str, Any]:
+    """A Model as teams write them: two inputs, one output, batching, two instances."""
+    return model(
+        world,
+        object_name,
+        source,
+        maxBatchSize=32,
+        inputs=[
+            {"name": "input_ids", "dataType": "TYPE_INT64", "dims": [128]},
+            {"name": "attention_mask", "dataType": "TYPE_INT64", "dims": [128]},
+        ],
+        outputs=[{"name": "logits", "dataType": "TYPE_FP32", "dims": [2]}],
+        instanceGroups=[{"count": 2, "kind": "KIND_GPU"}],
+        dynamicBatching={"maxQueueDelayMicroseconds": 100, "preferredBatchSize": [8, 16]},
+        gpuMemoryMiB=10,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+async def test_a_thousand_models_applied_with_plain_kubectl_apply_are_served(
+    world: World, teams: dict[str, Team]
+) -> None:
+    """As one ModelEndpoint, 1,000 such models are more than client-side apply's 256 KiB
+    last-applied annotation holds; as Models, each carries its own small one."""
+    await world.apply(shared_endpoint(world))
+    a = teams["team-a"]
+    source = await onnx(world, "a/many/model.onnx")
+    docs = [realistic(world, f"m{i:04d}", source) for i in range(1000)]
+    for doc in docs:
+        doc["metadata"]["namespace"] = a.namespace
+    text = yaml.safe_dump_all(docs)
+    assert len(text) > 262144  # what one object's annotation could not hold
+
+    done = await asyncio.to_thread(
+        a.plane.kubectl, "apply", "-f", "-", stdin=text, token=a.token, timeout=600
+    )
+    assert done.stdout.count(" created") == 1000, done.stdout[-2000:]
+
+    shared = await world.env.wait_for(
+        "shared",
+        lambda obj: (
+            obj is not None
+            and ((obj.get("status") or {}).get("attached") or {}).get("ready") == 1000
+        ),
+        namespace=PLATFORM,
+        timeout=600,
+        what="attached.ready == 1000",
+    )
+    assert shared is not None
+    assert shared["status"]["attached"] == {
+        "accepted": 1000,
+        "ready": 1000,
+        "failed": 0,
+        "refused": 0,
+    }
+    assert len(yaml.safe_dump(shared["status"])) < 16384  # counts, not a list of 1,000
+    last = await a.ready("m0999")
+    annotation = last["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+    assert len(annotation) < 4096
+    assert last["status"]["targetModel"].startswith("team-a/m0999-")
+    assert await invoke(world, last["status"]["endpointName"], last["status"]["targetModel"]) == 200
