@@ -109,6 +109,7 @@ class ControlPlane:
         stdin: str | None = None,
         check: bool = True,
         token: str | None = None,
+        timeout: float = 120,
     ) -> subprocess.CompletedProcess[str]:
         """Run the envtest kubectl as admin (or with ``token``: as that identity only)."""
         if token is None:
@@ -127,7 +128,7 @@ class ControlPlane:
             capture_output=True,
             text=True,
             check=False,
-            timeout=120,
+            timeout=timeout,
         )
         if check and done.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed:\n{done.stderr}")

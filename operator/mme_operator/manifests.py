@@ -7,6 +7,7 @@ recursively, in name order) or ``-`` for stdin; a file may hold several YAML doc
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 import yaml
 
 from mme_operator.api import API_VERSION, GROUP, KIND, ModelEndpoint, validate_resource
+from mme_operator.api.model import MODEL_KIND, ModelResource, validate_model
 from mme_operator.safe_yaml import YamlLimitError, load_documents
 from mme_operator.sagemaker.images import image_problems
 
@@ -32,6 +34,8 @@ class LoadedFile:
     """The ModelEndpoints of one file, and every problem found in it (one line each)."""
 
     resources: list[ModelEndpoint] = field(default_factory=list)
+    models: list[ModelResource] = field(default_factory=list)
+    """The valid Models (kind Model) of the file."""
     problems: list[str] = field(default_factory=list)
 
 
@@ -103,7 +107,8 @@ def _objects(documents: list[Any], loaded: LoadedFile) -> list[tuple[str, Any]]:
 
 
 def load_model_endpoints(file: str) -> LoadedFile:
-    """Parse and validate every ModelEndpoint in FILE; other kinds are noted on stderr.
+    """Parse and validate every ModelEndpoint and Model in FILE; other kinds are noted on
+    stderr.
 
     Raises :class:`InputError` when the file cannot be read or parsed at all.
     """
@@ -114,6 +119,14 @@ def load_model_endpoints(file: str) -> LoadedFile:
             loaded.problems.append(
                 f"{where}: expected a Kubernetes object (a mapping), got {type(doc).__name__}"
             )
+            continue
+        if doc.get("kind") == MODEL_KIND:
+            found += 1
+            model, problems = validate_model(doc)
+            label = _label(doc, where)
+            loaded.problems.extend(f"{label}: {one_line(str(problem))}" for problem in problems)
+            if model is not None:
+                loaded.models.append(model)
             continue
         if not _is_model_endpoint(doc):
             kind = doc.get("kind") if isinstance(doc.get("kind"), str) else "no kind"
@@ -142,6 +155,8 @@ class Found:
 
     file: str
     resource: ModelEndpoint
+    models: tuple[ModelResource, ...] = ()
+    """The Models of the inputs (any file) that name this ModelEndpoint in endpointRef."""
 
     @property
     def label(self) -> str:
@@ -193,6 +208,7 @@ def load_manifests(inputs: Sequence[str]) -> Manifests:
     """Read and validate every ModelEndpoint the ``-f`` inputs hold; never raises on bad input."""
     files, problems = manifest_files(inputs)
     out = Manifests(problems=problems)
+    models: list[ModelResource] = []
     for file in files:
         name = display_name(file)
         try:
@@ -202,4 +218,17 @@ def load_manifests(inputs: Sequence[str]) -> Manifests:
             continue
         out.problems.extend(f"{name}: {problem}" for problem in loaded.problems)
         out.found.extend(Found(name, resource) for resource in loaded.resources)
+        models.extend(loaded.models)
+    by_endpoint: dict[tuple[str, str], list[ModelResource]] = {}
+    for model in models:
+        by_endpoint.setdefault(model.endpoint_key, []).append(model)
+    out.found = [
+        dataclasses.replace(
+            f,
+            models=tuple(
+                by_endpoint.get((f.resource.metadata.namespace, f.resource.metadata.name), ())
+            ),
+        )
+        for f in out.found
+    ]
     return out

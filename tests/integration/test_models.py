@@ -128,6 +128,7 @@ async def teams(world: World, request: pytest.FixtureRequest) -> AsyncIterator[d
                 namespace,
                 "--wait=true",
                 check=False,
+                timeout=600,  # a thousand Models take a while
             )
             await asyncio.to_thread(clean_namespace, plane, namespace)
 
@@ -459,3 +460,147 @@ async def test_a_models_source_follows_its_own_namespaces_policy_not_the_endpoin
     still = await a.get("bert")
     assert still is not None and reason(still, "Ready") == ("True", "ModelAvailable")
     assert still["status"]["targetModel"] == served["status"]["targetModel"]
+
+
+# Capacity of the whole set. ml.g4dn.xlarge has 16 GiB of GPU memory, 14745 MiB with the
+# default 10% headroom: two Models of 8000 MiB (their gpuMemoryMiB) do not fit together.
+
+
+async def test_a_newcomer_beyond_capacity_is_refused_and_admitted_once_there_is_room(
+    world: World, teams: dict[str, Team]
+) -> None:
+    endpoint = shared_endpoint(world, instanceType="ml.g4dn.xlarge")
+    endpoint["spec"]["attach"]["beyondCapacity"] = "Refuse"
+    await world.apply(endpoint)
+    a, b = teams["team-a"], teams["team-b"]
+    await a.apply(model(world, "big", await onnx(world, "a/big/model.onnx"), gpuMemoryMiB=8000))
+    await a.ready("big")
+    before = await world.keys("mme/shared/")
+
+    await asyncio.sleep(1.1)  # creationTimestamp has second precision: b's is younger
+    await b.apply(model(world, "huge", await onnx(world, "b/huge/model.onnx"), gpuMemoryMiB=8000))
+    refused = await b.wait("huge", lambda m: reason(m, "Accepted")[0] == "False", "refused")
+    assert reason(refused, "Accepted") == ("False", "DoesNotFit")
+    message = condition(refused, "Accepted")["message"]
+    assert "needs 8000 MiB" in message and "6745 of 14745 MiB left on ml.g4dn.xlarge" in message
+    assert "targetModel" not in refused["status"]
+    assert await world.keys("mme/shared/") == before  # nothing uploaded for it
+
+    # A small one still fits in what is left: taken although younger than the refused one.
+    await b.apply(model(world, "small", await onnx(world, "b/small/model.onnx"), gpuMemoryMiB=500))
+    await b.ready("small")
+
+    shared = await world.env.wait_for(
+        "shared",
+        lambda obj: (
+            obj is not None
+            and ((obj.get("status") or {}).get("capacity") or {}).get("refusedModels") == 1
+        ),
+        namespace=PLATFORM,
+        timeout=30,
+        what="capacity.refusedModels == 1",
+    )
+    assert shared is not None
+    capacity = shared["status"]["capacity"]
+    assert capacity["fits"] is True
+    assert capacity["gpuMemoryRequiredMiB"] == 8500
+    assert capacity["attachedModels"] == 2 and capacity["attachedGpuMemoryMiB"] == 8500
+    assert "models" not in capacity  # no inline model; attached ones are summed, not listed
+    fits = condition(shared, "CapacityFits")
+    assert fits["status"] == "True" and "1 attached Model refused for capacity" in fits["message"]
+    assert reason(shared, "Ready")[0] == "True"
+
+    # The older one goes: the refused one is admitted at the next pass and served.
+    await a.delete("big")
+    served = await b.ready("huge", timeout=90)
+    assert reason(served, "Accepted") == ("True", "Attached")
+    assert served["status"]["targetModel"].startswith("team-b/huge-")
+
+
+async def test_accept_serves_beyond_capacity_and_warns(
+    world: World, teams: dict[str, Team]
+) -> None:
+    await world.apply(shared_endpoint(world, instanceType="ml.g4dn.xlarge"))
+    a, b = teams["team-a"], teams["team-b"]
+    await a.apply(model(world, "big", await onnx(world, "a/big/model.onnx"), gpuMemoryMiB=8000))
+    await b.apply(model(world, "huge", await onnx(world, "b/huge/model.onnx"), gpuMemoryMiB=8000))
+    await a.ready("big")
+    await b.ready("huge")
+
+    shared = await world.env.wait_for(
+        "shared",
+        lambda obj: obj is not None and condition(obj, "CapacityFits").get("status") == "False",
+        namespace=PLATFORM,
+        timeout=30,
+        what="CapacityFits False",
+    )
+    assert shared is not None
+    fits = condition(shared, "CapacityFits")
+    assert fits["reason"] == "DoesNotFit"
+    assert "16000 MiB" in fits["message"] and "14745 MiB" in fits["message"]
+    assert shared["status"]["capacity"]["attachedModels"] == 2
+    assert reason(shared, "Ready")[0] == "True"  # a warning: MME loads and evicts in turn
+
+
+def realistic(world: World, object_name: str, source: str) -> dict[str, Any]:
+    """A Model as teams write them: two inputs, one output, batching, two instances."""
+    return model(
+        world,
+        object_name,
+        source,
+        maxBatchSize=32,
+        inputs=[
+            {"name": "input_ids", "dataType": "TYPE_INT64", "dims": [128]},
+            {"name": "attention_mask", "dataType": "TYPE_INT64", "dims": [128]},
+        ],
+        outputs=[{"name": "logits", "dataType": "TYPE_FP32", "dims": [2]}],
+        instanceGroups=[{"count": 2, "kind": "KIND_GPU"}],
+        dynamicBatching={"maxQueueDelayMicroseconds": 100, "preferredBatchSize": [8, 16]},
+        gpuMemoryMiB=10,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+async def test_a_thousand_models_applied_with_plain_kubectl_apply_are_served(
+    world: World, teams: dict[str, Team]
+) -> None:
+    """As one ModelEndpoint, 1,000 such models are more than client-side apply's 256 KiB
+    last-applied annotation holds; as Models, each carries its own small one."""
+    await world.apply(shared_endpoint(world))
+    a = teams["team-a"]
+    source = await onnx(world, "a/many/model.onnx")
+    docs = [realistic(world, f"m{i:04d}", source) for i in range(1000)]
+    for doc in docs:
+        doc["metadata"]["namespace"] = a.namespace
+    text = yaml.safe_dump_all(docs)
+    assert len(text) > 262144  # what one object's annotation could not hold
+
+    done = await asyncio.to_thread(
+        a.plane.kubectl, "apply", "-f", "-", stdin=text, token=a.token, timeout=600
+    )
+    assert done.stdout.count(" created") == 1000, done.stdout[-2000:]
+
+    shared = await world.env.wait_for(
+        "shared",
+        lambda obj: (
+            obj is not None
+            and ((obj.get("status") or {}).get("attached") or {}).get("ready") == 1000
+        ),
+        namespace=PLATFORM,
+        timeout=600,
+        what="attached.ready == 1000",
+    )
+    assert shared is not None
+    assert shared["status"]["attached"] == {
+        "accepted": 1000,
+        "ready": 1000,
+        "failed": 0,
+        "refused": 0,
+    }
+    assert len(yaml.safe_dump(shared["status"])) < 16384  # counts, not a list of 1,000
+    last = await a.ready("m0999")
+    annotation = last["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+    assert len(annotation) < 4096
+    assert last["status"]["targetModel"].startswith("team-a/m0999-")
+    assert await invoke(world, last["status"]["endpointName"], last["status"]["targetModel"]) == 200

@@ -1057,6 +1057,13 @@ class LabelSelector(ApiModel):
     )
 
 
+class BeyondCapacity(StrEnum):
+    """What an endpoint does with a newly attached Model its GPU memory cannot hold."""
+
+    ACCEPT = "Accept"
+    REFUSE = "Refuse"
+
+
 class AttachSpec(ApiModel):
     """Who may attach Models (kind Model) to this endpoint, as Gateway API's allowedRoutes."""
 
@@ -1081,6 +1088,14 @@ class AttachSpec(ApiModel):
     selector: LabelSelector | None = Field(
         default=None,
         description="With from: Selector, the labels of the namespaces whose Models may attach.",
+    )
+    beyond_capacity: BeyondCapacity = Field(
+        default=BeyondCapacity.ACCEPT,
+        description="A Model whose GPU memory would take the endpoint's models past one "
+        "instance's (the instance type's less the sizing headroom): Accept (default: served, "
+        "CapacityFits=False warns that SageMaker will load and evict models in turn) or "
+        "Refuse (Accepted=False/DoesNotFit on that Model). Inline models and Models already "
+        "accepted keep their place; newcomers are taken oldest first while they fit.",
     )
 
 

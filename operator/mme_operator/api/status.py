@@ -332,7 +332,24 @@ class CapacityStatus(ApiModel):
     )
     headroom_percent: int = Field(description="GPU memory kept free (percent).")
     fits: bool = Field(description="Every model can stay loaded at once.")
-    models: list[ModelCapacity] | None = Field(default=None, description="Per-model need.")
+    models: list[ModelCapacity] | None = Field(
+        default=None,
+        description="Per-model need of the inline models (attached Models are counted in "
+        "gpuMemoryRequiredMiB and summed below, not listed: each Model's own status has it).",
+    )
+    attached_models: int | None = Field(
+        default=None, description="Attached Models counted in gpuMemoryRequiredMiB."
+    )
+    attached_gpu_memory_mib: int | None = Field(
+        default=None,
+        alias="attachedGpuMemoryMiB",
+        description="Their GPU memory (MiB), part of gpuMemoryRequiredMiB.",
+    )
+    refused_models: int | None = Field(
+        default=None,
+        description="Models refused for capacity (Accepted=False/DoesNotFit; "
+        "spec.attach.beyondCapacity: Refuse), not counted in gpuMemoryRequiredMiB.",
+    )
 
 
 class RolloutStatus(ApiModel):

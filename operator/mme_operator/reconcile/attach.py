@@ -123,6 +123,52 @@ def admit(
     return Admission(tuple(admitted.values()), refused)
 
 
+def already_accepted(model: ModelResource, endpoint: str) -> bool:
+    """Whether the last pass of ``endpoint`` accepted ``model`` (it keeps its place)."""
+    status = model.status
+    if status is None or status.endpoint != endpoint:
+        return False
+    accepted = _condition(status.conditions, ConditionType.ACCEPTED)
+    return accepted is not None and accepted.status == ConditionStatus.TRUE
+
+
+def beyond_capacity(
+    endpoint: str,
+    instance_type: str,
+    available_mib: int,
+    inline_mib: int,
+    admitted: Sequence[ModelResource],
+    need_mib: Callable[[ModelResource], int],
+) -> dict[str, Refusal]:
+    """The admitted Models (oldest first) an endpoint under ``beyondCapacity: Refuse``
+    refuses: DoesNotFit for each newcomer whose need would take the models past
+    ``available_mib`` (one instance's GPU memory less the headroom).
+
+    The inline models and the Models the last pass accepted keep their place whatever
+    they need (refusing one would stop a model that serves); newcomers are then taken
+    oldest first, each while it fits in what is left, so a large one refused does not
+    keep a smaller, younger one out.
+    """
+    used = inline_mib + sum(need_mib(m) for m in admitted if already_accepted(m, endpoint))
+    refused: dict[str, Refusal] = {}
+    for model in admitted:
+        if already_accepted(model, endpoint):
+            continue
+        need = need_mib(model)
+        if used + need <= available_mib:
+            used += need
+            continue
+        left = max(0, available_mib - used)
+        refused[model.metadata.uid] = Refusal(
+            Reason.DOES_NOT_FIT,
+            f"needs {need} MiB of GPU memory; ModelEndpoint {endpoint} has {left} of "
+            f"{available_mib} MiB left on {instance_type} (its spec.attach.beyondCapacity is "
+            "Refuse): ask its owners for a larger instance type, lower this Model's "
+            "instanceGroups count, or set its gpuMemoryMiB from a measurement",
+        )
+    return refused
+
+
 def previous_model_status(status: AttachedModelStatus | None) -> ModelStatus | None:
     """The model part of a Model's status, as an endpoint's ``status.models`` entry."""
     if status is None or status.name is None:

@@ -16,7 +16,13 @@ import botocore.exceptions
 
 from mme_operator.api import ModelEndpoint, ModelEndpointStatus, ModelSpec, ModelStatus
 from mme_operator.api.model import AttachedModelStatus, ModelResource
-from mme_operator.api.status import ConditionStatus, ConditionType
+from mme_operator.api.status import (
+    CapacityStatus,
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    Reason,
+)
 from mme_operator.artifacts import ArtifactError, ModelSource
 from mme_operator.reconcile.attach import (
     AttachedInput,
@@ -180,9 +186,43 @@ def split_attached(
     names = view_names(view)
     own = [m for m in status.models or [] if m.name not in names]
     counts = attached_counts(list(out.values()))
-    update = {
+    refused = sum(r.reason == Reason.DOES_NOT_FIT for _, r in view.refused.values())
+    update: dict[str, Any] = {
         "models": own or None,
         "attached": counts,
         "model_count": len(own) + (counts.accepted if counts else 0),
     }
+    if status.capacity is not None:
+        update["capacity"] = _small_capacity(status.capacity, names, refused)
+    if refused:
+        update["conditions"] = _refusals_told(status.conditions or [], refused)
     return status.model_copy(update=update), out
+
+
+def _small_capacity(capacity: CapacityStatus, attached: set[str], refused: int) -> CapacityStatus:
+    """``status.capacity`` that lists the inline models only: attached ones are summed (the
+    endpoint's status stays small with thousands of Models)."""
+    listed = capacity.models or []
+    theirs = [m for m in listed if m.name in attached]
+    return capacity.model_copy(
+        update={
+            "models": [m for m in listed if m.name not in attached] or None,
+            "attached_models": len(theirs) or None,
+            "attached_gpu_memory_mib": sum(m.gpu_memory_mib for m in theirs) if theirs else None,
+            "refused_models": refused or None,
+        }
+    )
+
+
+def _refusals_told(conditions: list[Condition], refused: int) -> list[Condition]:
+    """``CapacityFits`` saying how many Models were refused for capacity."""
+    note = (
+        f"; {refused} attached Model{'s' if refused != 1 else ''} refused for capacity "
+        "(Accepted=False/DoesNotFit, spec.attach.beyondCapacity: Refuse)"
+    )
+    return [
+        c.model_copy(update={"message": (c.message or "") + note})
+        if c.type == ConditionType.CAPACITY_FITS
+        else c
+        for c in conditions
+    ]

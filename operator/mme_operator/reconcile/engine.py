@@ -31,6 +31,7 @@ from mme_operator.api import (
     with_recorded_endpoint_name,
 )
 from mme_operator.api.model import AttachedModelStatus
+from mme_operator.api.spec import BeyondCapacity
 from mme_operator.api.status import parse_rfc3339
 from mme_operator.api.validation import Problem, previous_status
 from mme_operator.artifacts import ArtifactError, ModelSource, PreparedArchives, open_source
@@ -41,7 +42,7 @@ from mme_operator.reconcile.apply import (
     SourceOpener,
     terminal_reason,
 )
-from mme_operator.reconcile.attach import AttachedInput, combined_previous
+from mme_operator.reconcile.attach import AttachedInput, beyond_capacity, combined_previous
 from mme_operator.reconcile.attached import (
     AttachedView,
     attached_view,
@@ -82,7 +83,7 @@ from mme_operator.sagemaker.gateway import SageMakerGateway
 from mme_operator.sagemaker.images import ImageLookupError, image_problems
 from mme_operator.settings import Settings
 from mme_operator.sizing import CatalogueError, get_catalogue
-from mme_operator.sizing.choice import model_needs, size_endpoint
+from mme_operator.sizing.choice import capacity_mib, model_needs, size_endpoint
 from mme_operator.tenancy import (
     ArchiveClaims,
     ArchiveLocation,
@@ -134,8 +135,11 @@ def _prepare(
     settings: Settings,
     prepared: PreparedArchives | None = None,
     view: AttachedView | None = None,
-) -> tuple[ModelEndpoint, DesiredState, dict[str, str]] | list[str]:
+) -> tuple[ModelEndpoint, DesiredState, dict[str, str], AttachedView | None] | list[str]:
     """Parse and build the desired state; a list of problems when the spec is unusable.
+
+    The view that comes back is ``view`` less the Models refused for capacity (an endpoint
+    with ``spec.attach.beyondCapacity: Refuse``), which it lists as refused.
 
     With ``prepared``, a local source that naming reads in full is packaged meanwhile
     (:mod:`mme_operator.artifacts.prepared`), for the upload that likely follows.
@@ -182,6 +186,8 @@ def _prepare(
                     f"reading source of model {model.name!r}: {describe_error(exc)}"
                 ) from exc
             unavailable[model.name] = f"cannot read {model.source}: {describe_error(exc)}"
+    if view is not None and view.admitted:
+        resource, view = _refuse_beyond_capacity(resource, view, weights, len(inline))
     try:
         sizing = size_endpoint(
             resource.spec,
@@ -210,7 +216,46 @@ def _prepare(
         return [
             f"spec.image: {exc} (set spec.image, or a supported spec.region / spec.tritonVersion)"
         ]
-    return resource, desired, unavailable
+    return resource, desired, unavailable, view
+
+
+def _refuse_beyond_capacity(
+    resource: ModelEndpoint, view: AttachedView, weights: Mapping[str, int | None], inline: int
+) -> tuple[ModelEndpoint, AttachedView]:
+    """``resource`` (inline models first, then the admitted Models) and ``view`` less the
+    newcomers its GPU memory cannot hold, when ``spec.attach.beyondCapacity`` is Refuse."""
+    attach = resource.spec.attach
+    if attach is None or attach.beyond_capacity != BeyondCapacity.REFUSE:
+        return resource, view
+    capacity = capacity_mib(resource.spec, get_catalogue())
+    if capacity is None:
+        return resource, view
+    needs = {n.name: n.required_mib for n in model_needs(resource.spec, weights)}
+    models = resource.spec.models
+    refused = beyond_capacity(
+        view.endpoint,
+        *capacity,
+        sum(needs[m.name] for m in models[:inline]),
+        view.admitted,
+        lambda model: needs[model.served_name],
+    )
+    if not refused:
+        return resource, view
+    names = {m.served_name for m in view.admitted if m.metadata.uid in refused}
+    spec = resource.spec.model_copy(update={"models": [m for m in models if m.name not in names]})
+    view = dataclasses.replace(
+        view,
+        admitted=tuple(m for m in view.admitted if m.metadata.uid not in refused),
+        refused={
+            **view.refused,
+            **{
+                m.metadata.uid: (m, refused[m.metadata.uid])
+                for m in view.admitted
+                if m.metadata.uid in refused
+            },
+        },
+    )
+    return resource.model_copy(update={"spec": spec}), view
 
 
 def tenancy_policy(settings: Settings) -> TenancyPolicy:
@@ -379,7 +424,7 @@ def _reconcile(
         state = _prepare(body, clients, settings, prepared, view)
         if isinstance(state, list):
             return _settled(invalid_status(previous, _generation(body), state), settings)
-        _, desired, unavailable = state
+        _, desired, unavailable, view = state
         bucket = desired.bucket
         gateway = clients.gateway(cache_reads=True)  # one pass: a read asked twice is reused
         known = recorded_archives(previous, desired.owner_uid)
@@ -525,7 +570,7 @@ def dry_run(body: Mapping[str, Any], clients: AwsClients, settings: Settings) ->
     prepared = _prepare(body, clients, settings)
     if isinstance(prepared, list):
         return prepared
-    _, desired, unavailable = prepared
+    _, desired, unavailable, _ = prepared
     previous = _previous_status(body)
     observed = observe(
         clients, desired, recorded_archives(previous, desired.owner_uid), previous=previous

@@ -70,6 +70,28 @@ def _advice(needs: tuple[ModelNeed, ...], best: Candidate | None, required: int)
     )
 
 
+def capacity_mib(spec: ModelEndpointSpec, catalogue: InstanceCatalogue) -> tuple[str, int] | None:
+    """(instance type, MiB of GPU memory one instance offers less the headroom) that a
+    ``beyondCapacity: Refuse`` endpoint admits Models against: ``spec.instanceType``, or
+    when the operator chooses, the allowed type with the most (sizing then picks the
+    cheapest that holds what was admitted). None: no such type in the catalogue."""
+    headroom = _headroom(spec)
+    families = (
+        None if spec.instance_type else (spec.sizing.allowed_families if spec.sizing else None)
+    )
+    found = [
+        c
+        for c in candidates(
+            (), catalogue, spec.region, headroom_percent=headroom, families=families
+        )
+        if c.instance.gpus and (spec.instance_type is None or c.instance.name == spec.instance_type)
+    ]
+    if not found:
+        return None
+    best = max(found, key=lambda c: (c.available_mib, c.instance.name))
+    return best.instance.name, best.available_mib
+
+
 def size_endpoint(
     spec: ModelEndpointSpec,
     needs: tuple[ModelNeed, ...],

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from mme_operator.api import ModelEndpoint, ModelSpec
+from mme_operator.api.spec import AttachFrom
 from mme_operator.manifests import Found
+from mme_operator.reconcile.attach import namespace_admitted
 from mme_operator.settings import Settings, get_settings
 from mme_operator.sizing.catalogue import CatalogueError, InstanceCatalogue, get_catalogue
 from mme_operator.sizing.fit import (
@@ -346,6 +348,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def with_attached_models(one: Found) -> ModelEndpoint:
+    """The ModelEndpoint of ``one`` with the Models of the inputs that attach to it among its
+    models (as ``<namespace>/<name>``, as the operator serves them): the whole set is sized.
+
+    A Model of a namespace the endpoint does not admit (``spec.attach``) is left out; under
+    ``from: Selector`` the namespaces' labels are not known here, so every Model naming the
+    endpoint is counted (and a note says so)."""
+    resource = one.resource
+    attach = resource.spec.attach
+    selecting = attach is not None and attach.from_ == AttachFrom.SELECTOR
+    namespace = resource.metadata.namespace
+    taken = [
+        m
+        for m in one.models
+        if selecting or namespace_admitted(attach, namespace, m.metadata.namespace, None)
+    ]
+    if selecting and taken:
+        print(f"note: {one.label}: spec.attach is from: Selector; the {len(taken)} Model(s) "
+              "naming it are all counted (namespace labels are not read here)",
+              file=sys.stderr)  # fmt: skip
+    if not taken:
+        return resource
+    models = [*resource.spec.models, *(m.as_model_spec() for m in taken)]
+    return resource.model_copy(update={"spec": resource.spec.model_copy(update={"models": models})})
+
+
 def size_command(
     found: Sequence[Found], args: argparse.Namespace, cache_report: CacheReport | None = None
 ) -> int:
@@ -373,7 +401,7 @@ def size_command(
     results = []
     code = 0
     for one in found:
-        resource = one.resource
+        resource = with_attached_models(one)
         weights, unreadable = weights_sizes(resource, settings)
         region = args.region or resource.spec.region
         result = size_resource(

@@ -109,6 +109,48 @@ def test_a_small_spec_gets_the_cheapest_fitting_type_with_its_cost(tmp_path: Pat
     )
 
 
+def test_an_endpoint_is_sized_with_the_models_that_attach_to_it(tmp_path: Path) -> None:
+    """A shared endpoint with no inline model and two teams' Models of 9000 MiB: one
+    ml.g4dn.xlarge (14745 MiB usable) holds one of them, not both; a Model of a namespace the
+    endpoint does not admit is not counted."""
+    endpoint = yaml.safe_load(Path(manifest(tmp_path, [])).read_text())
+    endpoint["spec"].pop("instanceType")
+    endpoint["spec"].update(sizing={}, attach={"from": "Same"})
+
+    def attached(namespace: str, name: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "mme-operator.io/v1alpha1",
+            "kind": "Model",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "endpointRef": {"name": "sized", "namespace": "ml"},
+                "source": "s3://training/model.onnx",
+                "gpuMemoryMiB": 9000,
+                **ONNX,
+            },
+        }
+
+    path = tmp_path / "shared.yaml"
+    models = [attached("ml", "bert"), attached("ml", "gpt"), attached("team-x", "other")]
+    path.write_text(yaml.safe_dump_all([endpoint, *models]))
+
+    result = size("-f", str(path), "--output", "json")
+
+    assert result.returncode == 0, result.stderr
+    (sized,) = json.loads(result.stdout)
+    assert [m["name"] for m in sized["models"]] == ["ml/bert", "ml/gpt"]
+    assert sized["gpuMemoryRequiredMiB"] == 18000
+    assert sized["recommended"] == "ml.g5.xlarge"
+
+    # All namespaces admitted: team-x's Model counts too, and no single-GPU type holds 27000.
+    endpoint["spec"]["attach"] = {"from": "All"}
+    path.write_text(yaml.safe_dump_all([endpoint, *models]))
+    result = size("-f", str(path), "--output", "json")
+    (sized,) = json.loads(result.stdout)
+    assert sized["gpuMemoryRequiredMiB"] == 27000 and sized["recommended"] is None
+    assert result.returncode == 1
+
+
 @pytest.fixture
 def s3_url() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
