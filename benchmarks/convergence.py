@@ -24,7 +24,11 @@ Phases, each on its own namespace with a fresh operator process:
 3. restart: the operator of the 100 stops and a new one starts -> seconds until it has
    resumed all 100, status writes, weight bytes read again (inotify on the weights);
 4. change one of 100: one endpoint of 100 models, one model's weights replaced -> AWS
-   calls by operation and seconds until Ready again.
+   calls by operation and seconds until Ready again;
+5. shared (envtest only): one ModelEndpoint with ``--shared-models`` Models (kind Model)
+   from ``--shared-namespaces`` namespaces -> seconds until all are Ready, peak RSS, a steady
+   window's reads (the S3 listing's pages + 1 DescribeEndpoint per interval) and writes of
+   any kind, and the calls that changing one Model's weights costs.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,11 +65,14 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUP, VERSION, PLURAL = "mme-operator.io", "v1alpha1", "modelendpoints"
+MODELS = "models"
 ROLE = "arn:aws:iam::123456789012:role/sagemaker-mme"
 BUCKET = "bench-artifacts"
 MODELS_PER_ENDPOINT = 10
 SIZES = (10, 50, 100)
 WIDE_MODELS = 100
+SHARED_MODELS = 5000
+SHARED_NAMESPACES = 50
 TARGETS = {
     "converge_100_seconds": 20.0,
     "steady_aws_reads_per_endpoint": 2.0,
@@ -75,6 +83,8 @@ TARGETS = {
     "restart_status_writes": 0,
     "restart_bytes_reread": 0,
     "peak_rss_mib_100": 150.0,
+    "shared_seconds": 120.0,
+    "shared_peak_rss_mib": 250.0,
 }
 UPLOAD_OPERATIONS = {"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}
 READ_PREFIXES = ("Describe", "List", "Get", "Head")
@@ -213,17 +223,17 @@ class Kube:
         with contextlib.suppress(urllib.error.HTTPError):
             self.request("POST", "/api/v1/namespaces", body)
 
-    def install_crd(self) -> None:
-        crd = yaml.safe_load((ROOT / "crds" / "modelendpoints.yaml").read_text())
+    def install_crd(self, file: str = "modelendpoints.yaml", plural: str = PLURAL) -> None:
+        crd = yaml.safe_load((ROOT / "crds" / file).read_text())
         self.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                self.request("GET", f"/apis/{GROUP}/{VERSION}/{PLURAL}")
+                self.request("GET", f"/apis/{GROUP}/{VERSION}/{plural}")
                 return
             except urllib.error.HTTPError:
                 time.sleep(0.2)
-        raise RuntimeError("the CRD was not served in 30 s")
+        raise RuntimeError(f"the CRD of {plural} was not served in 30 s")
 
     def endpoints_path(self, namespace: str, name: str = "") -> str:
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
@@ -251,7 +261,7 @@ class ApiServerWrites:
             labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
             if labels.get("verb") not in ("POST", "PUT", "PATCH", "DELETE"):
                 continue
-            if labels.get("resource") not in (PLURAL, "events"):
+            if labels.get("resource") not in (PLURAL, MODELS, "events"):
                 continue
             target = labels["resource"] + (
                 f"/{labels['subresource']}" if labels.get("subresource") else ""
@@ -616,6 +626,18 @@ class Bench:
         return figures, operator
 
     def steady(self, operator: OperatorProcess, size: int, interval: float) -> dict[str, Any]:
+        if self.args.metrics_interval > 0:
+            # An endpoint's first metrics read writes its status.cache (news, not churn):
+            # the window starts once every endpoint has had it.
+            wait_until(
+                lambda: all(
+                    (obj.get("status") or {}).get("cache")
+                    for obj in self.kube.list(operator.namespace)
+                ),
+                self.args.metrics_interval * 4 + 60,
+                "every endpoint's first cache metrics read",
+                1.0,
+            )
         self.quiet()
         self.aws.reset_calls()
         counted_from = time.monotonic()
@@ -732,11 +754,170 @@ class Bench:
         return figures
 
 
+def shared_model(namespace: str, name: str, source: Path, endpoint: str) -> dict[str, Any]:
+    """A Model of team ``namespace`` attached to the shared endpoint."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Model",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "endpointRef": {"name": "shared", "namespace": endpoint},
+            "source": source.as_uri(),
+            "platform": "onnxruntime_onnx",
+            "maxBatchSize": 8,
+            "instanceGroups": [{"count": 1, "kind": "KIND_GPU"}],
+        },
+    }
+
+
+def shared_phase(bench: Bench, models: int, namespaces: int) -> dict[str, Any]:
+    """One ModelEndpoint with ``models`` Models from ``namespaces`` team namespaces: seconds
+    until all are Ready, the operator's peak RSS, a steady window's AWS reads and writes of
+    any kind, and the calls that changing one Model's weights costs."""
+    kube, args = bench.kube, bench.args
+    platform = "bench-shared"
+    kube.create_namespace(platform)
+    teams = [f"bench-team-{i:02d}" for i in range(namespaces)]
+    docs: list[dict[str, Any]] = []
+    for i in range(models):
+        team = teams[i % namespaces]
+        source = bench.workdir / "weights" / team / f"m{i:05d}.onnx"
+        write_weights(source, 1024)
+        docs.append(shared_model(team, f"m{i:05d}", source, platform))
+    for team in teams:
+        kube.create_namespace(team)
+    endpoint = manifest(platform, "shared", [])
+    endpoint["spec"]["attach"] = {"from": "All"}
+    operator = OperatorProcess(
+        platform, bench.operator_env(args.drift_interval), bench.log_path(platform)
+    )
+    endpoint_path = kube.endpoints_path(platform, "shared")
+
+    def attached() -> dict[str, Any]:
+        found = kube.request("GET", endpoint_path)
+        return dict((found.get("status") or {}).get("attached") or {})
+
+    try:
+        bench.aws.reset_calls()
+        started = time.monotonic()
+        kube.request("POST", kube.endpoints_path(platform), endpoint)
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(
+                pool.map(
+                    lambda doc: kube.request(
+                        "POST",
+                        f"/apis/{GROUP}/{VERSION}/namespaces/"
+                        f"{doc['metadata']['namespace']}/{MODELS}",
+                        doc,
+                    ),
+                    docs,
+                )
+            )
+        created = time.monotonic() - started
+        wait_until(lambda: attached().get("ready") == models, 900, f"{models} Models Ready", 1.0)
+        seconds = time.monotonic() - started
+        peak = operator.peak_rss_mib()
+        converge_calls = bench.aws.calls()
+        log(f"shared: {models} Models Ready in {seconds:.1f} s (created in {created:.1f} s)")
+
+        def listed_ready() -> int:
+            listed = kube.request("GET", f"/apis/{GROUP}/{VERSION}/{MODELS}")["items"]
+            return sum(
+                any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in (m.get("status") or {}).get("conditions") or [])
+                for m in listed
+            )  # fmt: skip
+
+        # The endpoint counts a Model Ready before the Model's own status is written (a few
+        # at a time): the steady window starts once every Model says so itself.
+        wait_until(lambda: listed_ready() == models, 300, f"{models} Models' own status Ready", 2)
+        ready = models
+
+        # Steady: k drift intervals with nothing changed.
+        bench.quiet(seconds=2.0, timeout=120)
+        bench.aws.reset_calls()
+        kube_before = bench.writes.snapshot()
+        window = args.drift_interval * args.steady_intervals
+        time.sleep(window)
+        calls = bench.aws.calls()
+        kube_writes = bench.writes.snapshot() - kube_before
+        reads = sum(
+            n for op, n in calls.items() if op.startswith(READ_PREFIXES) and op not in METRICS_READS
+        )
+        aws_writes = sum(n for op, n in calls.items() if not op.startswith(READ_PREFIXES))
+        objects = bench.aws.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=f"{platform}/")
+        keys = objects.get("KeyCount", 0)
+        while objects.get("IsTruncated"):
+            objects = bench.aws.client("s3").list_objects_v2(
+                Bucket=BUCKET,
+                Prefix=f"{platform}/",
+                ContinuationToken=objects["NextContinuationToken"],
+            )
+            keys += objects.get("KeyCount", 0)
+        pages = max(1, math.ceil(keys / 1000))
+
+        # Change the weights of one Model of the 5,000.
+        changed = docs[models // 2]
+        team, name = changed["metadata"]["namespace"], changed["metadata"]["name"]
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{team}/{MODELS}/{name}"
+        before = kube.request("GET", path)["status"]["targetModel"]
+        replacement = bench.workdir / "weights" / team / f"{name}-retrained.onnx"
+        write_weights(replacement, 1024)
+        bench.quiet(seconds=2.0, timeout=120)
+        bench.aws.reset_calls()
+        change_started = time.monotonic()
+        kube.request(
+            "PATCH",
+            path,
+            {"spec": {"source": replacement.as_uri()}},
+            "application/merge-patch+json",
+        )
+
+        def served_anew() -> bool:
+            status = kube.request("GET", path).get("status") or {}
+            ready = any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in status.get("conditions") or []
+            )
+            return ready and status.get("targetModel") not in (None, before)
+
+        wait_until(served_anew, 120, "the changed Model Ready on its new archive", 0.2)
+        change_seconds = time.monotonic() - change_started
+        bench.quiet(seconds=1.0, timeout=60)
+        change = bench.aws.calls()
+    finally:
+        operator.stop()
+    uploads = change["PutObject"] + change["CompleteMultipartUpload"]
+    figures = {
+        "models": models,
+        "namespaces": namespaces,
+        "seconds": round(seconds, 2),
+        "created_seconds": round(created, 2),
+        "peak_rss_mib": round(peak, 1),
+        "ready_models_listed": ready,
+        "steady_aws_reads_per_interval": round(reads / args.steady_intervals, 2),
+        "steady_expected_reads_per_interval": pages + 1,
+        "steady_list_pages": pages,
+        "steady_writes": aws_writes + sum(kube_writes.values()),
+        "change_uploads": uploads,
+        "change_other_calls": sum(
+            n for op, n in change.items() if op not in UPLOAD_OPERATIONS and op not in METRICS_READS
+        ),
+        "change_seconds": round(change_seconds, 2),
+        "converge_calls_by_operation": dict(sorted(converge_calls.items())),
+        "steady_calls_by_operation": dict(sorted(calls.items())),
+        "steady_kube_writes": dict(kube_writes),
+        "change_calls_by_operation": dict(sorted(change.items())),
+    }
+    log(f"shared: {figures}")
+    return figures
+
+
 def check_targets(result: dict[str, Any]) -> dict[str, bool]:
     converge, steady = result["converge"], result["steady"]
     change, restart = result["change_one_of_100"], result["restart"]
     largest = converge.get("100", {"seconds": float("inf"), "peak_rss_mib": float("inf")})
-    return {
+    targets = {
         "100x10 Ready < 20 s": largest["seconds"] < TARGETS["converge_100_seconds"],
         "steady <= 2 AWS reads per endpoint per interval": steady["aws_reads_per_endpoint"]
         <= TARGETS["steady_aws_reads_per_endpoint"],
@@ -751,6 +932,25 @@ def check_targets(result: dict[str, Any]) -> dict[str, bool]:
         "restart no weights re-read": restart["bytes_reread"] == 0,
         "RSS < 150 MiB at 100 endpoints": largest["peak_rss_mib"] < TARGETS["peak_rss_mib_100"],
     }
+    shared = result.get("shared")
+    if shared is not None:
+        n = shared["models"]
+        targets.update(
+            {
+                f"shared: {n} Models Ready < 120 s": shared["seconds"] < TARGETS["shared_seconds"],
+                f"shared: peak RSS < 250 MiB at {n} Models": shared["peak_rss_mib"]
+                < TARGETS["shared_peak_rss_mib"],
+                "shared: steady reads = listing pages + 1 DescribeEndpoint per interval": shared[
+                    "steady_aws_reads_per_interval"
+                ]
+                <= shared["steady_expected_reads_per_interval"],
+                "shared: steady 0 writes": shared["steady_writes"] == 0,
+                "shared: 1 Model changed -> 1 upload": shared["change_uploads"] == 1,
+                "shared: 1 Model changed -> <= 5 other calls": shared["change_other_calls"]
+                <= TARGETS["change_other_aws_calls"],
+            }
+        )
+    return targets
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -780,6 +980,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             restart = bench.restart(operator, args.sizes[-1], args.drift_interval)
             bench.purge(f"bench-{args.sizes[-1]}")
             change = bench.change_one_of_100()
+            shared = None
+            if args.shared_models and kind == "envtest":
+                bench.purge("bench-change")  # its drift checks would count in the window
+                kube.install_crd("models.yaml", MODELS)
+                shared = shared_phase(bench, args.shared_models, args.shared_namespaces)
     finally:
         for process in OPERATORS:
             terminate(process)
@@ -793,6 +998,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "steady": steady,
         "change_one_of_100": change,
         "restart": restart,
+        **({"shared": shared} if shared is not None else {}),
         "details": bench.details,
         "environment": {
             "kubernetes_api": description,
@@ -848,6 +1054,18 @@ def print_report(result: dict[str, Any]) -> None:
     )
     print(f"  Kubernetes writes: {restart['kube_writes']}")
     print(f"  AWS calls: {restart['calls_by_operation']}")
+    shared = result.get("shared")
+    if shared is not None:
+        print(
+            f"\nshared endpoint, {shared['models']} Models from {shared['namespaces']} "
+            f"namespaces: all Ready in {shared['seconds']} s, peak RSS {shared['peak_rss_mib']} "
+            f"MiB; steady {shared['steady_aws_reads_per_interval']} AWS reads per interval "
+            f"({shared['steady_list_pages']} listing pages + 1 DescribeEndpoint expected), "
+            f"{shared['steady_writes']} writes; 1 Model changed: {shared['change_uploads']} "
+            f"upload(s), {shared['change_other_calls']} other calls, Ready in "
+            f"{shared['change_seconds']} s"
+        )
+        print(f"  AWS calls of the change: {shared['change_calls_by_operation']}")
     print("\ntargets")
     for target, met in result["targets"].items():
         print(f"  {'met ' if met else 'MISS'}  {target}")
@@ -880,6 +1098,15 @@ def main() -> int:
         help="endpoint counts, comma-separated (default 10,50,100; the targets need 100)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work dir and logs")
+    parser.add_argument(
+        "--shared-models",
+        type=int,
+        default=SHARED_MODELS,
+        help="Models (kind Model) on one shared ModelEndpoint; 0 skips that phase (envtest only)",
+    )
+    parser.add_argument(
+        "--shared-namespaces", type=int, default=SHARED_NAMESPACES, help="their namespaces"
+    )
     parser.add_argument(
         "--wide-models", type=int, default=WIDE_MODELS, help="models of the changed endpoint"
     )

@@ -74,6 +74,14 @@ class Settings(BaseSettings):
         description="Load checks of one pass run side by side, this many at a time (a cold "
         "load takes seconds to minutes; one after the other they would add up).",
     )
+    upload_workers: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Archives one pass packages and uploads side by side (a shared endpoint's "
+        "first pass has one per attached Model); each holds one archive's scratch file on "
+        "disk while it runs.",
+    )
     max_source_bytes: int = Field(
         default=8 * 1024**3,
         gt=0,

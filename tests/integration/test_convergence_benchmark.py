@@ -1,6 +1,7 @@
 """`benchmarks/convergence.py` runs end to end at a small size, and its counts hold.
 
-The benchmark starts its own API server, local AWS and operator processes; a change that
+The benchmark starts its own API server, local AWS and operator processes (the shared
+endpoint's phase with a dozen Models); a change that
 breaks it (a new required setting, a renamed status field) shows here rather than on the
 day someone measures. Times depend on the machine's load, so only the counts are checked:
 the steady drift reads, the cache signals' read counted apart, no steady writes, one upload
@@ -46,6 +47,10 @@ def test_the_benchmark_runs_and_its_counts_meet_their_targets() -> None:
             "2",
             "--metrics-interval",
             "4",
+            "--shared-models",
+            "12",
+            "--shared-namespaces",
+            "3",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -72,3 +77,8 @@ def test_the_benchmark_runs_and_its_counts_meet_their_targets() -> None:
     assert targets["1 of 100 changed -> <= 5 other AWS calls"], report["change_one_of_100"]
     assert targets["restart 0 status writes"], report["restart"]
     assert targets["restart no weights re-read"], report["restart"]
+    shared = report["shared"]
+    assert (shared["models"], shared["namespaces"], shared["ready_models_listed"]) == (12, 3, 12)
+    assert targets["shared: steady 0 writes"], shared
+    assert targets["shared: steady reads = listing pages + 1 DescribeEndpoint per interval"], shared
+    assert targets["shared: 1 Model changed -> 1 upload"], shared

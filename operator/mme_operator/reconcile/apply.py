@@ -8,6 +8,7 @@ condition. A model whose source cannot be packaged fails alone; the others go on
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -117,9 +118,11 @@ class Executor:
         gateway: SageMakerGateway | None = None,
         prepared: PreparedArchives | None = None,
         load_check_concurrency: int = 1,
+        upload_workers: int = 1,
     ) -> None:
         self.clients = clients
         self.load_check_concurrency = load_check_concurrency
+        self.upload_workers = upload_workers
         self.prepared = prepared
         self.desired = desired
         self.open_source = open_source
@@ -141,18 +144,29 @@ class Executor:
 
         The load checks (the plan's last steps, each its own TargetModel) run side by side,
         ``load_check_concurrency`` at a time: a cold load takes seconds to minutes, and
-        one after the other they would hold the pass for the sum.
+        one after the other they would hold the pass for the sum. Consecutive uploads run
+        ``upload_workers`` at a time (each archive's name is its own: they cannot clash).
         """
         result = ApplyResult()
         checks = [a for a in plan.actions if isinstance(a, p.LoadCheck)]
         # Deletions that wait for a load check's answer run after the checks.
         after = [a for a in plan.actions if isinstance(a, p.DeleteArchive) and a.once_loaded]
-        for action in plan.actions:
-            if isinstance(action, p.LoadCheck) or action in after:
-                continue
+        steps = [a for a in plan.actions if not isinstance(a, p.LoadCheck) and a not in after]
+        i = 0
+        while i < len(steps):
+            action = steps[i]
             if plan.upload_first and not result.uploaded and isinstance(action, p.BILLED_ACTIONS):
                 result.error = nothing_uploaded(action, result)
                 return result
+            if isinstance(action, p.UploadArchive) and self.upload_workers > 1:
+                uploads = list(
+                    itertools.takewhile(lambda a: isinstance(a, p.UploadArchive), steps[i:])
+                )
+                i += len(uploads)
+                if not self._uploads(uploads, result):
+                    return result
+                continue
+            i += 1
             if not self._step(action, result):
                 return result
         if checks:
@@ -164,6 +178,23 @@ class Executor:
             if not self._step(action, result):
                 return result
         return result
+
+    def _uploads(self, uploads: list[p.Action], result: ApplyResult) -> bool:
+        """Run ``uploads`` side by side, each into a result of its own, then take them in
+        plan order: every archive that went up is recorded, and the first failure (in plan
+        order) is the pass's error. False when one failed."""
+        parts = [ApplyResult() for _ in uploads]
+        workers = min(self.upload_workers, len(uploads))
+        with ThreadPoolExecutor(workers, thread_name_prefix="upload") as pool:
+            done = list(pool.map(self._step, uploads, parts))
+        for part in parts:
+            result.uploaded.update(part.uploaded)
+            result.model_errors.update(part.model_errors)
+            result.done.extend(part.done)
+            result.notes.extend(part.notes)
+            if part.error is not None and result.error is None:
+                result.error = part.error
+        return all(done)
 
     def _step(self, action: p.Action, result: ApplyResult) -> bool:
         """Run one action; False when the run stops (``result.error`` says why)."""

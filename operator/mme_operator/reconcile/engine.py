@@ -532,6 +532,7 @@ def _execute(
             gateway=gateway,
             prepared=prepared,
             load_check_concurrency=settings.load_check_concurrency,
+            upload_workers=settings.upload_workers,
         )
         return executor.run(plan)
 
