@@ -364,6 +364,7 @@ def test_config_values_become_settings_the_operator_accepts(
         "config.retryDelaySeconds=5",
         "config.loadCheck=false",
         "config.loadCheckConcurrency=4",
+        "config.uploadWorkers=6",
         "config.maxSourceBytes=107374182400",
         "config.maxExpansionRatio=20",
         "config.httpsTimeoutSeconds=120",
@@ -389,6 +390,7 @@ def test_config_values_become_settings_the_operator_accepts(
     assert settings.load_check is False
     assert settings.metrics_interval_seconds == 0  # the cache signals' reads turned off
     assert settings.load_check_concurrency == 4
+    assert settings.upload_workers == 6
     assert settings.max_expansion_ratio == 20
     assert settings.multipart_chunk_bytes == 16 * 1024**2
     assert settings.max_concurrent_reconciles == 12
