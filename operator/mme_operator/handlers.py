@@ -9,9 +9,13 @@ has to wait raises ``kopf.TemporaryError`` with a delay and kopf comes back.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
+import contextvars
 import functools
 import hashlib
+import inspect
 import json
 import logging
 import re
@@ -43,8 +47,9 @@ from mme_operator.kube import KubeApiError, KubeLoginError
 from mme_operator.reconcile import Outcome, check_drift, failed_retry_due, finalize, reconcile
 from mme_operator.reconcile.client_mapping import configmap_name, models_configmap
 from mme_operator.reconcile.desired import ADOPT_ANNOTATION, RETRY_UPDATE_ANNOTATION
+from mme_operator.reconcile.drift_schedule import DriftSchedule
 from mme_operator.reconcile.events import failure_events
-from mme_operator.reconcile.fair_share import NamespaceShares
+from mme_operator.reconcile.fair_share import FairTurns, NamespaceShares
 from mme_operator.reconcile.status import set_condition
 from mme_operator.sagemaker.clients import AwsClients, make_clients
 from mme_operator.sagemaker.stopping import OperatorStopping
@@ -129,16 +134,54 @@ class OperatorContext:
     """Each namespace's fair share of the workers (None: no limit, MME_NAMESPACE_FAIR_SHARE)."""
     claims: ArchiveClaims = field(default_factory=ArchiveClaims)
     """The archive locations admitted so far: which of two nesting ones keeps its place."""
+    drift: DriftSchedule | None = None
+    """When each endpoint was last observed: which drift ticks read AWS."""
+    turns: FairTurns | None = None
+    """Change passes waiting for their namespace's share, on the event loop."""
+    executor: concurrent.futures.Executor | None = None
+    """kopf's workers (its sync handlers' pool), once the operator has started."""
 
     def __post_init__(self) -> None:
         if self.shares is None and self.settings.namespace_fair_share:
             self.shares = NamespaceShares(self.settings.max_concurrent_reconciles)
+        if self.turns is None and self.shares is not None:
+            self.turns = FairTurns(self.shares)
+        if self.drift is None:
+            self.drift = DriftSchedule(self.settings.drift_check_interval_seconds)
+
+    @property
+    def schedule(self) -> DriftSchedule:
+        assert self.drift is not None
+        return self.drift
 
     def slot(self, namespace: str) -> contextlib.AbstractContextManager[bool]:
         """A worker within ``namespace``'s fair share (see reconcile/fair_share.py)."""
         if self.shares is None:
             return contextlib.nullcontext(True)
         return self.shares.slot(namespace)
+
+    async def in_worker(self, namespace: str, call: Callable[[], T]) -> T:
+        """``call()`` in one of kopf's workers once ``namespace``'s turn has come.
+
+        Waiting for the turn (:class:`FairTurns`) holds no worker and writes nothing: a
+        refused pass tried again through kopf writes its retry to the object every time.
+        """
+        turn = self.turns.turn(namespace) if self.turns is not None else contextlib.nullcontext()
+        async with turn:
+            loop = asyncio.get_running_loop()
+            run = functools.partial(contextvars.copy_context().run, call)  # kopf's context vars
+            future = loop.run_in_executor(self.executor, run)
+            # As kopf runs its sync handlers: a cancelled pass ends with its thread, so no
+            # thread outlives it holding a worker.
+            cancelled: asyncio.CancelledError | None = None
+            while not future.done():
+                try:
+                    await asyncio.shield(future)
+                except asyncio.CancelledError as exc:
+                    cancelled = exc
+            if cancelled is not None:
+                raise cancelled
+            return future.result()
 
     def clients(self, region: str) -> AwsClients:
         with self._guard:
@@ -324,9 +367,19 @@ def _identity(body: kopf.Body) -> tuple[str, str, str]:
     return str(meta.uid), str(meta.namespace), str(meta.name)
 
 
-def _cut_short_by_stop(handler: Callable[..., None]) -> Callable[..., None]:
+def _cut_short_by_stop(handler: Callable[..., Any]) -> Callable[..., Any]:
     """A pass the stopping operator cut short (:class:`OperatorStopping`) is taken up again
     1 s after the restart: one log line, no traceback, no 60 s wait kopf would persist."""
+    if inspect.iscoroutinefunction(handler):
+
+        @functools.wraps(handler)
+        async def awaited(*args: Any, **kwargs: Any) -> None:
+            try:
+                await handler(*args, **kwargs)
+            except OperatorStopping as exc:
+                raise kopf.TemporaryError(str(exc), delay=1) from None
+
+        return awaited
 
     @functools.wraps(handler)
     def wrapped(*args: Any, **kwargs: Any) -> None:
@@ -355,6 +408,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         # Sync handlers run in kopf's thread pool; its default follows the node's CPUs
         # (min(32, CPUs + 4)), not the pod's limit nor the AWS connection pools.
         settings.execution.max_workers = context.settings.max_concurrent_reconciles
+        context.executor = settings.execution.executor
 
     def write_models_configmap(
         body: kopf.Body, status: ModelEndpointStatus, logger: Any
@@ -415,10 +469,14 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         logger: Any,
         locations: kopf.Index[str, ArchiveLocation],
         events: PassEvents | None = None,
+        *,
+        turn_taken: bool = False,
     ) -> None:
         events = events or PassEvents(body)
         namespace = str(body.metadata.namespace)
-        with context.slot(namespace) as granted:
+        # A change handler waited for its turn (context.in_worker); a drift tick asks here.
+        slot = contextlib.nullcontext(True) if turn_taken else context.slot(namespace)
+        with slot as granted:
             if not granted:
                 # Over the namespace's share: give the worker back now, try again shortly.
                 raise kopf.TemporaryError(
@@ -435,6 +493,8 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
                 _pass_outcome,
                 note=lambda done: events.note_failures(body.get("status"), done.status),
             )
+        # The pass read the endpoint and the listing: the next drift tick reuses that.
+        context.schedule.observed(str(body.metadata.uid))
         metrics.ENDPOINTS.record(*_identity(body), outcome.status)
         refused = write_models_configmap(body, outcome.status, logger)
         status = with_configmap_condition(outcome.status, refused)
@@ -457,21 +517,31 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
     @kopf.on.create(*resource, registry=registry)
     @kopf.on.update(*resource, registry=registry)
     @_cut_short_by_stop
-    def reconcile_handler(
+    async def reconcile_handler(
         body: kopf.Body,
         patch: kopf.Patch,
         logger: Any,
         archive_locations: kopf.Index[str, ArchiveLocation],
         **_: Any,
     ) -> None:
-        run_reconcile(body, patch, logger, archive_locations)
+        # Async only to wait for the namespace's turn off the workers; the pass runs in one.
+        await context.in_worker(
+            str(body.metadata.namespace),
+            functools.partial(
+                run_reconcile, body, patch, logger, archive_locations, turn_taken=True
+            ),
+        )
 
+    # Sharp: one tick per interval, however long the worker queue made the last one wait
+    # (kopf's default sleeps an interval after each tick: ticks fall behind under load).
+    # The first tick of each object has its own offset (see reconcile/drift_schedule.py).
     @kopf.timer(
         *resource,
         registry=registry,
         interval=settings.drift_check_interval_seconds,
-        initial_delay=settings.drift_check_interval_seconds,
+        initial_delay=lambda body, **_: context.schedule.first_delay(str(body.metadata.uid)),
         idle=settings.drift_check_interval_seconds,
+        sharp=True,
     )
     @_cut_short_by_stop
     def drift_timer(
@@ -486,6 +556,11 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         # endpoint it re-created is Creating). check_drift skips anything not Ready, and no
         # change handler is retrying, so only carrying on here brings the resource back.
         if retry == 0:
+            uid = str(body.metadata.uid)
+            if not context.schedule.due(uid):
+                # A pass read this endpoint less than half an interval ago (a restart's
+                # resume pass, a change): what it saw stands for this tick.
+                return
             failed = failed_retry_due(body)
             if failed is not None:
                 # Failed on AWS's side (e.g. a permission since granted): one pass per
@@ -497,6 +572,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
             with metrics.timed_pass("drift_check") as timer:
                 drift = check_drift(body, context.clients(_region(body)))
                 timer.outcome = "success"
+            context.schedule.observed(uid)
             if drift is None:
                 # A ConfigMap write that failed is made again here (no API call when the
                 # last one succeeded: the writer remembers what it wrote).
@@ -529,6 +605,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         if deletion.done:
             metrics.ENDPOINTS.forget(str(body.metadata.uid))
             metrics.CACHE.forget(str(body.metadata.uid))
+            context.schedule.forget(str(body.metadata.uid))
         else:
             metrics.ENDPOINTS.set_phase(*_identity(body), Phase.DELETING)
         if not deletion.done:
@@ -542,6 +619,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         # its series go with it, so they are bounded by the live objects.
         metrics.ENDPOINTS.forget(str(body.metadata.uid))
         metrics.CACHE.forget(str(body.metadata.uid))
+        context.schedule.forget(str(body.metadata.uid))
 
     return registry
 
