@@ -618,11 +618,21 @@ class Bench:
         aws_cpu_before = process_cpu_seconds(self.aws.process.pid)
         self.aws.reset_calls()
         started = time.monotonic()
-        self.create_all(namespace, docs)
+        try:
+            self.create_all(namespace, docs)
+        except BaseException:
+            operator.stop()
+            raise
         # Each look lists every endpoint (10 MiB at 1,000): not so often that the API server
         # spends more on the benchmark than on the operator.
         every = 0.5 if size <= 100 else 2.0
-        wait_until(lambda: self.all_ready(namespace, size), 1200, f"{size} endpoints Ready", every)
+        try:
+            wait_until(
+                lambda: self.all_ready(namespace, size), 1200, f"{size} endpoints Ready", every
+            )
+        except BaseException:
+            operator.stop()  # an interrupted or timed-out run leaves no operator behind
+            raise
         seconds = time.monotonic() - started
         figures = {
             "seconds": round(seconds, 2),
