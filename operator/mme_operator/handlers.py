@@ -47,7 +47,7 @@ from mme_operator.kube import KubeApiError, KubeLoginError
 from mme_operator.reconcile import Outcome, check_drift, failed_retry_due, finalize, reconcile
 from mme_operator.reconcile.client_mapping import configmap_name, models_configmap
 from mme_operator.reconcile.desired import ADOPT_ANNOTATION, RETRY_UPDATE_ANNOTATION
-from mme_operator.reconcile.drift_schedule import DriftSchedule
+from mme_operator.reconcile.drift_schedule import DriftSchedule, spread_offset
 from mme_operator.reconcile.events import failure_events
 from mme_operator.reconcile.fair_share import FairTurns, NamespaceShares
 from mme_operator.reconcile.status import set_condition
@@ -154,6 +154,8 @@ class OperatorContext:
     """Change passes waiting for their namespace's share, on the event loop."""
     executor: concurrent.futures.Executor | None = None
     """kopf's workers (its sync handlers' pool), once the operator has started."""
+    drift_workers: concurrent.futures.ThreadPoolExecutor | None = None
+    """The drift checks' own workers (``MME_DRIFT_CHECK_CONCURRENCY``), while running."""
 
     def __post_init__(self) -> None:
         if self.shares is None and self.settings.namespace_fair_share:
@@ -174,8 +176,14 @@ class OperatorContext:
             return contextlib.nullcontext(True)
         return self.shares.slot(namespace)
 
-    async def in_worker(self, call: Callable[[], T], namespace: str | None = None) -> T:
-        """``call()`` in one of kopf's workers; with ``namespace``, once its turn has come.
+    async def in_worker(
+        self,
+        call: Callable[[], T],
+        namespace: str | None = None,
+        executor: concurrent.futures.Executor | None = None,
+    ) -> T:
+        """``call()`` in one of kopf's workers (or ``executor``'s); with ``namespace``, once
+        its turn has come.
 
         Waiting for the turn (:class:`FairTurns`) holds no worker and writes nothing: a
         refused pass tried again through kopf writes its retry to the object every time.
@@ -187,7 +195,7 @@ class OperatorContext:
         async with turn:
             loop = asyncio.get_running_loop()
             run = functools.partial(contextvars.copy_context().run, call)  # kopf's context vars
-            future = loop.run_in_executor(self.executor, run)
+            future = loop.run_in_executor(executor or self.executor, run)
             # As kopf runs its sync handlers: a cancelled pass ends with its thread, so no
             # thread outlives it holding a worker.
             cancelled: asyncio.CancelledError | None = None
@@ -438,6 +446,15 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         # (min(32, CPUs + 4)), not the pod's limit nor the AWS connection pools.
         settings.execution.max_workers = context.settings.max_concurrent_reconciles
         context.executor = settings.execution.executor
+        context.drift_workers = concurrent.futures.ThreadPoolExecutor(
+            context.settings.drift_check_concurrency, thread_name_prefix="drift-check"
+        )
+
+    @kopf.on.cleanup(registry=registry)
+    def release_drift_workers(**_: Any) -> None:
+        if context.drift_workers is not None:
+            context.drift_workers.shutdown(wait=False)
+            context.drift_workers = None
 
     def write_models_configmap(
         body: kopf.Body, status: ModelEndpointStatus, logger: Any
@@ -587,8 +604,11 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         # interval ago (a restart's resume pass, a change); what it saw stands for this tick.
         if retry == 0 and (_pass_pending(body) or not context.schedule.due(str(body.metadata.uid))):
             return
+        # In the drift checks' own workers: a check neither waits behind reconcile passes
+        # (its tick would slip past the interval) nor holds one of their workers.
         await context.in_worker(
-            functools.partial(drift_pass, body, patch, logger, archive_locations, retry)
+            functools.partial(drift_pass, body, patch, logger, archive_locations, retry),
+            executor=context.drift_workers,
         )
 
     def drift_pass(
@@ -685,11 +705,26 @@ def register_cache_signals(registry: kopf.OperatorRegistry, context: OperatorCon
     def read(region: str, endpoint: str, start: datetime, end: datetime) -> CacheMetrics:
         return read_cache_metrics(cloudwatch(region), endpoint, start, end)
 
+    # Spread over the interval like the drift ticks, and run in the same workers of their
+    # own: at 1,000 endpoints slow metrics reads held all of the reconciles' workers.
     @kopf.timer(
-        GROUP, VERSION, PLURAL, registry=registry, interval=interval, initial_delay=interval
+        GROUP,
+        VERSION,
+        PLURAL,
+        registry=registry,
+        interval=interval,
+        initial_delay=lambda body, **_: interval + spread_offset(str(body.metadata.uid), interval),
     )
     @_cut_short_by_stop
-    def cache_signals_timer(body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
+    async def cache_signals_timer(
+        body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any
+    ) -> None:
+        await context.in_worker(
+            functools.partial(cache_signals_pass, body, patch, logger),
+            executor=context.drift_workers,
+        )
+
+    def cache_signals_pass(body: kopf.Body, patch: kopf.Patch, logger: Any) -> None:
         lock = context.lock(str(body.metadata.uid))
         current = body.get("status", {}).get("observedGeneration") == body.metadata.get(
             "generation"
