@@ -557,6 +557,7 @@ class Bench:
                 "MME_LOG_FORMAT": "json",
                 # One team's benchmark: no tenancy policy (its default allows no role).
                 "MME_TENANCY_OPEN": "true",
+                "MME_LOAD_CHECK": "true" if self.args.load_check == "on" else "false",
             }
         )
         return env
@@ -889,6 +890,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "endpoint_delay_seconds": args.endpoint_delay,
             "poll_interval_seconds": args.poll_interval,
             "drift_interval_seconds": args.drift_interval,
+            "load_check": args.load_check,
         },
     }
     if args.sizes[-1] >= SCALE_SIZE:
@@ -903,7 +905,8 @@ def print_report(result: dict[str, Any]) -> None:
     print(
         f"{env['models_per_endpoint']} models per endpoint, {env['weights_kib_per_model']} KiB "
         f"of weights each; endpoint Creating {env['endpoint_delay_seconds']} s; operator polls "
-        f"every {env['poll_interval_seconds']} s, drift interval {env['drift_interval_seconds']} s"
+        f"every {env['poll_interval_seconds']} s, drift interval {env['drift_interval_seconds']} s; "
+        f"load check {env['load_check']}"
     )
     print("\nconverge (all created at once -> all Ready)")
     print(f"  {'N':>4} {'seconds':>8} {'CPU s':>7} {'peak RSS MiB':>13}")
@@ -981,6 +984,13 @@ def main() -> int:
         default=list(SIZES),
         help="endpoint counts, comma-separated (default 10,50,100; the targets need 100; "
         "1000 adds the 1,000-endpoint targets, a run of minutes kept out of `make test`)",
+    )
+    parser.add_argument(
+        "--load-check",
+        choices=("on", "off"),
+        default="on",
+        help="MME_LOAD_CHECK: invoke every new TargetModel once before Ready (default on; the "
+        "local SageMaker serves invocations one at a time, 10,000 of them at 1,000 endpoints)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work dir and logs")
     parser.add_argument(
