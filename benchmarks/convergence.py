@@ -558,6 +558,11 @@ class Bench:
                 # One team's benchmark: no tenancy policy (its default allows no role).
                 "MME_TENANCY_OPEN": "true",
                 "MME_LOAD_CHECK": "true" if self.args.load_check == "on" else "false",
+                **(
+                    {"MME_DRIFT_CHECK_CONCURRENCY": str(self.args.drift_workers)}
+                    if self.args.drift_workers
+                    else {}
+                ),
             }
         )
         return env
@@ -891,6 +896,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "poll_interval_seconds": args.poll_interval,
             "drift_interval_seconds": args.drift_interval,
             "load_check": args.load_check,
+            "drift_workers": args.drift_workers or None,
         },
     }
     if args.sizes[-1] >= SCALE_SIZE:
@@ -991,6 +997,13 @@ def main() -> int:
         default="on",
         help="MME_LOAD_CHECK: invoke every new TargetModel once before Ready (default on; the "
         "local SageMaker serves invocations one at a time, 10,000 of them at 1,000 endpoints)",
+    )
+    parser.add_argument(
+        "--drift-workers",
+        type=int,
+        default=0,
+        help="MME_DRIFT_CHECK_CONCURRENCY (default: the operator's); 1,000 endpoints at a 10 s "
+        "interval are 100 checks a second",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work dir and logs")
     parser.add_argument(
