@@ -29,6 +29,12 @@ Phases, each on its own namespace with a fresh operator process:
    from ``--shared-namespaces`` namespaces -> seconds until all are Ready, peak RSS, a steady
    window's reads (the S3 listing's pages + 1 DescribeEndpoint per interval) and writes of
    any kind, and the calls that changing one Model's weights costs.
+
+``--sizes 1000`` (minutes on 2 cores: not part of ``make test``) adds the figures and
+targets of 1,000 ModelEndpoints x 10 models under ``scale`` in ``--json``: seconds to
+Ready, the operator's and the local AWS's CPU seconds, peak RSS, drift checks per interval
+(DescribeEndpoint per endpoint per interval at the server), and the restart's reads per
+endpoint by operation.
 """
 
 from __future__ import annotations
@@ -85,7 +91,16 @@ TARGETS = {
     "peak_rss_mib_100": 150.0,
     "shared_seconds": 120.0,
     "shared_peak_rss_mib": 250.0,
+    # 1,000 ModelEndpoints x 10 models (--sizes 1000; not in `make test`: minutes on 2 cores).
+    "converge_1000_seconds": 180.0,
+    "drift_checks_per_endpoint_per_interval": 1.0,
+    "restart_describe_endpoint_per_endpoint": 1.0,
+    "restart_list_objects_per_endpoint": 1.0,
 }
+SCALE_SIZE = 1000
+# Sharp ticks land once per interval; a window of a few intervals may miss a tick that a
+# busy worker pool pushed past its end (and hold one pulled in at its start).
+DRIFT_TOLERANCE = 0.03
 UPLOAD_OPERATIONS = {"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}
 READ_PREFIXES = ("Describe", "List", "Get", "Head")
 # The cache signals' read (one per endpoint per MME_METRICS_INTERVAL_SECONDS, a timer of its
@@ -360,8 +375,12 @@ class OperatorProcess:
     reconciled: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    metrics_port: int = field(init=False)
+
     def __post_init__(self) -> None:
         port = free_port()
+        self.metrics_port = free_port()
+        self.env = {**self.env, "MME_METRICS_PORT": str(self.metrics_port)}
         self.process = subprocess.Popen(
             [
                 *console_script(),
@@ -406,6 +425,18 @@ class OperatorProcess:
 
     def cpu_seconds(self) -> float:
         return process_cpu_seconds(self.process.pid)
+
+    def drift_checks(self) -> int:
+        """Drift checks that read AWS so far, as the operator's own metrics count them."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        pattern = re.compile(
+            r'^mme_operator_reconcile_duration_seconds_count\{[^}]*handler="drift_check"[^}]*\}'
+            r" (\S+)$",
+            re.MULTILINE,
+        )
+        return int(sum(float(value) for value in pattern.findall(text)))
 
     def peak_rss_mib(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -546,6 +577,12 @@ class Bench:
                 "MME_METRICS_PORT": "0",
                 "MME_HEALTH_PORT": "0",
                 "MME_LOG_FORMAT": "json",
+                "MME_LOAD_CHECK": "true" if self.args.load_check == "on" else "false",
+                **(
+                    {"MME_DRIFT_CHECK_CONCURRENCY": str(self.args.drift_workers)}
+                    if self.args.drift_workers
+                    else {}
+                ),
             }
         )
         return env
@@ -607,8 +644,21 @@ class Bench:
         aws_cpu_before = process_cpu_seconds(self.aws.process.pid)
         self.aws.reset_calls()
         started = time.monotonic()
-        self.create_all(namespace, docs)
-        wait_until(lambda: self.all_ready(namespace, size), 300, f"{size} endpoints Ready", 0.5)
+        try:
+            self.create_all(namespace, docs)
+        except BaseException:
+            operator.stop()
+            raise
+        # Each look lists every endpoint (10 MiB at 1,000): not so often that the API server
+        # spends more on the benchmark than on the operator.
+        every = 0.5 if size <= 100 else 2.0
+        try:
+            wait_until(
+                lambda: self.all_ready(namespace, size), 1200, f"{size} endpoints Ready", every
+            )
+        except BaseException:
+            operator.stop()  # an interrupted or timed-out run leaves no operator behind
+            raise
         seconds = time.monotonic() - started
         figures = {
             "seconds": round(seconds, 2),
@@ -638,7 +688,8 @@ class Bench:
                 "every endpoint's first cache metrics read",
                 1.0,
             )
-        self.quiet()
+        # The last passes' tails; drift ticks spread over the interval never leave it quiet.
+        self.quiet(timeout=2 * interval)
         self.aws.reset_calls()
         counted_from = time.monotonic()
         kube_before = self.writes.snapshot()
@@ -660,6 +711,11 @@ class Bench:
         metrics_allowed = math.floor(counted / metrics_interval) + 1 if metrics_interval > 0 else 0
         figures = {
             "aws_reads_per_endpoint": round(reads / (size * intervals), 2),
+            # Each drift check is one DescribeEndpoint: endpoints checked per interval.
+            "drift_checks_per_interval": round(calls["DescribeEndpoint"] / intervals, 1),
+            "drift_checks_per_endpoint_per_interval": round(
+                calls["DescribeEndpoint"] / (size * intervals), 3
+            ),
             "metrics_reads_per_endpoint": round(metrics_reads / size, 2),
             "metrics_reads": metrics_reads,
             "metrics_reads_allowed": size * metrics_allowed,
@@ -685,18 +741,35 @@ class Bench:
         watcher = WeightReads(sorted(p for p in root.iterdir() if p.is_dir()))
         started = time.monotonic()
         resumed = OperatorProcess(namespace, self.operator_env(interval), self.log_path(namespace))
-        wait_until(lambda: resumed.reconciled_count() >= size, 120, f"{size} resumed")
+        wait_until(lambda: resumed.reconciled_count() >= size, 600, f"{size} resumed")
         seconds = time.monotonic() - started
-        self.quiet(seconds=1.0)
+        # Each resume pass logs once its calls are made: the window ends here. (Waiting for
+        # no call at all never ends at 1,000 endpoints: the drift checks go on.)
+        calls = self.aws.calls()
+        drift_checks = resumed.drift_checks()
+        time.sleep(0.5)  # inotify's last events
         bytes_reread = watcher.stop()
         kube = self.writes.snapshot() - kube_before
-        calls = self.aws.calls()
+        per_endpoint = {
+            op: round(n / size, 3)
+            for op, n in sorted(calls.items())
+            if op.startswith(READ_PREFIXES) and op not in METRICS_READS
+        }
+        # Endpoints resumed more than an interval before the last one are drift-checked
+        # meanwhile, as in steady state (one DescribeEndpoint + one listing each): those
+        # are the interval's, not the restart's.
+        restart_reads = dict(per_endpoint)
+        for op in ("DescribeEndpoint", "ListObjectsV2"):
+            restart_reads[op] = round((calls[op] - drift_checks) / size, 3)
         figures = {
             "seconds": round(seconds, 2),
             "status_writes": sum(n for w, n in kube.items() if w.endswith(f"{PLURAL}/status")),
             "bytes_reread": bytes_reread,
             "kube_writes": dict(kube),
             "calls_by_operation": dict(sorted(calls.items())),
+            "reads_per_endpoint": per_endpoint,
+            "drift_checks_meanwhile": drift_checks,
+            "restart_reads_per_endpoint": restart_reads,
         }
         resumed.stop()
         log(f"restart: {figures}")
@@ -916,22 +989,32 @@ def shared_phase(bench: Bench, models: int, namespaces: int) -> dict[str, Any]:
 def check_targets(result: dict[str, Any]) -> dict[str, bool]:
     converge, steady = result["converge"], result["steady"]
     change, restart = result["change_one_of_100"], result["restart"]
-    largest = converge.get("100", {"seconds": float("inf"), "peak_rss_mib": float("inf")})
-    targets = {
-        "100x10 Ready < 20 s": largest["seconds"] < TARGETS["converge_100_seconds"],
-        "steady <= 2 AWS reads per endpoint per interval": steady["aws_reads_per_endpoint"]
-        <= TARGETS["steady_aws_reads_per_endpoint"],
-        "steady <= 1 GetMetricData per endpoint per metrics interval": steady["metrics_reads"]
-        <= steady["metrics_reads_allowed"],
-        "steady 0 AWS writes": steady["aws_writes"] == 0,
-        "steady 0 Kubernetes writes": steady["kube_writes"] == 0,
-        "1 of 100 changed -> 1 upload": change["uploads"] == TARGETS["change_uploads"],
-        "1 of 100 changed -> <= 5 other AWS calls": change["other_aws_calls"]
-        <= TARGETS["change_other_aws_calls"],
-        "restart 0 status writes": restart["status_writes"] == 0,
-        "restart no weights re-read": restart["bytes_reread"] == 0,
-        "RSS < 150 MiB at 100 endpoints": largest["peak_rss_mib"] < TARGETS["peak_rss_mib_100"],
-    }
+    targets: dict[str, bool] = {}
+    largest = converge.get("100")
+    if largest is not None:
+        targets["100x10 Ready < 20 s"] = largest["seconds"] < TARGETS["converge_100_seconds"]
+    targets.update(
+        {
+            "steady <= 2 AWS reads per endpoint per interval": steady["aws_reads_per_endpoint"]
+            <= TARGETS["steady_aws_reads_per_endpoint"],
+            "steady <= 1 GetMetricData per endpoint per metrics interval": steady["metrics_reads"]
+            <= steady["metrics_reads_allowed"],
+            "steady 0 AWS writes": steady["aws_writes"] == 0,
+            "steady 0 Kubernetes writes": steady["kube_writes"] == 0,
+            "1 of 100 changed -> 1 upload": change["uploads"] == TARGETS["change_uploads"],
+            "1 of 100 changed -> <= 5 other AWS calls": change["other_aws_calls"]
+            <= TARGETS["change_other_aws_calls"],
+            "restart 0 status writes": restart["status_writes"] == 0,
+            "restart no weights re-read": restart["bytes_reread"] == 0,
+        }
+    )
+    if largest is not None:
+        targets["RSS < 150 MiB at 100 endpoints"] = (
+            largest["peak_rss_mib"] < TARGETS["peak_rss_mib_100"]
+        )
+    scale = result.get("scale")
+    if scale is not None:
+        targets.update(scale_targets(scale))
     shared = result.get("shared")
     if shared is not None:
         n = shared["models"]
@@ -951,6 +1034,46 @@ def check_targets(result: dict[str, Any]) -> dict[str, bool]:
             }
         )
     return targets
+
+
+def scale_targets(scale: dict[str, Any]) -> dict[str, bool]:
+    """The targets of the 1,000-endpoint run (issue 20, item 6)."""
+    n = scale["endpoints"]
+    reads = scale["restart_reads_per_endpoint"]
+    checks = TARGETS["drift_checks_per_endpoint_per_interval"]
+    return {
+        f"{n}x10 Ready < 3 min": scale["seconds_to_ready"] < TARGETS["converge_1000_seconds"],
+        f"every endpoint drift-checked once per interval ({n} per interval)": scale[
+            "drift_checks_per_endpoint_per_interval"
+        ]
+        >= checks - DRIFT_TOLERANCE,
+        "restart: 1 DescribeEndpoint per endpoint": reads.get("DescribeEndpoint", 0.0)
+        <= TARGETS["restart_describe_endpoint_per_endpoint"],
+        "restart: 1 ListObjectsV2 per endpoint": reads.get("ListObjectsV2", 0.0)
+        <= TARGETS["restart_list_objects_per_endpoint"],
+    }
+
+
+def scale_figures(result: dict[str, Any], size: int) -> dict[str, Any]:
+    """The figures of a run of ``size`` endpoints, in one place (``--json``'s ``scale``)."""
+    converge = result["converge"][str(size)]
+    details = result["details"][f"converge_{size}"]
+    steady, restart = result["steady"], result["restart"]
+    return {
+        "endpoints": size,
+        "models_per_endpoint": MODELS_PER_ENDPOINT,
+        "seconds_to_ready": converge["seconds"],
+        "operator_cpu_seconds": converge["cpu_seconds"],
+        "local_aws_cpu_seconds": details["local_aws_cpu_seconds"],
+        "peak_rss_mib": converge["peak_rss_mib"],
+        "drift_interval_seconds": steady["interval_seconds"],
+        "drift_checks_per_interval": steady["drift_checks_per_interval"],
+        "drift_checks_per_endpoint_per_interval": steady["drift_checks_per_endpoint_per_interval"],
+        "steady_aws_reads_per_endpoint_per_interval": steady["aws_reads_per_endpoint"],
+        "restart_seconds": restart["seconds"],
+        "restart_reads_per_endpoint": restart["restart_reads_per_endpoint"],
+        "restart_drift_checks_meanwhile": restart["drift_checks_meanwhile"],
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -1008,8 +1131,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "endpoint_delay_seconds": args.endpoint_delay,
             "poll_interval_seconds": args.poll_interval,
             "drift_interval_seconds": args.drift_interval,
+            "load_check": args.load_check,
+            "drift_workers": args.drift_workers or None,
         },
     }
+    if args.sizes[-1] >= SCALE_SIZE:
+        result["scale"] = scale_figures(result, args.sizes[-1])
     result["targets"] = check_targets(result)
     return result
 
@@ -1020,7 +1147,8 @@ def print_report(result: dict[str, Any]) -> None:
     print(
         f"{env['models_per_endpoint']} models per endpoint, {env['weights_kib_per_model']} KiB "
         f"of weights each; endpoint Creating {env['endpoint_delay_seconds']} s; operator polls "
-        f"every {env['poll_interval_seconds']} s, drift interval {env['drift_interval_seconds']} s"
+        f"every {env['poll_interval_seconds']} s, drift interval {env['drift_interval_seconds']} s; "
+        f"load check {env['load_check']}"
     )
     print("\nconverge (all created at once -> all Ready)")
     print(f"  {'N':>4} {'seconds':>8} {'CPU s':>7} {'peak RSS MiB':>13}")
@@ -1040,6 +1168,11 @@ def print_report(result: dict[str, Any]) -> None:
         f"(metrics interval {steady['metrics_interval_seconds']:g} s, "
         f"at most {steady['metrics_reads_allowed']})"
     )
+    print(
+        f"  drift checks: {steady['drift_checks_per_interval']} per interval "
+        f"({steady['drift_checks_per_endpoint_per_interval']} per endpoint; DescribeEndpoint "
+        "at the server)"
+    )
     print(f"  AWS calls: {steady['calls_by_operation']}")
     change = result["change_one_of_100"]
     print(
@@ -1048,12 +1181,31 @@ def print_report(result: dict[str, Any]) -> None:
     )
     print(f"  AWS calls: {change['calls_by_operation']}")
     restart = result["restart"]
+    size = list(result["converge"])[-1]
     print(
-        f"\nrestart with 100 endpoints: all resumed in {restart['seconds']} s, "
+        f"\nrestart with {size} endpoints: all resumed in {restart['seconds']} s, "
         f"{restart['status_writes']} status writes, {restart['bytes_reread']} weight bytes re-read"
     )
     print(f"  Kubernetes writes: {restart['kube_writes']}")
     print(f"  AWS calls: {restart['calls_by_operation']}")
+    print(
+        f"  reads per endpoint: {restart['reads_per_endpoint']}, of which drift checks of "
+        f"endpoints resumed an interval before: {restart['drift_checks_meanwhile']}; "
+        f"the restart's own: {restart['restart_reads_per_endpoint']}"
+    )
+    scale = result.get("scale")
+    if scale is not None:
+        print(
+            f"\n{scale['endpoints']} x {scale['models_per_endpoint']}: Ready in "
+            f"{scale['seconds_to_ready']} s (target < {TARGETS['converge_1000_seconds']:.0f}), "
+            f"operator {scale['operator_cpu_seconds']} CPU s, local AWS "
+            f"{scale['local_aws_cpu_seconds']} CPU s, peak RSS {scale['peak_rss_mib']} MiB; "
+            f"{scale['drift_checks_per_interval']} drift checks per "
+            f"{scale['drift_interval_seconds']:g} s interval (target {scale['endpoints']}); "
+            "restart DescribeEndpoint + ListObjectsV2 per endpoint "
+            f"{scale['restart_reads_per_endpoint'].get('DescribeEndpoint')} + "
+            f"{scale['restart_reads_per_endpoint'].get('ListObjectsV2')} (target 1 + 1)"
+        )
     shared = result.get("shared")
     if shared is not None:
         print(
@@ -1095,7 +1247,22 @@ def main() -> int:
         "--sizes",
         type=lambda text: [int(n) for n in text.split(",")],
         default=list(SIZES),
-        help="endpoint counts, comma-separated (default 10,50,100; the targets need 100)",
+        help="endpoint counts, comma-separated (default 10,50,100; the targets need 100; "
+        "1000 adds the 1,000-endpoint targets, a run of minutes kept out of `make test`)",
+    )
+    parser.add_argument(
+        "--load-check",
+        choices=("on", "off"),
+        default="on",
+        help="MME_LOAD_CHECK: invoke every new TargetModel once before Ready (default on; the "
+        "local SageMaker serves invocations one at a time, 10,000 of them at 1,000 endpoints)",
+    )
+    parser.add_argument(
+        "--drift-workers",
+        type=int,
+        default=0,
+        help="MME_DRIFT_CHECK_CONCURRENCY (default: the operator's); 1,000 endpoints at a 10 s "
+        "interval are 100 checks a second",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work dir and logs")
     parser.add_argument(

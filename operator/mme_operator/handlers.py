@@ -9,9 +9,13 @@ has to wait raises ``kopf.TemporaryError`` with a delay and kopf comes back.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
+import contextvars
 import functools
 import hashlib
+import inspect
 import json
 import logging
 import re
@@ -44,8 +48,9 @@ from mme_operator.kube import KubeApiError, KubeLoginError
 from mme_operator.reconcile import Outcome, check_drift, failed_retry_due, finalize, reconcile
 from mme_operator.reconcile.client_mapping import configmap_name, models_configmap
 from mme_operator.reconcile.desired import ADOPT_ANNOTATION, RETRY_UPDATE_ANNOTATION
+from mme_operator.reconcile.drift_schedule import DriftSchedule, spread_offset
 from mme_operator.reconcile.events import failure_events
-from mme_operator.reconcile.fair_share import NamespaceShares
+from mme_operator.reconcile.fair_share import FairTurns, NamespaceShares
 from mme_operator.reconcile.status import set_condition
 from mme_operator.sagemaker.clients import AwsClients, make_clients
 from mme_operator.sagemaker.stopping import OperatorStopping
@@ -101,6 +106,20 @@ class DigestDiffBaseStorage(kopf.DiffBaseStorage):
             patch.metadata.annotations[DIGEST_ANNOTATION] = digest
 
 
+class QuietTicks(logging.Filter):
+    """kopf logs every timer tick that succeeded at INFO: 100 lines a second for 1,000
+    endpoints at a 10 s drift interval, nearly all ticks that found nothing. DEBUG here;
+    what a tick did (a drift, a pass) is logged by the handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        tick = message.startswith("Timer '") and message.endswith("' succeeded.")
+        if record.levelno == logging.INFO and tick:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
 class WaitingIsNotAnError(logging.Filter):
     """kopf logs every TemporaryError at ERROR; ours mostly mean "waiting for SageMaker".
 
@@ -132,16 +151,65 @@ class OperatorContext:
     """The archive locations admitted so far: which of two nesting ones keeps its place."""
     models: ModelAttachments | None = None
     """Models (kind Model) attached to the endpoints (attachments.py); None: none watched."""
+    drift: DriftSchedule | None = None
+    """When each endpoint was last observed: which drift ticks read AWS."""
+    turns: FairTurns | None = None
+    """Change passes waiting for their namespace's share, on the event loop."""
+    executor: concurrent.futures.Executor | None = None
+    """kopf's workers (its sync handlers' pool), once the operator has started."""
+    drift_workers: concurrent.futures.ThreadPoolExecutor | None = None
+    """The drift checks' own workers (``MME_DRIFT_CHECK_CONCURRENCY``), while running."""
 
     def __post_init__(self) -> None:
         if self.shares is None and self.settings.namespace_fair_share:
             self.shares = NamespaceShares(self.settings.max_concurrent_reconciles)
+        if self.turns is None and self.shares is not None:
+            self.turns = FairTurns(self.shares)
+        if self.drift is None:
+            self.drift = DriftSchedule(self.settings.drift_check_interval_seconds)
+
+    @property
+    def schedule(self) -> DriftSchedule:
+        assert self.drift is not None
+        return self.drift
 
     def slot(self, namespace: str) -> contextlib.AbstractContextManager[bool]:
         """A worker within ``namespace``'s fair share (see reconcile/fair_share.py)."""
         if self.shares is None:
             return contextlib.nullcontext(True)
         return self.shares.slot(namespace)
+
+    async def in_worker(
+        self,
+        call: Callable[[], T],
+        namespace: str | None = None,
+        executor: concurrent.futures.Executor | None = None,
+    ) -> T:
+        """``call()`` in one of kopf's workers (or ``executor``'s); with ``namespace``, once
+        its turn has come.
+
+        Waiting for the turn (:class:`FairTurns`) holds no worker and writes nothing: a
+        refused pass tried again through kopf writes its retry to the object every time.
+        """
+        turns = self.turns if namespace is not None else None
+        turn = (
+            turns.turn(namespace) if turns is not None and namespace else contextlib.nullcontext()
+        )
+        async with turn:
+            loop = asyncio.get_running_loop()
+            run = functools.partial(contextvars.copy_context().run, call)  # kopf's context vars
+            future = loop.run_in_executor(executor or self.executor, run)
+            # As kopf runs its sync handlers: a cancelled pass ends with its thread, so no
+            # thread outlives it holding a worker.
+            cancelled: asyncio.CancelledError | None = None
+            while not future.done():
+                try:
+                    await asyncio.shield(future)
+                except asyncio.CancelledError as exc:
+                    cancelled = exc
+            if cancelled is not None:
+                raise cancelled
+            return future.result()
 
     def clients(self, region: str) -> AwsClients:
         with self._guard:
@@ -321,15 +389,36 @@ def _pass_outcome(outcome: Outcome) -> str:
     return "success"
 
 
+# A pass left the object in one of these phases only when it had to wait: kopf comes back
+# with that pass (it raised TemporaryError), which reads everything a drift check would.
+_WAITING_PHASES = frozenset({Phase.PENDING, Phase.SYNCING, Phase.CREATING, Phase.UPDATING})
+
+
+def _pass_pending(body: kopf.Body) -> bool:
+    """Whether a change pass is pending for the object (so a drift tick has nothing to do)."""
+    status = body.get("status")
+    return isinstance(status, Mapping) and status.get("phase") in _WAITING_PHASES
+
+
 def _identity(body: kopf.Body) -> tuple[str, str, str]:
     """(uid, namespace, name): the key and labels of an endpoint's metrics."""
     meta = body.metadata
     return str(meta.uid), str(meta.namespace), str(meta.name)
 
 
-def _cut_short_by_stop(handler: Callable[..., None]) -> Callable[..., None]:
+def _cut_short_by_stop(handler: Callable[..., Any]) -> Callable[..., Any]:
     """A pass the stopping operator cut short (:class:`OperatorStopping`) is taken up again
     1 s after the restart: one log line, no traceback, no 60 s wait kopf would persist."""
+    if inspect.iscoroutinefunction(handler):
+
+        @functools.wraps(handler)
+        async def awaited(*args: Any, **kwargs: Any) -> None:
+            try:
+                await handler(*args, **kwargs)
+            except OperatorStopping as exc:
+                raise kopf.TemporaryError(str(exc), delay=1) from None
+
+        return awaited
 
     @functools.wraps(handler)
     def wrapped(*args: Any, **kwargs: Any) -> None:
@@ -346,8 +435,9 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
     settings = context.settings
     resource = (GROUP, VERSION, PLURAL)
     kopf_objects = logging.getLogger("kopf.objects")
-    if not any(isinstance(f, WaitingIsNotAnError) for f in kopf_objects.filters):
-        kopf_objects.addFilter(WaitingIsNotAnError())
+    for quieter in (WaitingIsNotAnError, QuietTicks):
+        if not any(isinstance(f, quieter) for f in kopf_objects.filters):
+            kopf_objects.addFilter(quieter())
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -358,6 +448,16 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         # Sync handlers run in kopf's thread pool; its default follows the node's CPUs
         # (min(32, CPUs + 4)), not the pod's limit nor the AWS connection pools.
         settings.execution.max_workers = context.settings.max_concurrent_reconciles
+        context.executor = settings.execution.executor
+        context.drift_workers = concurrent.futures.ThreadPoolExecutor(
+            context.settings.drift_check_concurrency, thread_name_prefix="drift-check"
+        )
+
+    @kopf.on.cleanup(registry=registry)
+    def release_drift_workers(**_: Any) -> None:
+        if context.drift_workers is not None:
+            context.drift_workers.shutdown(wait=False)
+            context.drift_workers = None
 
     def write_models_configmap(
         body: kopf.Body, status: ModelEndpointStatus, logger: Any
@@ -419,12 +519,16 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         locations: kopf.Index[str, ArchiveLocation],
         events: PassEvents | None = None,
         attached_models: kopf.Index[Any, Any] | None = None,
+        *,
+        turn_taken: bool = False,
     ) -> None:
         events = events or PassEvents(body)
         models = context.models
         attached = models.input_for(body, attached_models) if models is not None else None
         namespace = str(body.metadata.namespace)
-        with context.slot(namespace) as granted:
+        # A change handler waited for its turn (context.in_worker); a drift tick asks here.
+        slot = contextlib.nullcontext(True) if turn_taken else context.slot(namespace)
+        with slot as granted:
             if not granted:
                 # Over the namespace's share: give the worker back now, try again shortly.
                 raise kopf.TemporaryError(
@@ -443,6 +547,8 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
                 _pass_outcome,
                 note=lambda done: events.note_failures(body.get("status"), done.status),
             )
+        # The pass read the endpoint and the listing: the next drift tick reuses that.
+        context.schedule.observed(str(body.metadata.uid))
         metrics.ENDPOINTS.record(*_identity(body), outcome.status)
         if models is not None:
             models.write(outcome.models)
@@ -467,7 +573,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
     @kopf.on.create(*resource, registry=registry)
     @kopf.on.update(*resource, registry=registry)
     @_cut_short_by_stop
-    def reconcile_handler(
+    async def reconcile_handler(
         body: kopf.Body,
         patch: kopf.Patch,
         logger: Any,
@@ -475,17 +581,33 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         attached_models: kopf.Index[Any, Any] | None = None,
         **_: Any,
     ) -> None:
-        run_reconcile(body, patch, logger, archive_locations, attached_models=attached_models)
+        # Async only to wait for the namespace's turn off the workers; the pass runs in one.
+        await context.in_worker(
+            functools.partial(
+                run_reconcile,
+                body,
+                patch,
+                logger,
+                archive_locations,
+                attached_models=attached_models,
+                turn_taken=True,
+            ),
+            str(body.metadata.namespace),
+        )
 
+    # Sharp: one tick per interval, however long the worker queue made the last one wait
+    # (kopf's default sleeps an interval after each tick: ticks fall behind under load).
+    # The first tick of each object has its own offset (see reconcile/drift_schedule.py).
     @kopf.timer(
         *resource,
         registry=registry,
         interval=settings.drift_check_interval_seconds,
-        initial_delay=settings.drift_check_interval_seconds,
+        initial_delay=lambda body, **_: context.schedule.first_delay(str(body.metadata.uid)),
         idle=settings.drift_check_interval_seconds,
+        sharp=True,
     )
     @_cut_short_by_stop
-    def drift_timer(
+    async def drift_timer(
         body: kopf.Body,
         patch: kopf.Patch,
         logger: Any,
@@ -494,11 +616,35 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         attached_models: kopf.Index[Any, Any] | None = None,
         **_: Any,
     ) -> None:
+        # Decided here, on the event loop: a tick with nothing to read takes no worker
+        # (1,000 endpoints tick 100 times a second at a 10 s interval). Not due: no pass of
+        # this process has read the endpoint yet, or one read it less than half an
+        # interval ago (a restart's resume pass, a change); what it saw stands for this tick.
+        if retry == 0 and (_pass_pending(body) or not context.schedule.due(str(body.metadata.uid))):
+            return
+        # In the drift checks' own workers: a check neither waits behind reconcile passes
+        # (its tick would slip past the interval) nor holds one of their workers.
+        await context.in_worker(
+            functools.partial(
+                drift_pass, body, patch, logger, archive_locations, retry, attached_models
+            ),
+            executor=context.drift_workers,
+        )
+
+    def drift_pass(
+        body: kopf.Body,
+        patch: kopf.Patch,
+        logger: Any,
+        archive_locations: kopf.Index[str, ArchiveLocation],
+        retry: int,
+        attached_models: kopf.Index[Any, Any] | None,
+    ) -> None:
         reconcile_pass = functools.partial(run_reconcile, attached_models=attached_models)
         # retry > 0: kopf calls again a pass this timer started that had to wait (e.g. the
         # endpoint it re-created is Creating). check_drift skips anything not Ready, and no
         # change handler is retrying, so only carrying on here brings the resource back.
         if retry == 0:
+            uid = str(body.metadata.uid)
             failed = failed_retry_due(body)
             if failed is not None:
                 # Failed on AWS's side (e.g. a permission since granted): one pass per
@@ -518,6 +664,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
             with metrics.timed_pass("drift_check") as timer:
                 drift = check_drift(body, context.clients(_region(body)))
                 timer.outcome = "success"
+            context.schedule.observed(uid)
             if drift is None:
                 # A ConfigMap write that failed is made again here (no API call when the
                 # last one succeeded: the writer remembers what it wrote).
@@ -556,6 +703,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         if deletion.done:
             metrics.ENDPOINTS.forget(str(body.metadata.uid))
             metrics.CACHE.forget(str(body.metadata.uid))
+            context.schedule.forget(str(body.metadata.uid))
         else:
             metrics.ENDPOINTS.set_phase(*_identity(body), Phase.DELETING)
         if not deletion.done:
@@ -569,6 +717,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         # its series go with it, so they are bounded by the live objects.
         metrics.ENDPOINTS.forget(str(body.metadata.uid))
         metrics.CACHE.forget(str(body.metadata.uid))
+        context.schedule.forget(str(body.metadata.uid))
 
     return registry
 
@@ -592,11 +741,26 @@ def register_cache_signals(registry: kopf.OperatorRegistry, context: OperatorCon
     def read(region: str, endpoint: str, start: datetime, end: datetime) -> CacheMetrics:
         return read_cache_metrics(cloudwatch(region), endpoint, start, end)
 
+    # Spread over the interval like the drift ticks, and run in the same workers of their
+    # own: at 1,000 endpoints slow metrics reads held all of the reconciles' workers.
     @kopf.timer(
-        GROUP, VERSION, PLURAL, registry=registry, interval=interval, initial_delay=interval
+        GROUP,
+        VERSION,
+        PLURAL,
+        registry=registry,
+        interval=interval,
+        initial_delay=lambda body, **_: interval + spread_offset(str(body.metadata.uid), interval),
     )
     @_cut_short_by_stop
-    def cache_signals_timer(body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
+    async def cache_signals_timer(
+        body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any
+    ) -> None:
+        await context.in_worker(
+            functools.partial(cache_signals_pass, body, patch, logger),
+            executor=context.drift_workers,
+        )
+
+    def cache_signals_pass(body: kopf.Body, patch: kopf.Patch, logger: Any) -> None:
         lock = context.lock(str(body.metadata.uid))
         current = body.get("status", {}).get("observedGeneration") == body.metadata.get(
             "generation"

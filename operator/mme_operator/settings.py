@@ -139,6 +139,15 @@ class Settings(BaseSettings):
         "of the node's CPUs: the work is waiting on AWS. Each AWS client's connection pool is "
         "sized to it (see aws_max_pool_connections).",
     )
+    drift_check_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Drift checks run at once, in workers of their own (one DescribeEndpoint "
+        "and one S3 listing each, mostly waiting on AWS): they neither wait behind the "
+        "reconcile passes nor take their workers. 1,000 endpoints at a 10 s interval are "
+        "100 checks a second.",
+    )
     malloc_arena_max: int = Field(
         default=2,
         ge=0,
@@ -249,11 +258,11 @@ class Settings(BaseSettings):
         """Connections each AWS client may keep: every concurrent reconcile at its widest.
 
         One reconcile holds at most ``S3_HEAD_CONCURRENCY`` HEADs or ``upload_concurrency``
-        upload parts in flight at once; a smaller pool discards connections ("Connection
-        pool is full") and pays a new TLS handshake for each.
+        upload parts in flight at once, a drift check one call; a smaller pool discards
+        connections ("Connection pool is full") and pays a new TLS handshake for each.
         """
         per_reconcile = max(S3_HEAD_CONCURRENCY, self.upload_concurrency)
-        return self.max_concurrent_reconciles * per_reconcile
+        return self.max_concurrent_reconciles * per_reconcile + self.drift_check_concurrency
 
     @property
     def file_root_list(self) -> list[str]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
-from tests.integration.conftest import World
+from tests.integration.conftest import World, eventually
 
 
 # The emulator counts every write by resource (a real API server has no such counter).
@@ -33,3 +34,44 @@ async def test_restart_with_nothing_changed_writes_nothing(world: World) -> None
     calls = world.env.aws.calls
     assert calls["DescribeEndpoint"] >= 1, "the resume pass did not run"
     assert not {c for c in calls if c.startswith(("Create", "Update", "Delete"))}
+
+
+RESUME_LATENCY = 6.0
+"""Seconds each resume pass's ListTags is held: the passes end after the first drift ticks."""
+
+
+@pytest.mark.settings(drift_check_interval_seconds=4)
+async def test_a_restart_reads_each_endpoint_once_though_its_drift_ticks_come_first(
+    world: World,
+) -> None:
+    # The resume passes are slow (as 1,000 of them are on two cores) and the drift ticks
+    # come while they run: a tick must neither read an endpoint whose resume pass has not
+    # read it yet, nor one that pass has just read.
+    names = [f"resumed-{i}" for i in range(3)]
+    for name in names:
+        await world.apply(world.manifest(name, [await world.onnx_model(f"{name}-m")]))
+    for name in names:
+        await world.ready(name)
+    await world.env.stop_operator()
+    world.env.aws.faults.latency(RESUME_LATENCY, "ListTags")  # only passes call it
+    world.env.aws.reset_calls()
+    started = time.monotonic()
+
+    await world.env.start_operator()
+    # The first ticks come 4-8 s after the start; the resume passes end at ~6 s. Until 8 s
+    # no tick may read: before 6 s none was resumed, after it each was resumed < 2 s ago.
+    await asyncio.sleep(RESUME_LATENCY + 1.5 - (time.monotonic() - started))
+    assert time.monotonic() - started < 8.0, "too slow to look before the second ticks"
+    calls = dict(world.calls)
+    assert calls["ListTags"] == len(names), calls
+    assert calls["DescribeEndpoint"] == len(names), calls
+    assert calls["ListObjectsV2"] == len(names), calls
+
+    world.env.aws.faults.reset()
+
+    # And the drift checks go on: each endpoint is read again within the next interval.
+    async def checked_again() -> bool:
+        return world.calls["DescribeEndpoint"] >= 2 * len(names)
+
+    await eventually(checked_again, "a drift check of every endpoint", timeout=10)
+    assert world.calls["ListTags"] == len(names)

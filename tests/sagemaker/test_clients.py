@@ -55,7 +55,9 @@ def test_pool_holds_every_concurrent_reconcile_at_its_widest(
     s3.create_bucket(Bucket="models")
     for i in range(S3_HEAD_CONCURRENCY):
         s3.put_object(Bucket="models", Key=f"mme/m{i}.tar.gz", Body=b"x")
-    assert s3.meta.config.max_pool_connections == RECONCILES * S3_HEAD_CONCURRENCY
+    # And one connection per drift check, which runs in workers of its own.
+    wanted = RECONCILES * S3_HEAD_CONCURRENCY + settings.drift_check_concurrency
+    assert s3.meta.config.max_pool_connections == wanted
     caplog.set_level(logging.WARNING, logger="urllib3.connectionpool")
 
     widest_reconciles_at_once(s3, "models")
@@ -67,9 +69,15 @@ def test_botocore_default_pool_would_discard_connections(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The same load on botocore's default pool (10): what the sizing prevents.
-    small = settings.model_copy(update={"max_concurrent_reconciles": 1, "upload_concurrency": 1})
+    small = settings.model_copy(
+        update={
+            "max_concurrent_reconciles": 1,
+            "upload_concurrency": 1,
+            "drift_check_concurrency": 1,
+        }
+    )
     s3 = make_clients(REGION, small).s3
-    assert s3.meta.config.max_pool_connections == S3_HEAD_CONCURRENCY
+    assert s3.meta.config.max_pool_connections == S3_HEAD_CONCURRENCY + 1
     s3.create_bucket(Bucket="models")
     for i in range(S3_HEAD_CONCURRENCY):
         s3.put_object(Bucket="models", Key=f"mme/m{i}.tar.gz", Body=b"x")
@@ -87,7 +95,7 @@ def test_botocore_default_pool_would_discard_connections(
 
 def test_pool_follows_the_upload_parts_when_they_are_wider() -> None:
     settings = Settings(max_concurrent_reconciles=5, upload_concurrency=20)
-    assert settings.aws_max_pool_connections == 5 * 20
+    assert settings.aws_max_pool_connections == 5 * 20 + settings.drift_check_concurrency
 
 
 def test_kopf_runs_as_many_handler_threads_as_configured() -> None:

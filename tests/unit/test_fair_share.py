@@ -3,9 +3,12 @@ namespace that holds none."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
+import time
 
-from mme_operator.reconcile.fair_share import NamespaceShares
+from mme_operator.reconcile.fair_share import FairTurns, NamespaceShares
 
 
 class Clock:
@@ -72,3 +75,78 @@ def test_it_is_safe_across_threads() -> None:
     for t in threads:
         t.join()
     assert results.count(True) == 63 == shares.held("team")
+
+
+# -- waiting for a turn on the event loop (the change handlers) --------------------------
+
+
+async def test_passes_over_the_share_wait_for_a_turn_and_all_get_one() -> None:
+    turns = FairTurns(NamespaceShares(8, clock=Clock()))
+    inside, most = 0, 0
+
+    async def one_pass() -> None:
+        nonlocal inside, most
+        async with turns.turn("team"):
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(0.01)
+            inside -= 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(one_pass() for _ in range(50)))
+    assert most == 7  # the share: (8 - 1) // 1
+    # Woken by each release, not by the safety timeout: 50 / 7 rounds of 10 ms.
+    assert time.monotonic() - started < 1.0
+    assert turns.waiting("team") == 0 and turns.shares.held("team") == 0
+
+
+async def test_a_namespace_arriving_behind_another_s_thousand_goes_first() -> None:
+    turns = FairTurns(NamespaceShares(8, clock=Clock()))
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def one_pass(namespace: str) -> None:
+        async with turns.turn(namespace):
+            await gate.wait()
+            order.append(namespace)
+
+    busy = [asyncio.create_task(one_pass("big")) for _ in range(1000)]
+    await asyncio.sleep(0)
+    late = asyncio.create_task(one_pass("small"))
+    await asyncio.sleep(0)
+    assert turns.waiting("big") == 1000 - 7 and turns.waiting("small") == 0  # in at once
+    gate.set()
+    await asyncio.gather(late, *busy)
+    assert order.index("small") < 10
+
+
+async def test_a_release_in_a_worker_thread_wakes_a_waiter_at_once() -> None:
+    shares = NamespaceShares(2, clock=Clock())
+    turns = FairTurns(shares)
+    assert shares.try_acquire("team")  # a drift tick's pass, in a worker thread
+    waiter = asyncio.create_task(_enter(turns, "team"))
+    await asyncio.sleep(0.05)
+    assert not waiter.done() and turns.waiting("team") == 1
+    started = time.monotonic()
+    await asyncio.to_thread(shares.release, "team")
+    await asyncio.wait_for(waiter, 1.0)
+    assert time.monotonic() - started < 0.5  # not the safety timeout's 5 s
+
+
+async def test_a_cancelled_waiter_leaves_the_queue() -> None:
+    shares = NamespaceShares(2, clock=Clock())
+    turns = FairTurns(shares)
+    assert shares.try_acquire("team")
+    waiter = asyncio.create_task(_enter(turns, "team"))
+    await asyncio.sleep(0.01)
+    waiter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiter
+    assert turns.waiting("team") == 0
+    shares.release("team")
+    await asyncio.wait_for(_enter(turns, "team"), 1.0)
+
+
+async def _enter(turns: FairTurns, namespace: str) -> None:
+    async with turns.turn(namespace):
+        pass

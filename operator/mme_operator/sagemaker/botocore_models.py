@@ -15,15 +15,22 @@ installed botocore.
 One botocore session serves every region: its loader decodes each model once, where a
 session per region decoded SageMaker's again for each (clients are made under a lock,
 botocore sessions not being thread-safe).
+
+Its responses' ISO 8601 timestamps are parsed by :func:`parse_timestamp`: botocore's own
+parser (dateutil) cost a drift check 1 ms of its 5 ms of CPU for an S3 listing of ten keys.
 """
 
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import boto3
 import botocore.session
+import botocore.utils
+from dateutil.tz import tzutc
 
 from mme_operator.metrics import instrument_session
 
@@ -49,6 +56,25 @@ SAGEMAKER_OPERATIONS = (
 
 _lock = threading.Lock()
 _session: boto3.session.Session | None = None
+_UTC = tzutc()
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """botocore's timestamp parsing, with the stdlib's fast path for ISO 8601 in UTC.
+
+    The same value as botocore's (a datetime in dateutil's UTC); anything else (epoch
+    numbers, RFC 822 headers, other offsets) goes to botocore's parser.
+    """
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is not None and not parsed.utcoffset():
+                return parsed.replace(tzinfo=_UTC)
+    result: datetime = botocore.utils.parse_timestamp(value)
+    return result
 
 
 def shared_session() -> boto3.session.Session:
@@ -63,6 +89,8 @@ def shared_session() -> boto3.session.Session:
             core = botocore.session.get_session()
             loader = core.get_component("data_loader")
             loader.search_paths.insert(0, str(DATA_PATH))
+            parsers = core.get_component("response_parser_factory")
+            parsers.set_parser_defaults(timestamp_parser=parse_timestamp)
             # Before any client exists: each client copies the session's handlers.
             _session = instrument_session(boto3.session.Session(botocore_session=core))
         return _session
