@@ -44,7 +44,7 @@ def test_the_benchmark_runs_and_its_counts_meet_their_targets() -> None:
             "--drift-interval",
             "4",
             "--steady-intervals",
-            "2",
+            "4",
             "--metrics-interval",
             "4",
             "--shared-models",

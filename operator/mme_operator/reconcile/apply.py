@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -184,9 +185,28 @@ class Executor:
         plan order: every archive that went up is recorded, and the first failure (in plan
         order) is the pass's error. False when one failed."""
         parts = [ApplyResult() for _ in uploads]
+        # Each upload's events are held, then told in plan order: the pass's event reads
+        # the same whatever order the uploads ended in.
+        told: list[list[tuple[Reason | EventReason, str]]] = [[] for _ in uploads]
+        emit, local = self.emit, threading.local()
+
+        def held(reason: Reason | EventReason, message: str) -> None:
+            local.told.append((reason, message))
+
+        def one(i: int) -> bool:
+            local.told = told[i]
+            return self._step(uploads[i], parts[i])
+
         workers = min(self.upload_workers, len(uploads))
-        with ThreadPoolExecutor(workers, thread_name_prefix="upload") as pool:
-            done = list(pool.map(self._step, uploads, parts))
+        self.emit = held
+        try:
+            with ThreadPoolExecutor(workers, thread_name_prefix="upload") as pool:
+                done = list(pool.map(one, range(len(uploads))))
+        finally:
+            self.emit = emit
+        for events in told:
+            for reason, message in events:
+                emit(reason, message)
         for part in parts:
             result.uploaded.update(part.uploaded)
             result.model_errors.update(part.model_errors)
