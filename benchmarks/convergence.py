@@ -915,7 +915,15 @@ def shared_phase(bench: Bench, models: int, namespaces: int) -> dict[str, Any]:
         wait_until(lambda: listed_ready() == models, 300, f"{models} Models' own status Ready", 2)
         ready = models
 
-        # Steady: k drift intervals with nothing changed.
+        # Steady: k drift intervals with nothing changed, after the endpoint's first cache
+        # metrics read (which writes status.cache once).
+        if args.metrics_interval > 0:
+            wait_until(
+                lambda: bool((kube.request("GET", endpoint_path).get("status") or {}).get("cache")),
+                args.metrics_interval * 4 + 60,
+                "the shared endpoint's first cache metrics read",
+                1.0,
+            )
         bench.quiet(seconds=2.0, timeout=120)
         bench.aws.reset_calls()
         kube_before = bench.writes.snapshot()
