@@ -364,18 +364,31 @@ class CallCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self._subjects: Counter[tuple[str, str]] = Counter()
 
-    def record(self, operation: str) -> None:
-        """Count one call of ``operation``."""
+    def record(self, operation: str, subject: str = "") -> None:
+        """Count one call of ``operation`` about ``subject`` (an endpoint, a bucket path)."""
         with self._lock:
             self._counts[operation] += 1
+            self._subjects[operation, subject] += 1
 
     def snapshot(self) -> Counter[str]:
         """A copy of the counts."""
         with self._lock:
             return Counter(self._counts)
 
+    def about(self, text: str) -> Counter[str]:
+        """The counts of the calls whose subject contains ``text`` (case-insensitive)."""
+        needle = text.lower()
+        with self._lock:
+            found: Counter[str] = Counter()
+            for (operation, subject), n in self._subjects.items():
+                if needle in subject.lower():
+                    found[operation] += n
+            return found
+
     def reset(self) -> None:
         """Forget every call."""
         with self._lock:
             self._counts.clear()
+            self._subjects.clear()

@@ -209,6 +209,11 @@ class LocalAWS:
         """Calls received per operation of every service (S3's too), retries included."""
         return self._calls.snapshot()
 
+    def calls_about(self, text: str) -> Counter[str]:
+        """Calls per operation about one thing: a SageMaker call whose endpoint, config,
+        model or ARN names contain ``text``, an S3 call whose path or prefix does."""
+        return self._calls.about(text)
+
     def reset_calls(self) -> None:
         """Forget the calls counted so far."""
         self._calls.reset()
@@ -323,9 +328,9 @@ class LocalAWS:
         scope = self._scope(request)
         return scope[0] if scope else self.region
 
-    def _pre_call(self, operation: str) -> None:
+    def _pre_call(self, operation: str, subject: str = "") -> None:
         """Count the call and apply the faults set for it."""
-        self._calls.record(operation)
+        self._calls.record(operation, subject)
         delay = self.faults.delay_for(operation)
         if delay:
             time.sleep(delay)
@@ -346,7 +351,7 @@ class LocalAWS:
     ) -> Iterable[bytes]:
         """S3 through moto, with the S3 faults set for this operation before or after it."""
         operation = s3_operation(request.method, request.path, request.args, request.headers)
-        self._calls.record(operation)
+        self._calls.record(operation, request.path + request.args.get("prefix", ""))
         request_id = str(uuid.uuid4())
         error = self.faults.error_for(operation, "s3")
         if error is None and not self.faults.has_after("s3", operation):
@@ -372,11 +377,12 @@ class LocalAWS:
     def _sagemaker(self, request: Request, operation: str) -> Response:
         request_id = str(uuid.uuid4())
         try:
-            self._pre_call(operation)
             try:
                 payload = json.loads(request.get_data() or b"{}")
             except ValueError:
+                self._pre_call(operation)
                 raise AwsError("SerializationException", "Malformed JSON request") from None
+            self._pre_call(operation, _subject_of(payload))
             result = self.sagemaker.dispatch(self._region_of(request), operation, payload)
             if operation == "DeleteEndpoint":
                 arn = f"arn:aws:sagemaker:{self._region_of(request)}:{ACCOUNT_ID}:endpoint/"
@@ -393,7 +399,7 @@ class LocalAWS:
     def _invoke(self, request: Request, endpoint_name: str) -> Response:
         request_id = str(uuid.uuid4())
         try:
-            self._pre_call("InvokeEndpoint")
+            self._pre_call("InvokeEndpoint", endpoint_name)
             region = self._region_of(request)
             found = self.sagemaker.find_endpoint(region, endpoint_name)
             if found is None:
@@ -489,6 +495,16 @@ def _s3_error_response(err: AwsError, request_id: str) -> Response:
     return Response(
         body, err.status, {"Content-Type": "application/xml", "x-amz-request-id": request_id}
     )
+
+
+_SUBJECT_FIELDS = ("EndpointName", "EndpointConfigName", "ModelName", "ResourceArn", "NameContains")
+
+
+def _subject_of(payload: Any) -> str:
+    """What a SageMaker call is about, for the per-subject counts: the names it gives."""
+    if not isinstance(payload, dict):
+        return ""
+    return " ".join(str(payload[f]) for f in _SUBJECT_FIELDS if isinstance(payload.get(f), str))
 
 
 def _error_response(
