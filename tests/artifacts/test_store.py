@@ -32,6 +32,7 @@ from mme_operator.artifacts import (
     open_source,
 )
 from mme_operator.artifacts.packaging import SERVED_CONFIG_HEAD_BYTES
+from mme_operator.artifacts.store import META_OWNER, StoredArchive
 from mme_operator.local.s3_process import moto_s3_process
 from mme_operator.settings import Settings
 
@@ -431,3 +432,23 @@ def test_an_object_that_is_not_an_archive_has_no_served_config(
     s3.put_object(Bucket=bucket, Key=f"{PREFIX}junk-0.tar.gz", Body=b"not gzip at all")
     with pytest.raises(ArchiveConfigError, match=r"cannot read config\.pbtxt from the first bytes"):
         store.served_config(f"{PREFIX}junk-0.tar.gz")
+
+
+def test_a_narrowed_observation_lists_only_the_folders_named_and_keeps_the_recorded_rest(
+    s3: Any, bucket: str, settings: Settings
+) -> None:
+    store = ArtifactStore(s3, bucket, PREFIX, OWNER, settings=settings, namespaces={"*"})
+    changed, untouched = f"{PREFIX}team-a/new.tar.gz", f"{PREFIX}team-b/kept.tar.gz"
+    for key in (changed, untouched):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"archive", Metadata={META_OWNER: OWNER})
+    etag = s3.head_object(Bucket=bucket, Key=untouched)["ETag"]
+    recorded = {untouched: StoredArchive(untouched, 0, None, OWNER, "team-b/kept", etag=etag)}
+    # Gone from S3 behind the operator's back: only a listing of team-b's folder would tell.
+    s3.delete_object(Bucket=bucket, Key=untouched)
+
+    narrowed = store.observe(recorded, folders={"team-a"})
+    assert sorted(narrowed) == [changed, untouched]
+    assert narrowed[changed].owned_by(OWNER)
+    assert narrowed[untouched].owned_by(OWNER)
+
+    assert sorted(store.observe(recorded)) == [changed]  # the whole prefix, listed

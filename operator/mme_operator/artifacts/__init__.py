@@ -46,6 +46,7 @@ from mme_operator.artifacts.store import (
     ListedObject,
     StoredArchive,
     SyncResult,
+    archive_folder,
     transfer_config_from_settings,
 )
 
@@ -76,6 +77,7 @@ __all__ = [
     "StoredArchive",
     "SyncResult",
     "UnsafeArchiveError",
+    "archive_folder",
     "archive_hash",
     "archive_key",
     "desired_archive",

@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
@@ -105,6 +105,11 @@ class ListedObject:
 
 _ownership_cache: OrderedDict[tuple[str, str, str, str], StoredArchive] = OrderedDict()
 _ownership_lock = threading.Lock()
+
+
+def archive_folder(prefix: str, key: str) -> str:
+    """The namespace folder under ``prefix`` that holds ``key`` ("": the prefix's own level)."""
+    return key[len(prefix) :].rpartition("/")[0]
 
 
 def _cached_ownership(bucket: str, listed: ListedObject) -> StoredArchive | None:
@@ -255,21 +260,32 @@ class ArtifactStore:
             etag=head.get("ETag"),
         )
 
-    def list_archives(self) -> dict[str, ListedObject]:
+    def list_archives(self, folders: Collection[str] | None = None) -> dict[str, ListedObject]:
         """Every ``.tar.gz`` directly under the prefix, as listed (no metadata, no HEAD).
 
         Sub-prefixes are left out: they may belong to another endpoint whose prefix nests
-        inside ours, and MME only loads this level anyway.
+        inside ours, and MME only loads this level anyway. ``folders``: list only these
+        namespace folders ("" is the prefix's own level), each with its own listing.
         """
         found: dict[str, ListedObject] = {}
         paginator = self.s3.get_paginator("list_objects_v2")
-        # With attached Models (kind Model), one listing of the whole prefix also finds the
-        # archives under each of their namespaces' folders: pages, not a listing per namespace.
-        pages = (
-            paginator.paginate(Bucket=self.bucket, Prefix=self.prefix)
-            if self.namespaces
-            else paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/")
-        )
+        if folders is not None:
+            pages: Iterable[Mapping[str, Any]] = (
+                page
+                for folder in sorted(folders)
+                for page in paginator.paginate(
+                    Bucket=self.bucket,
+                    Prefix=self.prefix + (f"{folder}/" if folder else ""),
+                    Delimiter="/",
+                )
+            )
+        elif self.namespaces:
+            # With attached Models (kind Model), one listing of the whole prefix also finds
+            # the archives under each of their namespaces' folders: pages, not a listing per
+            # namespace.
+            pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix)
+        else:
+            pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/")
         for page in pages:
             for obj in page.get("Contents", []):
                 if obj["Key"].endswith(ARCHIVE_SUFFIX) and self._listed_level(obj["Key"]):
@@ -278,17 +294,26 @@ class ArtifactStore:
                     )
         return found
 
-    def observe(self, known: Mapping[str, StoredArchive] | None = None) -> dict[str, StoredArchive]:
+    def observe(
+        self,
+        known: Mapping[str, StoredArchive] | None = None,
+        folders: Collection[str] | None = None,
+    ) -> dict[str, StoredArchive]:
         """The archives under the prefix with their owners: one listing, HEADs only as needed.
 
         ``known`` holds archives this owner uploaded, by key, with the ETag S3 listed for
         them (the caller keeps them in the resource's status): a listed object with that
         key and ETag is ours, with no HEAD. Any other object gets one HEAD, once per
-        process while it stays unchanged.
+        process while it stays unchanged. ``folders``: only these are listed (see
+        :meth:`list_archives`); a known archive in any other folder is taken as it is.
         """
-        listed = self.list_archives()
+        listed = self.list_archives(folders)
         known = known or {}
         stored: dict[str, StoredArchive] = {}
+        if folders is not None:
+            for key, recorded in known.items():
+                if archive_folder(self.prefix, key) not in folders:
+                    stored[key] = dataclasses.replace(recorded, owner_uid=self.owner_uid)
         unknown: list[ListedObject] = []
         for key, obj in listed.items():
             ours = known.get(key)

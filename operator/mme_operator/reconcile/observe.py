@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import botocore.exceptions
 
 from mme_operator.api import ModelEndpointStatus, Phase
-from mme_operator.artifacts import ArtifactStore, StoredArchive
+from mme_operator.artifacts import ArtifactStore, StoredArchive, archive_folder
 from mme_operator.reconcile.desired import DesiredState
 from mme_operator.sagemaker.autoscaling import ObservedScaling, observe_scaling
 from mme_operator.sagemaker.clients import AwsClients
@@ -18,6 +19,9 @@ from mme_operator.sagemaker.resources import OWNER_UID_TAG, is_claimed
 
 # Endpoint states in which SageMaker accepts no change and the operator only waits.
 TRANSITIONAL = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
+
+LIST_PAGE_KEYS = 1000
+"""Keys S3 returns per ListObjectsV2 page (its MaxKeys default and ceiling)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,32 @@ def recorded_archives(
     }
 
 
+def folders_to_list(
+    desired: DesiredState,
+    known: Mapping[str, StoredArchive],
+    previous: ModelEndpointStatus | None,
+) -> frozenset[str] | None:
+    """The folders a pass lists of an endpoint with attached Models; None: the whole prefix.
+
+    A folder (one namespace's, or "" for the inline models) is listed when something in it
+    is not as the last pass left it: a desired archive not recorded, a recorded one no
+    longer desired, an archive kept for its grace period, still serving or previous. The others'
+    archives are taken from the status (the last pass listed them). So one Model's change
+    costs its namespace's listing, not the pages of every archive of the endpoint. Where
+    the listings would outnumber those pages (the first pass), the whole prefix is listed.
+    """
+    if not desired.archive_namespaces or previous is None or not known:
+        return None
+    wanted = {a.key for a in desired.archives}
+    recorded = set(known)
+    changed = (wanted ^ recorded) | {s.s3_key for s in previous.superseded_archives or []}
+    for model in previous.models or []:
+        changed |= {k for k in (model.serving_s3_key, model.previous_s3_key) if k}
+    folders = frozenset(archive_folder(desired.prefix, key) for key in changed)
+    pages = math.ceil(len(wanted | recorded) / LIST_PAGE_KEYS)
+    return folders if len(folders) < pages else None
+
+
 def _settled(previous: ModelEndpointStatus | None, config_name: str) -> bool:
     """Whether the last pass left the endpoint Ready on ``config_name``.
 
@@ -106,7 +136,8 @@ def observe(
     tags = gateway.tags_of(endpoint.arn) if endpoint is not None else {}
     owner = tags.get(OWNER_UID_TAG)
     store = _store(clients, desired)
-    archives = store.observe(known_archives)
+    folders = folders_to_list(desired, known_archives or {}, previous)
+    archives = store.observe(known_archives, folders)
     scaling = (
         observe_scaling(clients.autoscaling, sm.endpoint.name) if endpoint is not None else None
     )
