@@ -207,6 +207,26 @@ class ModelAttachments:
         cache = self._caches.setdefault(str(meta.get("uid")), {})
         return AttachedInput(models, self.namespace_labels, invalid, departed, cache)
 
+    def archive_keys(
+        self, body: Mapping[str, Any], index: kopf.Index[EndpointKey, dict[str, Any]] | None
+    ) -> set[str]:
+        """The S3 keys the Models naming the endpoint ``body`` serve, as their status says
+        (the last written, else the one the index holds): what its drift check looks for."""
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        keys: set[str] = set()
+        for doc in index.get(key, []) if index is not None else []:
+            uid = str((doc.get("metadata") or {}).get("uid"))
+            written = self._written.get(uid)
+            if written is not None:
+                found = [written.s3_key, written.serving_s3_key]
+            else:
+                status = doc.get("status")
+                status = status if isinstance(status, Mapping) else {}
+                found = [status.get("s3Key"), status.get("servingS3Key")]
+            keys.update(k for k in found if isinstance(k, str) and k)
+        return keys
+
     def admission_changed(
         self, body: Mapping[str, Any], index: kopf.Index[EndpointKey, dict[str, Any]] | None
     ) -> str | None:

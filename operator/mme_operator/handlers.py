@@ -21,7 +21,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -521,10 +521,13 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         attached_models: kopf.Index[Any, Any] | None = None,
         *,
         turn_taken: bool = False,
+        every_folder: bool = False,
     ) -> None:
         events = events or PassEvents(body)
         models = context.models
         attached = models.input_for(body, attached_models) if models is not None else None
+        if attached is not None and every_folder:
+            attached = replace(attached, list_every_folder=True)
         namespace = str(body.metadata.namespace)
         # A change handler waited for its turn (context.in_worker); a drift tick asks here.
         slot = contextlib.nullcontext(True) if turn_taken else context.slot(namespace)
@@ -662,7 +665,10 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
                 reconcile_pass(body, patch, logger, archive_locations)
                 return
             with metrics.timed_pass("drift_check") as timer:
-                drift = check_drift(body, context.clients(_region(body)))
+                attached = (
+                    context.models.archive_keys(body, attached_models) if context.models else ()
+                )
+                drift = check_drift(body, context.clients(_region(body)), attached_keys=attached)
                 timer.outcome = "success"
             context.schedule.observed(uid)
             if drift is None:
@@ -675,7 +681,8 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
             logger.info("Drift detected: %s; reconciling", drift)
             events = PassEvents(body)
             events.emit(EventReason.DRIFT_DETECTED, drift)
-            reconcile_pass(body, patch, logger, archive_locations, events)
+            # What drifted may be an archive the status records: this pass trusts no folder.
+            reconcile_pass(body, patch, logger, archive_locations, events, every_folder=True)
             return
         reconcile_pass(body, patch, logger, archive_locations)
 

@@ -16,7 +16,13 @@ import pytest
 import yaml
 
 from tests.cluster import ControlPlane
-from tests.integration.conftest import World, clean_namespace, condition, kube_connection
+from tests.integration.conftest import (
+    World,
+    clean_namespace,
+    condition,
+    eventually,
+    kube_connection,
+)
 from tests.integration.test_tenants import tenant_rbac
 
 pytestmark = pytest.mark.envtest
@@ -317,6 +323,32 @@ async def test_deleting_a_model_leaves_the_others_and_its_archive_goes_after_the
     assert after["status"]["targetModel"] == kept["status"]["targetModel"]
     assert f"mme/shared/{kept['status']['targetModel']}" in await world.keys("mme/shared/")
     assert await invoke(world, kept["status"]["endpointName"], kept["status"]["targetModel"]) == 200
+
+
+@pytest.mark.settings(drift_check_interval_seconds=1)
+async def test_an_attached_models_archive_deleted_by_hand_is_uploaded_again(
+    world: World, teams: dict[str, Team]
+) -> None:
+    # The endpoint has no inline model: only its Models' statuses say which archives it
+    # serves, and the drift check must look for those (one listing of the whole prefix).
+    bert, gpt = await bert_and_gpt(world, teams)
+    lost = f"mme/shared/{gpt['status']['targetModel']}"
+    kept = f"mme/shared/{bert['status']['targetModel']}"
+    await world.aws(world.s3.delete_object, Bucket=world.bucket, Key=lost)
+
+    async def back() -> bool:
+        return lost in await world.keys("mme/shared/")
+
+    await eventually(back, f"re-upload of {lost}", timeout=30)
+    assert kept in await world.keys("mme/shared/")
+    again = await teams["team-b"].ready("gpt")
+    assert again["status"]["targetModel"] == gpt["status"]["targetModel"]
+    assert await invoke(world, gpt["status"]["endpointName"], gpt["status"]["targetModel"]) == 200
+    async with world.env.session.get(f"/api/v1/namespaces/{PLATFORM}/events") as response:
+        events = (await response.json()).get("items", [])
+    # One event tells the pass: the drift found, and the upload that put it right.
+    told = [e.get("message", "") for e in events if lost in e.get("message", "")]
+    assert any("missing from S3" in message for message in told), told
 
 
 @pytest.mark.parametrize("policy", ["Retain", "Delete"])

@@ -313,6 +313,9 @@ class AttachedInput:
     cache: dict[tuple[str, int, str], tuple[str, str, int | None]] = field(default_factory=dict)
     """(uid, generation, source) -> (config.pbtxt, source fingerprint, size): a pass reads no
     source of a Model that did not change (no HEAD per Model per pass)."""
+    list_every_folder: bool = False
+    """The pass lists every namespace's folder, not only those whose archives changed since
+    the last status (a drift check found something amiss: the status is not trusted)."""
 
 
 def combined_previous(

@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -428,7 +428,8 @@ def _reconcile(
         bucket = desired.bucket
         gateway = clients.gateway(cache_reads=True)  # one pass: a read asked twice is reused
         known = recorded_archives(previous, desired.owner_uid)
-        observed = observe(clients, desired, known, gateway, previous)
+        every_folder = attached is not None and attached.list_every_folder
+        observed = observe(clients, desired, known, gateway, previous, every_folder)
     except Retry as exc:
         return _retry_outcome(body, settings, exc.message)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
@@ -634,9 +635,16 @@ def finalize(
 
 
 def check_drift(
-    body: Mapping[str, Any], clients: AwsClients, now: datetime | None = None
+    body: Mapping[str, Any],
+    clients: AwsClients,
+    now: datetime | None = None,
+    attached_keys: Collection[str] = (),
 ) -> str | None:
     """What drifted since the last pass, or None; at most one DescribeEndpoint and one S3 list.
+
+    ``attached_keys``: the S3 keys the endpoint's attached Models (kind Model) serve, from
+    their status (the ModelEndpoint's own status only counts them); one listing of the
+    whole prefix, every namespace's folder in it, finds a missing one.
 
     Only a resource that was Ready is checked; anything else is already being reconciled,
     except models whose source could not be read or that failed to load: those are looked at
@@ -668,7 +676,7 @@ def check_drift(
         return None
     bucket, prefix = location
     try:
-        return _drift(clients, status, bucket, prefix)
+        return _drift(clients, status, bucket, prefix, attached_keys)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         if is_missing_bucket(exc):
             return f"the artifacts bucket {bucket} is gone"
@@ -695,7 +703,11 @@ def _recorded_location(
 
 
 def _drift(
-    clients: AwsClients, status: ModelEndpointStatus, bucket: str, prefix: str
+    clients: AwsClients,
+    status: ModelEndpointStatus,
+    bucket: str,
+    prefix: str,
+    attached_keys: Collection[str],
 ) -> str | None:
     assert status.endpoint_name is not None
     endpoint = clients.gateway().describe_endpoint(status.endpoint_name)
@@ -703,12 +715,13 @@ def _drift(
         return f"endpoint {status.endpoint_name} is gone"
     if endpoint.status != "InService" or endpoint.config_name != status.endpoint_config_name:
         return f"endpoint {status.endpoint_name} is {endpoint.status} with config {endpoint.config_name}"
-    wanted = {m.s3_key for m in status.models or [] if m.s3_key}
+    wanted = {m.s3_key for m in status.models or [] if m.s3_key} | set(attached_keys)
     if wanted:
         present = _keys_under(clients, bucket, prefix)
         missing = sorted(wanted - present)
         if missing:
-            return f"archives missing from S3: {', '.join(missing)}"
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            return f"archives missing from S3: {', '.join(missing[:10])}{more}"
     return None
 
 

@@ -120,6 +120,7 @@ def observe(
     known_archives: Mapping[str, StoredArchive] | None = None,
     gateway: SageMakerGateway | None = None,
     previous: ModelEndpointStatus | None = None,
+    every_folder: bool = False,
 ) -> ObservedState:
     """Read what exists for ``desired`` (describe / list / head calls only).
 
@@ -128,7 +129,9 @@ def observe(
     ``previous`` (the object's status) spares, when the last pass left the endpoint Ready
     on the desired config and it still serves it, the model / config describes and the
     listing of superseded ones: a pass that only changes archives costs one
-    DescribeEndpoint, its tags, one S3 listing and the autoscaling read.
+    DescribeEndpoint, its tags, one S3 listing and the autoscaling read. With attached
+    Models, it also spares listing the folders where nothing changed (see
+    :func:`folders_to_list`), unless ``every_folder``.
     """
     gateway = gateway or clients.gateway()
     sm = desired.sagemaker
@@ -136,7 +139,7 @@ def observe(
     tags = gateway.tags_of(endpoint.arn) if endpoint is not None else {}
     owner = tags.get(OWNER_UID_TAG)
     store = _store(clients, desired)
-    folders = folders_to_list(desired, known_archives or {}, previous)
+    folders = None if every_folder else folders_to_list(desired, known_archives or {}, previous)
     archives = store.observe(known_archives, folders)
     scaling = (
         observe_scaling(clients.autoscaling, sm.endpoint.name) if endpoint is not None else None
