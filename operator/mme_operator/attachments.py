@@ -182,7 +182,7 @@ class ModelAttachments:
         """The Models naming the endpoint ``body``, as its pass takes them."""
         meta = body.get("metadata") or {}
         key = (str(meta.get("namespace")), str(meta.get("name")))
-        raw = list(index.get(key, [])) if index is not None else []
+        raw = _models_of(index, key)
         models: list[ModelResource] = []
         invalid: dict[str, tuple[ModelResource | None, str]] = {}
         for doc in raw:
@@ -215,7 +215,7 @@ class ModelAttachments:
         meta = body.get("metadata") or {}
         key = (str(meta.get("namespace")), str(meta.get("name")))
         keys: set[str] = set()
-        for doc in index.get(key, []) if index is not None else []:
+        for doc in _models_of(index, key):
             uid = str((doc.get("metadata") or {}).get("uid"))
             written = self._written.get(uid)
             if written is not None:
@@ -243,9 +243,7 @@ class ModelAttachments:
         meta = body.get("metadata") or {}
         key = (str(meta.get("namespace")), str(meta.get("name")))
         models = [
-            model
-            for doc in (index.get(key, []) if index is not None else [])
-            if (model := validate_model(doc)[0]) is not None
+            model for doc in _models_of(index, key) if (model := validate_model(doc)[0]) is not None
         ]
         admission = admit(f"{key[0]}/{key[1]}", attach, models, self.namespace_labels)
         for model in models:
@@ -340,6 +338,27 @@ class ModelAttachments:
             if model is not None:
                 statuses[uid] = unattached_status(model, reason, message)
         self.write(statuses)
+
+
+def _models_of(
+    index: kopf.Index[EndpointKey, dict[str, Any]] | None, key: EndpointKey
+) -> list[dict[str, Any]]:
+    """A copy of the Models the index holds under ``key``, taken from a worker thread.
+
+    kopf changes the index on the event loop while a handler's thread reads it: a copy
+    that meets a change ("dictionary changed size during iteration") is taken again.
+    """
+    if index is None:
+        return []
+    for _ in range(_SNAPSHOT_TRIES - 1):
+        try:
+            return list(index.get(key, []))
+        except RuntimeError:
+            continue
+    return list(index.get(key, []))
+
+
+_SNAPSHOT_TRIES = 5
 
 
 def _status_of(body: Mapping[str, Any]) -> AttachedModelStatus | None:

@@ -46,6 +46,7 @@ from mme_operator.attachments import ModelAttachments
 from mme_operator.configmaps import ConfigMapNotOwnedError, ConfigMapWriter
 from mme_operator.kube import KubeApiError, KubeLoginError
 from mme_operator.reconcile import Outcome, check_drift, failed_retry_due, finalize, reconcile
+from mme_operator.reconcile.apply import EventSink
 from mme_operator.reconcile.client_mapping import configmap_name, models_configmap
 from mme_operator.reconcile.desired import ADOPT_ANNOTATION, RETRY_UPDATE_ANNOTATION
 from mme_operator.reconcile.drift_schedule import DriftSchedule, spread_offset
@@ -108,16 +109,20 @@ class DigestDiffBaseStorage(kopf.DiffBaseStorage):
 
 class QuietTicks(logging.Filter):
     """kopf logs every timer tick that succeeded at INFO: 100 lines a second for 1,000
-    endpoints at a 10 s drift interval, nearly all ticks that found nothing. DEBUG here;
-    what a tick did (a drift, a pass) is logged by the handler."""
+    endpoints at a 10 s drift interval, nearly all ticks that found nothing; and every
+    Model event it handled (two per Model as 5,000 Models arrive: theirs and their status
+    write's). DEBUG here; what a tick or a Model change did (a drift, a pass) is logged."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = str(record.msg)
-        tick = message.startswith("Timer '") and message.endswith("' succeeded.")
+        tick = message.startswith(_QUIET_HANDLERS) and message.endswith("' succeeded.")
         if record.levelno == logging.INFO and tick:
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
         return True
+
+
+_QUIET_HANDLERS = ("Timer '", "Handler 'model_events'")
 
 
 class WaitingIsNotAnError(logging.Filter):
@@ -525,9 +530,6 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
     ) -> None:
         events = events or PassEvents(body)
         models = context.models
-        attached = models.input_for(body, attached_models) if models is not None else None
-        if attached is not None and every_folder:
-            attached = replace(attached, list_every_folder=True)
         namespace = str(body.metadata.namespace)
         # A change handler waited for its turn (context.in_worker); a drift tick asks here.
         slot = contextlib.nullcontext(True) if turn_taken else context.slot(namespace)
@@ -540,21 +542,35 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
                 )
             # Every other ModelEndpoint's archive location: the tenancy policy's nesting rules.
             others = [loc for store in locations.values() for loc in store]
+
+            def attached_pass(
+                body: kopf.Body, clients: AwsClients, settings: Settings, emit: EventSink
+            ) -> Outcome:
+                # Under the object's lock, both: a pass that waited for the last one sees
+                # the Model statuses it wrote (not an input taken before it), so it neither
+                # HEADs nor load-checks again what that pass uploaded and checked.
+                attached = models.input_for(body, attached_models) if models else None
+                if attached is not None and every_folder:
+                    attached = replace(attached, list_every_folder=True)
+                outcome = reconcile(
+                    body, clients, settings, emit=emit, others=others,
+                    claims=context.claims, attached=attached,
+                )  # fmt: skip
+                if models is not None:
+                    models.write(outcome.models)
+                return outcome
+
             outcome = locked_pass(
                 "reconcile",
                 body,
                 events,
-                functools.partial(
-                    reconcile, others=others, claims=context.claims, attached=attached
-                ),
+                attached_pass,
                 _pass_outcome,
                 note=lambda done: events.note_failures(body.get("status"), done.status),
             )
         # The pass read the endpoint and the listing: the next drift tick reuses that.
         context.schedule.observed(str(body.metadata.uid))
         metrics.ENDPOINTS.record(*_identity(body), outcome.status)
-        if models is not None:
-            models.write(outcome.models)
         refused = write_models_configmap(body, outcome.status, logger)
         status = with_configmap_condition(outcome.status, refused)
         patch.status.update(_status_patch(body.get("status"), status))

@@ -401,6 +401,37 @@ async def test_changing_one_model_rewrites_only_that_model(
     assert untouched["metadata"]["resourceVersion"] == other["metadata"]["resourceVersion"]
 
 
+async def test_a_pass_with_nothing_changed_invokes_and_uploads_nothing_again(
+    world: World, teams: dict[str, Team]
+) -> None:
+    await bert_and_gpt(world, teams)
+    before = dict(world.calls)
+    # Another pass of the endpoint (as a third Model's arrival makes), nothing changed.
+    await asyncio.to_thread(
+        teams["team-a"].plane.kubectl,
+        "annotate",
+        "modelendpoints",
+        "shared",
+        "-n",
+        PLATFORM,
+        "models.mme-operator.io/changed=test",
+        "--overwrite",
+    )
+    await world.env.wait_for(
+        "shared",
+        lambda obj: (
+            obj is not None
+            and world.calls.get("DescribeEndpoint", 0) > before.get("DescribeEndpoint", 0)
+        ),
+        namespace=PLATFORM,
+        timeout=30,
+        what="another pass",
+    )
+    await asyncio.sleep(2)
+    for call in ("InvokeEndpoint", "PutObject", "HeadObject"):
+        assert world.calls.get(call, 0) == before.get(call, 0), call
+
+
 async def test_kubectl_explains_a_model_and_shows_its_columns(
     world: World, teams: dict[str, Team]
 ) -> None:

@@ -1,4 +1,5 @@
-"""kopf's line for every drift tick that found nothing is DEBUG, not INFO."""
+"""kopf's line for every drift tick that found nothing, and for every Model event it handled,
+is DEBUG, not INFO."""
 
 from __future__ import annotations
 
@@ -19,6 +20,18 @@ def test_a_tick_that_succeeded_is_debug() -> None:
     logging.getLogger("kopf.objects").setLevel(logging.DEBUG)
     try:
         assert QuietTicks().filter(record("Timer 'x' succeeded."))  # kept when debugging
+    finally:
+        logging.getLogger("kopf.objects").setLevel(logging.NOTSET)
+
+
+def test_a_model_event_handled_is_debug() -> None:
+    logging.getLogger("kopf.objects").setLevel(logging.INFO)
+    try:
+        handled = record("Handler 'model_events' succeeded.")
+        assert not QuietTicks().filter(handled)
+        assert handled.levelname == "DEBUG"
+        failed = record("Handler 'model_events' failed with an exception.", logging.ERROR)
+        assert QuietTicks().filter(failed) and failed.levelno == logging.ERROR
     finally:
         logging.getLogger("kopf.objects").setLevel(logging.NOTSET)
 

@@ -140,9 +140,15 @@ class KubeClient:
             try:
                 connection.request(method, url, body=payload, headers=headers)
                 response = connection.getresponse()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                # The server closed a kept-alive connection while it was idle: the call
-                # never reached it, so sending it on a new connection is safe.
+            except (
+                http.client.RemoteDisconnected,
+                BrokenPipeError,
+                ConnectionResetError,
+                ssl.SSLEOFError,
+            ):
+                # The server closed a kept-alive connection while it was idle (over TLS:
+                # "EOF occurred in violation of protocol"): the call never reached it, so
+                # sending it on a new connection is safe.
                 if not reused:
                     raise
                 connection.close()
