@@ -340,6 +340,9 @@ class ModelAttachments:
         self.write(statuses)
 
 
+_SNAPSHOT_TRIES = 5
+
+
 def _models_of(
     index: kopf.Index[EndpointKey, dict[str, Any]] | None, key: EndpointKey
 ) -> list[dict[str, Any]]:
@@ -348,17 +351,13 @@ def _models_of(
     kopf changes the index on the event loop while a handler's thread reads it: a copy
     that meets a change ("dictionary changed size during iteration") is taken again.
     """
-    if index is None:
-        return []
-    for _ in range(_SNAPSHOT_TRIES - 1):
+    for attempt in range(_SNAPSHOT_TRIES):
         try:
-            return list(index.get(key, []))
+            return list(index.get(key, [])) if index is not None else []
         except RuntimeError:
-            continue
-    return list(index.get(key, []))
-
-
-_SNAPSHOT_TRIES = 5
+            if attempt == _SNAPSHOT_TRIES - 1:
+                raise
+    return []
 
 
 def _status_of(body: Mapping[str, Any]) -> AttachedModelStatus | None:
