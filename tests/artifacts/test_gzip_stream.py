@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import errno
 import gzip
+import hashlib
 import itertools
 import random
 import subprocess
+import threading
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -110,3 +112,43 @@ def test_a_sink_that_fails_stops_the_writer_with_its_error() -> None:
             writer.write(bytes(BLOCK_BYTES))
         writer.close()
     writer.abort()
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096, BLOCK_BYTES - 1])
+def test_a_one_block_stream_is_encoded_on_the_callers_thread_into_the_same_bytes(
+    size: int,
+) -> None:
+    data = content(size, seed=size + 7)
+    out: list[bytes] = []
+    threads: set[str] = set()
+
+    def sink(chunks: Sequence[Chunk]) -> None:
+        threads.add(threading.current_thread().name)
+        threads.update(t.name for t in threading.enumerate() if t.name.startswith("mme-"))
+        out.extend(bytes(c) for c in chunks)
+
+    inline = GzipBlockWriter(sink, compressor="isal", level=2)
+    for start in range(0, size, 1000):
+        inline.write(data[start : start + 1000])
+    inline.close()
+    assert threads == {threading.current_thread().name}  # no encoder, hasher or sink thread
+    stream = b"".join(out)
+    assert gzip.decompress(stream) == data
+    assert inline.sha256 == hashlib.sha256(stream).hexdigest() and inline.size == len(stream)
+
+    out.clear()
+    threaded = GzipBlockWriter(sink, compressor="isal", level=2)
+    threaded._start()  # the threads a longer stream starts with its first full block
+    threaded.write(data)
+    threaded.close()
+    assert b"".join(out) == stream
+
+
+def test_a_sink_that_fails_on_a_one_block_stream_fails_its_close() -> None:
+    def full_disk(chunks: Sequence[Chunk]) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    writer = GzipBlockWriter(full_disk, compressor="isal", level=2)
+    writer.write(b"config")
+    with pytest.raises(OSError, match="No space left"):
+        writer.close()

@@ -23,7 +23,9 @@ Everything the output depends on (block offsets, the sample, what each compresso
 given) is a function of the stream's bytes alone, never of how they were handed over or
 of thread timing: the same input gives the same bytes.
 
-Work is spread over threads: the caller (the tar writer, reading sources) fills blocks;
+A stream of one block (a config and small weights: most archives of a shared endpoint)
+is encoded by the caller when it closes, with the same bytes as below, and no thread is
+started for it. Longer streams spread the work over threads: the caller (the tar writer, reading sources) fills blocks;
 a small pool chooses and encodes them and takes each block's CRC-32 (compression, where
 chosen, runs on several cores); one thread takes the encoded blocks in order, joins the
 CRC-32s and updates the archive's sha256; another hands them to the sink (the file).
@@ -210,7 +212,8 @@ class GzipBlockWriter:
     """A write-only file object producing the gzip stream described in the module docstring.
 
     ``sink`` gets the output in order, a list of byte chunks at a time, on a thread of
-    its own; it must write them out before it returns. Data handed to :meth:`write` must
+    its own (a one-block stream's all at once, on the caller's thread at :meth:`close`); it
+    must write them out before it returns. Data handed to :meth:`write` must
     not be changed afterwards (``bytes`` never are; anything else is copied). :meth:`close`
     finishes the stream and re-raises an error of the sink or of an encoder; :meth:`abort`
     stops it. After ``close``, :attr:`sha256` and :attr:`size` describe the whole output.
@@ -235,11 +238,25 @@ class GzipBlockWriter:
         self.digest = hashlib.sha256()
         self.size = 0
         self._closed = False
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mme-deflate")
-        # Hashing and writing are separate threads: each takes a core's share of the work.
-        self._sink = _Stage("mme-archive-sink", sink, depth)
-        self._hasher = _Stage("mme-archive-hash", self._hash, depth)
-        self._sink.put(self._hashed([GZIP_HEADER]))
+        self._sink_work = sink
+        self._workers = workers
+        self._depth = depth
+        # Threads start with the first full block: a stream of one block (a config and small
+        # weights, most archives of a shared endpoint) is encoded by the caller at close, as
+        # the threads would have (the same bytes), without starting four threads for it.
+        self._pool: ThreadPoolExecutor | None = None
+        self._sink: _Stage | None = None
+        self._hasher: _Stage | None = None
+
+    def _start(self) -> tuple[ThreadPoolExecutor, _Stage]:
+        """The encoders, the hasher and the sink threads (started once); the header sent."""
+        if self._pool is None or self._hasher is None:
+            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="mme-deflate")
+            # Hashing and writing are separate threads: each takes a core's share of the work.
+            self._sink = _Stage("mme-archive-sink", self._sink_work, self._depth)
+            self._hasher = _Stage("mme-archive-hash", self._hash, self._depth)
+            self._sink.put(self._hashed([GZIP_HEADER]))
+        return self._pool, self._hasher
 
     @property
     def sha256(self) -> str:
@@ -257,7 +274,7 @@ class GzipBlockWriter:
 
     def _raise_error(self) -> None:
         for stage in (self._hasher, self._sink):
-            if stage.error is not None:
+            if stage is not None and stage.error is not None:
                 raise stage.error
 
     def write(self, data: Any) -> int:
@@ -277,12 +294,24 @@ class GzipBlockWriter:
         return written
 
     def _submit(self) -> None:
+        pool, hasher = self._start()
         pieces, self._pieces, self._filled = self._pieces, [], 0
-        future = self._pool.submit(_encode_job, pieces, self._window, self._compressor, self._level)
+        future = pool.submit(_encode_job, pieces, self._window, self._compressor, self._level)
         size = sum(len(p) for p in pieces)
         tail = _gather(pieces, max(size - WINDOW, 0), min(size, WINDOW))
         self._window = (self._window + tail)[-WINDOW:]
-        self._hasher.put((pieces, future))
+        hasher.put((pieces, future))
+
+    def _close_inline(self) -> None:
+        """The whole stream at once, on the caller's thread: no block went to the threads."""
+        pieces, self._pieces, self._filled = self._pieces, [], 0
+        encoded = (
+            encode_block(pieces, self._window, self._compressor, self._level) if pieces else []
+        )
+        for piece in pieces:
+            self._crc = _crc32(piece, self._crc)
+        trailer = struct.pack("<II", self._crc, self._position & 0xFFFFFFFF)
+        self._sink_work(self._hashed([GZIP_HEADER, *encoded, _FINAL_EMPTY_STORED + trailer]))
 
     def _hashed(self, chunks: Sequence[Chunk]) -> Sequence[Chunk]:
         for chunk in chunks:
@@ -291,9 +320,11 @@ class GzipBlockWriter:
         return chunks
 
     def _hash(self, item: Any) -> None:
+        sink = self._sink
+        assert sink is not None  # the hasher runs only once _start made both
         if item is _END:
             trailer = struct.pack("<II", self._crc, self._position & 0xFFFFFFFF)
-            self._sink.put(self._hashed([_FINAL_EMPTY_STORED + trailer]))
+            sink.put(self._hashed([_FINAL_EMPTY_STORED + trailer]))
             return
         pieces, future = item
         crc, encoded = future.result()
@@ -302,11 +333,15 @@ class GzipBlockWriter:
         else:
             for piece in pieces:
                 self._crc = _crc32(piece, self._crc)
-        self._sink.put(self._hashed(encoded))
+        sink.put(self._hashed(encoded))
 
     def close(self) -> None:
         """Write the last block and the gzip trailer; wait until the sink has all of it."""
         if self._closed:
+            return
+        if self._hasher is None:
+            self._closed = True
+            self._close_inline()
             return
         try:
             self._raise_error()
@@ -321,11 +356,14 @@ class GzipBlockWriter:
         """Stop without finishing the stream (after an error of the caller)."""
         if self._closed:
             return
-        self._hasher.skip = self._sink.skip = True
+        if self._hasher is not None and self._sink is not None:
+            self._hasher.skip = self._sink.skip = True
         self._finish()
 
     def _finish(self) -> None:
         self._closed = True
+        if self._hasher is None or self._sink is None or self._pool is None:
+            return  # never started: nothing was sent
         self._hasher.join()
         self._sink.join()
         self._pool.shutdown(wait=True, cancel_futures=True)
