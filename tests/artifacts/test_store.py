@@ -216,6 +216,17 @@ def test_large_archive_goes_up_in_parallel_parts_and_logs_progress(
     assert any(m.startswith("Uploaded archive key=") for m in messages)
 
 
+def test_an_archive_of_one_put_logs_one_line_without_progress(
+    store: ArtifactStore, models: Models, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    small = models.desired("small", b"weights")
+    with caplog.at_level(logging.INFO, logger="mme_operator.artifacts"):
+        store.upload(small, models.source(small.source_uri), tmp_path / "work")
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("mme_operator")]
+    assert [m.split(" ", 2)[:2] for m in messages] == [["Uploaded", "archive"]]
+    assert list((tmp_path / "work").iterdir()) == []  # nothing left in the work dir
+
+
 def test_a_multipart_upload_records_the_etag_s3_lists(
     s3: Any, bucket: str, store: ArtifactStore, models: Models, tmp_path: Path
 ) -> None:

@@ -25,9 +25,10 @@ import contextlib
 import dataclasses
 import io
 import os
+import secrets
+import shutil
 import tarfile
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -153,17 +154,30 @@ def package_model(
     while the rest is packaged).
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest.parent, prefix="mme-pkg-") as scratch:
+    with _scratch_beside(dest) as scratch:
         return package_content(
             name,
             config_pbtxt,
-            source.open_content(Path(scratch)),
+            source.open_content(scratch),
             weights_filename,
             dest,
             uri=source.uri,
             compressor=compressor,
             on_written=on_written,
         )
+
+
+@contextlib.contextmanager
+def _scratch_beside(dest: Path) -> Iterator[Path]:
+    """A scratch directory next to ``dest`` for a source's downloads, made only when one
+    downloads (``sources.base.temp_path`` makes it) and removed afterwards: a local
+    source is packaged without a directory made and removed for nothing."""
+    scratch = dest.parent / f"mme-pkg-{secrets.token_hex(8)}"
+    try:
+        yield scratch
+    finally:
+        if os.path.lexists(scratch):
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def package_content(

@@ -19,8 +19,7 @@ import dataclasses
 import hashlib
 import logging
 import re
-import shutil
-import tempfile
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -163,12 +162,14 @@ class _UploadProgress:
     """Upload callback: logs percent and MB/s every 10% or few seconds, not more.
 
     While the archive is still being packaged its size is not known (``total`` None):
-    the log then says so instead of a percent.
+    the log then says so instead of a percent. An archive known to be smaller than
+    ``quiet_below`` (one PUT) gets no progress line: its "Uploaded archive" line says it all.
     """
 
-    def __init__(self, key: str, total: int | None) -> None:
+    def __init__(self, key: str, total: int | None, quiet_below: int = 0) -> None:
         self.key = key
         self.total = total
+        self.quiet_below = quiet_below
         self.done = 0
         self.started = time.monotonic()
         self.last_time = self.started
@@ -178,6 +179,8 @@ class _UploadProgress:
     def __call__(self, transferred: int) -> None:
         with self.lock:
             self.done += transferred
+            if self.total is not None and self.total < self.quiet_below:
+                return
             now = time.monotonic()
             percent = (
                 None if self.total is None else min(100, self.done * 100 // max(self.total, 1))
@@ -422,7 +425,11 @@ class ArtifactStore:
         if self.kms_key_id:
             extra["ServerSideEncryption"] = "aws:kms"
             extra["SSEKMSKeyId"] = self.kms_key_id
-        progress = _UploadProgress(desired.key, ready.size if ready else None)
+        progress = _UploadProgress(
+            desired.key,
+            ready.size if ready else None,
+            quiet_below=self.transfer_config.multipart_threshold,
+        )
         upload = ArchiveUpload(
             self.s3,
             self.bucket,
@@ -434,7 +441,8 @@ class ArtifactStore:
             progress=progress,
         )
         workdir.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(dir=workdir, prefix="mme-upload-"))
+        # The archive's own file in the work dir (no directory made and removed per upload).
+        dest = workdir / f"mme-upload-{secrets.token_hex(8)}.tar.gz"
         started = time.monotonic()
         try:
             if ready is not None:
@@ -448,7 +456,7 @@ class ArtifactStore:
                     desired.config_pbtxt,
                     source,
                     desired.weights_filename,
-                    scratch / desired.target_model,
+                    dest,
                     compressor=compressor,
                     on_written=upload.written,
                 )
@@ -461,7 +469,7 @@ class ArtifactStore:
             upload.abort()
             raise
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            dest.unlink(missing_ok=True)
             if ready is not None:
                 ready.path.unlink(missing_ok=True)
         logger.info(
