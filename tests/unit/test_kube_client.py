@@ -1,20 +1,31 @@
 """The synchronous API client's HTTP behaviour, against a small local HTTP server.
 
 What the real API server seldom shows on demand (tests/kube/test_login.py covers the
-rest there): a kept-alive connection the server closed while idle, no server at all, an
-answer that is not JSON, basic auth.
+rest there): a kept-alive connection the server closed while idle (plain, and reset under
+TLS), no server at all, an answer that is not JSON, basic auth.
 """
 
 from __future__ import annotations
 
+import datetime
 import http.server
+import ipaddress
 import socket
+import ssl
+import struct
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import kopf
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from mme_operator.kube import KubeApiError, KubeClient, SharedLogin
 
 
@@ -104,3 +115,94 @@ def test_no_server_is_an_error_without_a_status() -> None:
         f"GET /api/v1/namespaces/default: no answer: http://127.0.0.1:{port}: "
     )
     assert "Connection refused" in str(failed.value)
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """(certificate, key) for 127.0.0.1, the certificate its own CA."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "server.crt", directory / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def serve_tls(seen: Seen, cert: Path, key: Path) -> http.server.ThreadingHTTPServer:
+    """Answers a PATCH, then resets the connection: no TLS close_notify, no FIN (what an
+    idle timeout of a load balancer in front of the API server can look like)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_PATCH(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.requests.append(("PATCH", self.path, self.headers.get("Authorization")))
+            seen.connections.add(self.client_address[1])
+            body = b'{"kind": "Namespace"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+            time.sleep(0.05)  # the answer is read before the reset (which would drop it)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    class Server(http.server.ThreadingHTTPServer):
+        def shutdown_request(self, request: Any) -> None:
+            request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            request.close()
+
+    server = Server(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_tls_connection_reset_while_idle_is_replaced_without_sending_twice(
+    tmp_path: Path,
+) -> None:
+    # The next call on the reset connection fails with "EOF occurred in violation of
+    # protocol" (ssl.SSLEOFError) before any answer: it is sent again on a new one.
+    cert, key = self_signed(tmp_path)
+    seen = Seen()
+    running = serve_tls(seen, cert, key)
+    url = f"https://127.0.0.1:{running.server_address[1]}"
+    try:
+        api = client(kopf.ConnectionInfo(server=url, ca_path=str(cert), token="t"))
+        for i in range(3):
+            if i:
+                time.sleep(0.2)  # the reset has arrived before the next call
+            answer = api.request("PATCH", "/api/v1/namespaces/default", {"metadata": {}})
+            assert answer == {"kind": "Namespace"}
+    finally:
+        running.shutdown()
+        running.server_close()
+
+    assert [path for _, path, _ in seen.requests] == ["/api/v1/namespaces/default"] * 3
+    assert len(seen.connections) == 3
