@@ -236,6 +236,7 @@ async def test_two_namespaces_models_are_served_by_one_endpoint(
     assert shared["status"]["attached"] == {"accepted": 2, "ready": 2, "failed": 0, "refused": 0}
     assert "models" not in shared["status"]  # counts, never a list of the Models
     assert reason(shared, "Ready")[0] == "True"
+    assert "; 2 attached Models" in condition(shared, "Ready")["message"]
 
 
 async def test_refused_and_broken_models_change_nothing_else(

@@ -771,7 +771,13 @@ def reconciled_status(
         ready = (
             ConditionStatus.TRUE,
             Reason.RECONCILED,
-            f"{len(models)} models served by {sm.endpoint.name}",
+            f"{len(models)} models served by {sm.endpoint.name}"
+            + (
+                f"; {len(desired.attached)} attached Models (each one's status says whether "
+                "it is Ready; status.attached counts them)"
+                if desired.attached
+                else ""
+            ),
         )
         phase = Phase.READY
     conditions = set_condition(conditions, ConditionType.READY, *ready, generation)
