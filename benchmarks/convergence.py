@@ -879,8 +879,22 @@ def shared_phase(bench: Bench, models: int, namespaces: int) -> dict[str, Any]:
         found = kube.request("GET", endpoint_path)
         return dict((found.get("status") or {}).get("attached") or {})
 
+    def cpu() -> dict[str, float]:
+        """CPU seconds so far of each process of the phase (2 cores are shared by all)."""
+        seconds = {
+            "operator": operator.cpu_seconds(),
+            "local_aws": process_cpu_seconds(bench.aws.process.pid),
+        }
+        for part in ("kube-apiserver", "etcd"):
+            pidfile = bench.workdir / "envtest" / f"{part}.pid"
+            with contextlib.suppress(OSError, ValueError):
+                seconds[part.replace("-", "_")] = process_cpu_seconds(int(pidfile.read_text()))
+        return seconds
+
     try:
         bench.aws.reset_calls()
+        cpu_before = cpu()
+        kube_writes_before = bench.writes.snapshot()
         started = time.monotonic()
         kube.request("POST", kube.endpoints_path(platform), endpoint)
         with ThreadPoolExecutor(max_workers=16) as pool:
@@ -900,6 +914,8 @@ def shared_phase(bench: Bench, models: int, namespaces: int) -> dict[str, Any]:
         seconds = time.monotonic() - started
         peak = operator.peak_rss_mib()
         converge_calls = bench.aws.calls()
+        converge_cpu = {k: round(v - cpu_before.get(k, 0.0), 1) for k, v in cpu().items()}
+        converge_kube_writes = bench.writes.snapshot() - kube_writes_before
         log(f"shared: {models} Models Ready in {seconds:.1f} s (created in {created:.1f} s)")
 
         def listed_ready() -> int:
@@ -995,6 +1011,8 @@ def shared_phase(bench: Bench, models: int, namespaces: int) -> dict[str, Any]:
         ),
         "change_seconds": round(change_seconds, 2),
         "converge_calls_by_operation": dict(sorted(converge_calls.items())),
+        "converge_cpu_seconds": converge_cpu,
+        "converge_kube_writes": dict(sorted(converge_kube_writes.items())),
         "steady_calls_by_operation": dict(sorted(calls.items())),
         "steady_kube_writes": dict(kube_writes),
         "change_calls_by_operation": dict(sorted(change.items())),
