@@ -403,14 +403,6 @@ async def test_changing_one_model_rewrites_only_that_model(
     assert untouched["metadata"]["resourceVersion"] == other["metadata"]["resourceVersion"]
 
 
-@pytest.mark.xfail(
-    reason=(
-        "counts only this test's own calls since CI (whole suite) saw earlier tests' "
-        "ModelEndpoints on the shared API server keep the local AWS busy; not strict until "
-        "a full CI run has shown it passes there"
-    ),
-    strict=False,
-)
 async def test_a_pass_with_nothing_changed_invokes_and_uploads_nothing_again(
     world: World, teams: dict[str, Team]
 ) -> None:
