@@ -78,9 +78,10 @@ async def test_a_restart_reads_each_endpoint_once_though_its_drift_ticks_come_fi
     # no tick may read: before 6 s none was resumed, after it each was resumed < 2 s ago.
     await asyncio.sleep(max(0.0, RESUME_LATENCY + 1.5 - (time.monotonic() - started)))
     counts = reads()
-    if time.monotonic() - started >= 8.0 or any(c["ListTags"] < 1 for c in counts):
+    if time.monotonic() - started >= 8.0 or any(min(c.values()) < 1 for c in counts):
         # A loaded machine started the operator or ran the resume passes too late to look
-        # between them and the second ticks: what this test measures cannot be seen then.
+        # between them and the second ticks (a pass that has sent ListTags but not yet
+        # listed its archives is still running): what this test measures cannot be seen.
         pytest.skip(f"too slow to look before the second ticks: {counts}")
     assert counts == [{"ListTags": 1, "DescribeEndpoint": 1, "ListObjectsV2": 1}] * len(names)
 
