@@ -228,6 +228,12 @@ class OperatorContext:
         with self._guard:
             return self._locks.setdefault(uid, threading.Lock())
 
+    def in_pass(self, uid: str) -> bool:
+        """Whether a pass holds the object's lock now (it observes AWS itself)."""
+        with self._guard:
+            lock = self._locks.get(uid)
+        return lock is not None and lock.locked()
+
 
 def _has_condition(body: kopf.Body, type_: ConditionType) -> bool:
     status = previous_status(body.get("status"))
@@ -639,7 +645,13 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         # (1,000 endpoints tick 100 times a second at a 10 s interval). Not due: no pass of
         # this process has read the endpoint yet, or one read it less than half an
         # interval ago (a restart's resume pass, a change); what it saw stands for this tick.
-        if retry == 0 and (_pass_pending(body) or not context.schedule.due(str(body.metadata.uid))):
+        # Nor while a pass runs: it reads what the check would (a shared endpoint's first
+        # passes over thousands of Models take longer than an interval; a check then would
+        # list every archive, every interval, for nothing), and marks the endpoint observed.
+        uid = str(body.metadata.uid)
+        if retry == 0 and (
+            _pass_pending(body) or context.in_pass(uid) or not context.schedule.due(uid)
+        ):
             return
         # In the drift checks' own workers: a check neither waits behind reconcile passes
         # (its tick would slip past the interval) nor holds one of their workers.

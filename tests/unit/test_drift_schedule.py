@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
+from typing import Any
 
+import kopf
 import pytest
+from mme_operator.handlers import OperatorContext, register
 from mme_operator.reconcile.drift_schedule import DriftSchedule, spread_offset
 from mme_operator.sagemaker.botocore_models import parse_timestamp
+from mme_operator.settings import Settings
 
 from tests.unit.test_fair_share import Clock
 
@@ -88,3 +94,42 @@ def test_timestamps_parse_as_botocore_parses_them() -> None:
     ):
         assert parse_timestamp(value) == botocore.utils.parse_timestamp(value), value
     assert parse_timestamp("2026-12-02T14:44:33.000Z").utcoffset().total_seconds() == 0
+
+
+class Reached(Exception):
+    """The drift check went on to read AWS (its clients were asked for)."""
+
+
+def drift_timer(context: OperatorContext) -> Any:
+    registry = kopf.OperatorRegistry()
+    register(registry, context)
+    (timer,) = [h for h in registry._spawning.get_all_handlers() if "drift_timer" in h.id]
+    return timer.fn
+
+
+async def test_no_drift_check_reads_while_a_pass_of_the_endpoint_runs() -> None:
+    # A shared endpoint's first passes over thousands of Models outlast an interval: a check
+    # then would list every archive each interval, while the pass reads them itself.
+    def clients(region: str, settings: Settings) -> Any:
+        raise Reached(region)
+
+    context = OperatorContext(Settings(), make=clients)
+    tick = drift_timer(context)
+    body = kopf.Body(
+        {
+            "metadata": {"uid": "u-1", "name": "e", "namespace": "team-a"},
+            "spec": {"region": "us-east-1"},
+            "status": {"phase": "Ready"},
+        }
+    )
+    context.schedule.observed("u-1")
+    context.schedule.clock = lambda: time.monotonic() + 3600  # an interval is long past
+    kwargs = {"body": body, "patch": kopf.Patch(), "logger": logging.getLogger("t")}
+
+    with context.lock("u-1"):
+        assert context.in_pass("u-1")
+        await tick(archive_locations={}, **kwargs)  # skipped: nothing read
+
+    assert not context.in_pass("u-1")
+    with pytest.raises(Reached):
+        await tick(archive_locations={}, **kwargs)  # no pass: the check reads AWS
