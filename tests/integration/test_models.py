@@ -218,6 +218,7 @@ async def test_two_namespaces_models_are_served_by_one_endpoint(
         "mme/shared/team-a/bert",
         "mme/shared/team-b/bert",
     ]
+    assert world.env.aws.calls_about(endpoint)["InvokeEndpoint"] == 2  # a load check each
     for found in (mine, theirs):
         assert await invoke(world, endpoint, found["status"]["targetModel"]) == 200
 
@@ -383,6 +384,8 @@ async def test_changing_one_model_rewrites_only_that_model(
     a, b = teams["team-a"], teams["team-b"]
     bert = first["spec"]["source"]
     uploads = world.calls.get("PutObject", 0) + world.calls.get("CreateMultipartUpload", 0)
+    endpoint = first["status"]["endpointName"]
+    invoked = world.env.aws.calls_about(endpoint)["InvokeEndpoint"]
 
     await a.apply(model(world, "bert", bert, maxBatchSize=8))
     changed = await a.wait(
@@ -397,6 +400,8 @@ async def test_changing_one_model_rewrites_only_that_model(
     assert changed["status"]["previousTargetModel"] == first["status"]["targetModel"]
     after = world.calls.get("PutObject", 0) + world.calls.get("CreateMultipartUpload", 0)
     assert after - uploads == 1  # the changed Model's archive, nothing else
+    # Its load check (started as its upload ended), once.
+    assert world.env.aws.calls_about(endpoint)["InvokeEndpoint"] - invoked == 1
     # The other team's Model was not written to (its status did not change).
     untouched = await b.get("gpt")
     assert untouched is not None

@@ -12,7 +12,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,6 +153,18 @@ class Executor:
         # Deletions that wait for a load check's answer run after the checks.
         after = [a for a in plan.actions if isinstance(a, p.DeleteArchive) and a.once_loaded]
         steps = [a for a in plan.actions if not isinstance(a, p.LoadCheck) and a not in after]
+        if (
+            checks
+            and steps
+            and self.upload_workers > 1
+            and all(isinstance(a, p.UploadArchive) for a in steps)
+        ):
+            # Only uploads before the checks (new Models on a shared endpoint): nothing on
+            # SageMaker's side must change first, so each model's check starts once its
+            # archive is up instead of after the last upload.
+            if not self._uploads_then_checks(steps, checks, result):
+                return result
+            steps, checks = [], []
         i = 0
         while i < len(steps):
             action = steps[i]
@@ -180,10 +192,56 @@ class Executor:
                 return result
         return result
 
-    def _uploads(self, uploads: list[p.Action], result: ApplyResult) -> bool:
+    def _uploads_then_checks(
+        self, uploads: list[p.Action], checks: list[p.LoadCheck], result: ApplyResult
+    ) -> bool:
+        """Run ``uploads`` as :meth:`_uploads` does, each model's load checks as soon as its
+        archive is up (the others' at once); False when an upload failed (the checks under
+        way are waited for; those not begun are not run)."""
+        emit = self.emit
+        uploading = {a.archive.model_name for a in uploads if isinstance(a, p.UploadArchive)}
+        waiting: dict[str, list[p.LoadCheck]] = {}
+        for check in checks:
+            waiting.setdefault(check.model_name, []).append(check)
+        workers = max(1, min(self.load_check_concurrency, len(checks)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="load-check") as pool:
+            started: list[p.LoadCheck] = []
+            futures: list[Future[None]] = []
+
+            def start(model: str) -> None:
+                for check in waiting.get(model, []):
+                    started.append(check)
+                    futures.append(pool.submit(self._load_check, check, result, emit))
+
+            for model in waiting.keys() - uploading:
+                start(model)
+
+            def uploaded(action: p.Action, part: ApplyResult) -> None:
+                if not isinstance(action, p.UploadArchive) or part.error is not None:
+                    return
+                if action.archive.model_name not in part.model_errors:
+                    start(action.archive.model_name)
+
+            ok = self._uploads(uploads, result, then=uploaded)
+            if not ok:
+                for future in futures:
+                    future.cancel()
+            for future in futures:
+                if not future.cancelled():
+                    future.result()
+        result.done.extend(c for c in started if c.model_name in result.loads)
+        return ok
+
+    def _uploads(
+        self,
+        uploads: list[p.Action],
+        result: ApplyResult,
+        then: Callable[[p.Action, ApplyResult], None] | None = None,
+    ) -> bool:
         """Run ``uploads`` side by side, each into a result of its own, then take them in
         plan order: every archive that went up is recorded, and the first failure (in plan
-        order) is the pass's error. False when one failed."""
+        order) is the pass's error. False when one failed. ``then`` is told of each upload
+        as it ends, with its own result."""
         parts = [ApplyResult() for _ in uploads]
         # Each upload's events are held, then told in plan order: the pass's event reads
         # the same whatever order the uploads ended in.
@@ -195,7 +253,10 @@ class Executor:
 
         def one(i: int) -> bool:
             local.told = told[i]
-            return self._step(uploads[i], parts[i])
+            done = self._step(uploads[i], parts[i])
+            if then is not None:
+                then(uploads[i], parts[i])
+            return done
 
         workers = min(self.upload_workers, len(uploads))
         self.emit = held
@@ -324,7 +385,9 @@ class Executor:
             case _:  # pragma: no cover - the plan only makes the actions above
                 raise TypeError(f"unknown action {action!r}")
 
-    def _load_check(self, action: p.LoadCheck, result: ApplyResult) -> None:
+    def _load_check(
+        self, action: p.LoadCheck, result: ApplyResult, emit: EventSink | None = None
+    ) -> None:
         """Invoke the model once, so that MME loads it, and judge the answer (:mod:`.loading`).
 
         One invocation, not one per instance: SageMaker routes a TargetModel to an instance
@@ -332,6 +395,7 @@ class Executor:
         grows ("How multi-model endpoints work"). Further calls would land on the same
         instance; the first client request lands there too, and finds the model loaded.
         """
+        tell = emit or self.emit
         name, target = action.model_name, action.target_model
         if name in result.model_errors:
             return  # its upload failed this pass: nothing new to load
@@ -351,20 +415,20 @@ class Executor:
         result.loads[name] = outcome
         what = "warm-up" if action.warm_up else "load check"
         if outcome.verdict is LoadVerdict.LOAD_FAILED:
-            self.emit(
+            tell(
                 Reason.LOAD_FAILED,
                 f"model {name!r} ({target}) failed to load on the endpoint: {outcome.message}",
             )
         elif outcome.verdict is LoadVerdict.UNKNOWN:
-            self.emit(
+            tell(
                 Reason.WARM_UP_FAILED,
                 f"{what} of model {name!r} ({target}) failed: {outcome.message}",
             )
         elif action.warm_up:
             result.warmed.add(target)
-            self.emit(Reason.WARMED_UP, f"warmed up model {name!r} ({target})")
+            tell(Reason.WARMED_UP, f"warmed up model {name!r} ({target})")
         else:
-            self.emit(Reason.LOADED, f"model {name!r} ({target}) loaded on the endpoint")
+            tell(Reason.LOADED, f"model {name!r} ({target}) loaded on the endpoint")
 
     def _probe_body(self, action: p.LoadCheck, model: ModelSpec) -> bytes:
         """The load check's request. A warm-up of a model whose spec declares no inputs
