@@ -20,7 +20,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -149,6 +149,7 @@ class OperatorContext:
     """Writes each ModelEndpoint's ``<name>-models`` ConfigMap; None writes none."""
     _clients: dict[str, AwsClients] = field(default_factory=dict)
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _passing: set[str] = field(default_factory=set)
     _guard: threading.Lock = field(default_factory=threading.Lock)
     shares: NamespaceShares | None = None
     """Each namespace's fair share of the workers (None: no limit, MME_NAMESPACE_FAIR_SHARE)."""
@@ -228,11 +229,23 @@ class OperatorContext:
         with self._guard:
             return self._locks.setdefault(uid, threading.Lock())
 
+    @contextlib.contextmanager
+    def passing(self, uid: str) -> Iterator[None]:
+        """Holds the object's lock for a reconcile or finalize pass, known to :meth:`in_pass`
+        meanwhile (a cache signals read takes the lock too, but reads no archive)."""
+        with self.lock(uid):
+            with self._guard:
+                self._passing.add(uid)
+            try:
+                yield
+            finally:
+                with self._guard:
+                    self._passing.discard(uid)
+
     def in_pass(self, uid: str) -> bool:
-        """Whether a pass holds the object's lock now (it observes AWS itself)."""
+        """Whether a pass of the object runs now (it observes AWS itself)."""
         with self._guard:
-            lock = self._locks.get(uid)
-        return lock is not None and lock.locked()
+            return uid in self._passing
 
 
 def _has_condition(body: kopf.Body, type_: ConditionType) -> bool:
@@ -512,7 +525,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> kopf.
         pass's events (with what ``note`` adds from the result) are posted whatever happens."""
         with metrics.timed_pass(handler) as timer:
             try:
-                with context.lock(str(body.metadata.uid)):
+                with context.passing(str(body.metadata.uid)):
                     result = step(
                         body, context.clients(_region(body)), context.settings, emit=events.emit
                     )

@@ -126,10 +126,13 @@ async def test_no_drift_check_reads_while_a_pass_of_the_endpoint_runs() -> None:
     context.schedule.clock = lambda: time.monotonic() + 3600  # an interval is long past
     kwargs = {"body": body, "patch": kopf.Patch(), "logger": logging.getLogger("t")}
 
-    with context.lock("u-1"):
+    with context.passing("u-1"):
         assert context.in_pass("u-1")
         await tick(archive_locations={}, **kwargs)  # skipped: nothing read
 
     assert not context.in_pass("u-1")
     with pytest.raises(Reached):
         await tick(archive_locations={}, **kwargs)  # no pass: the check reads AWS
+    with context.lock("u-1"), pytest.raises(Reached):
+        # A cache signals read holds the lock too, but reads no archive: the check reads.
+        await tick(archive_locations={}, **kwargs)
