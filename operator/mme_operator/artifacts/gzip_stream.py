@@ -25,10 +25,11 @@ of thread timing: the same input gives the same bytes.
 
 A stream of one block (a config and small weights: most archives of a shared endpoint)
 is encoded by the caller when it closes, with the same bytes as below, and no thread is
-started for it. Longer streams spread the work over threads: the caller (the tar writer, reading sources) fills blocks;
-a small pool chooses and encodes them and takes each block's CRC-32 (compression, where
-chosen, runs on several cores); one thread takes the encoded blocks in order, joins the
-CRC-32s and updates the archive's sha256; another hands them to the sink (the file).
+started for it. Longer streams spread the work over threads: the caller (the tar writer,
+reading sources) fills blocks; a small pool chooses and encodes them and takes each
+block's CRC-32 (compression, where chosen, runs on several cores); one thread takes the
+encoded blocks in order, joins the CRC-32s and updates the archive's sha256; another
+hands them to the sink (the file).
 Queues between them hold ``depth`` blocks each, so memory stays a few MiB whatever the
 input's size.
 """
@@ -213,8 +214,8 @@ class GzipBlockWriter:
 
     ``sink`` gets the output in order, a list of byte chunks at a time, on a thread of
     its own (a one-block stream's all at once, on the caller's thread at :meth:`close`); it
-    must write them out before it returns. Data handed to :meth:`write` must
-    not be changed afterwards (``bytes`` never are; anything else is copied). :meth:`close`
+    must write them out before it returns. Data handed to :meth:`write` must not be
+    changed afterwards (``bytes`` never are; anything else is copied). :meth:`close`
     finishes the stream and re-raises an error of the sink or of an encoder; :meth:`abort`
     stops it. After ``close``, :attr:`sha256` and :attr:`size` describe the whole output.
     """
